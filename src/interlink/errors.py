@@ -1,0 +1,94 @@
+"""Every error Interlink raises on purpose has one root, `InterlinkError`.
+
+```
+InterlinkError
+├── ProjectError          a project file is wrong; carries FILE and LINE
+│   └── ProjectErrors     several ProjectErrors found in one load
+├── ExpressionError       an expression or template failed while being evaluated
+├── StoreError            the durable store could not do what was asked
+│   └── LeaseLost         a queue item's lease expired and another worker took it
+├── ConnectorError        an outbound call could not be made or answered
+│   └── AuthError         logging in / fetching a token failed
+├── ScriptError           a user script raised, timed out, ran out of memory or returned garbage
+└── RunError              a flow run could not go on (carries run and step ids)
+```
+
+Errors carry facts (file, line, ids, attempt numbers); policies decide what to do with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "AuthError",
+    "ConnectorError",
+    "ExpressionError",
+    "InterlinkError",
+    "LeaseLost",
+    "ProjectError",
+    "ProjectErrors",
+    "RunError",
+    "ScriptError",
+    "StoreError",
+]
+
+
+class InterlinkError(Exception):
+    """The root of every error Interlink raises on purpose."""
+
+
+class ProjectError(InterlinkError):
+    """A project file is invalid. `str()` is `FILE:LINE: message`."""
+
+    def __init__(self, file: str, line: int, message: str) -> None:
+        self.file = file
+        self.line = line
+        self.message = message
+        super().__init__(f"{file}:{line}: {message}")
+
+
+class ProjectErrors(ProjectError):
+    """Several project errors found in one load, reported together, one per line."""
+
+    def __init__(self, errors: Sequence[ProjectError]) -> None:
+        first = errors[0]
+        self.errors = list(errors)
+        super().__init__(first.file, first.line, first.message)
+        self.args = ("\n".join(str(e) for e in errors),)
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
+
+
+class ExpressionError(InterlinkError):
+    """An expression or template raised while it was evaluated."""
+
+
+class StoreError(InterlinkError):
+    """The durable store could not do what was asked."""
+
+
+class LeaseLost(StoreError):
+    """The worker no longer holds the lease of a queue item (it expired and was reclaimed)."""
+
+    def __init__(self, item_id: str, owner: str) -> None:
+        self.item_id = item_id
+        self.owner = owner
+        super().__init__(f"queue item {item_id}: lease no longer held by {owner}")
+
+
+class ConnectorError(InterlinkError):
+    """An outbound call could not be made or its answer could not be read."""
+
+
+class AuthError(ConnectorError):
+    """Authenticating a connector (login, token request) failed."""
+
+
+class ScriptError(InterlinkError):
+    """A user script raised, timed out, exhausted memory or returned something malformed."""
+
+
+class RunError(InterlinkError):
+    """A flow run could not go on."""

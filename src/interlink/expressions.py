@@ -1,0 +1,254 @@
+"""One expression language everywhere: Jinja2 in an immutable sandbox.
+
+Three shapes of user text are compiled here, once, when a project loads:
+
+- an *expression* (`page.order.total > 100`): evaluated to a Python value;
+- an *interpolated string* (`/orders/{{ payload.id }}`): rendered to text; a string without
+  `{{`/`{%` is a constant and never touches Jinja;
+- a *template file* (`templates/held.xml`): rendered to text, autoescaped for XML and HTML.
+
+Compilation is cached by source text, so the loader validating a project and the runtime
+building from it share the same compiled objects.
+
+The sandbox is immutable (no `list.append` from a template) and guarded against blow-ups that a
+short expression can cause: `'x' * 10**9`, `10 ** 10 ** 10`, `'{:>999999999}'.format(1)`,
+`range(10**9)`, `'a'|center(10**9)`.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import orjson
+from jinja2 import meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from interlink.errors import ExpressionError
+
+__all__ = [
+    "MAX_STRING",
+    "Expression",
+    "Interpolation",
+    "Template",
+    "compile_expression",
+    "compile_interpolation",
+    "compile_template",
+    "environment",
+    "expression_names",
+    "render_data",
+]
+
+#: Longest string (and largest repeated sequence) an expression may build.
+MAX_STRING = 1_000_000
+#: Largest exponent `**` accepts; 2**4096 is already a 1,233-digit number.
+MAX_EXPONENT = 4096
+
+
+def _guarded_mul(left: Any, right: Any) -> Any:
+    for seq, count in ((left, right), (right, left)):
+        if isinstance(seq, str | bytes | list | tuple) and isinstance(count, int):
+            if len(seq) * count > MAX_STRING:
+                raise SecurityError(f"result would be longer than {MAX_STRING:,} items")
+    return operator.mul(left, right)
+
+
+def _guarded_pow(left: Any, right: Any) -> Any:
+    if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+        raise SecurityError(f"exponent larger than {MAX_EXPONENT}")
+    return operator.pow(left, right)
+
+
+def _guarded_width(filter_fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(filter_fn)
+    def guarded(value: Any, width: Any = 80, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(width, int) and width > MAX_STRING:
+            raise SecurityError(f"width larger than {MAX_STRING:,}")
+        return filter_fn(value, width, *args, **kwargs)
+
+    return guarded
+
+
+def _tojson(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox plus guards against memory blow-ups."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name == "*":
+            return _guarded_mul(left, right)
+        if operator_name == "**":
+            return _guarded_pow(left, right)
+        return super().call_binop(context, operator_name, left, right)
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        # str.format can pad to any width ("{:>999999999}"); `%` formatting is the same
+        # operator Jinja already sandboxes, and the `format` filter stays available.
+        if isinstance(obj, str) and attr in {"format", "format_map", "center", "ljust",
+                                             "rjust", "zfill", "expandtabs"}:
+            return False
+        return bool(super().is_safe_attribute(obj, attr, value))
+
+
+def _make_environment(autoescape: bool) -> jinja2.Environment:
+    env = _Sandbox(
+        autoescape=autoescape,
+        undefined=jinja2.ChainableUndefined,
+        keep_trailing_newline=True,
+        extensions=[],
+    )
+    # Only pure helpers: no lipsum/cycler/joiner/namespace, and a range that cannot be huge.
+    env.globals.clear()
+    env.globals.update({"range": _bounded_range, "dict": dict})
+    for name in ("center", "indent", "wordwrap", "truncate"):
+        env.filters[name] = _guarded_width(env.filters[name])
+    env.filters["tojson"] = _tojson
+    env.filters["json"] = _tojson
+    return env
+
+
+def _bounded_range(*args: int) -> range:
+    rng = range(*args)
+    if len(rng) > 100_000:
+        raise SecurityError("range larger than 100,000 items")
+    return rng
+
+
+_PLAIN = _make_environment(autoescape=False)
+_ESCAPED = _make_environment(autoescape=True)
+
+
+def environment(autoescape: bool = False) -> jinja2.Environment:
+    """The shared sandboxed environment (autoescaping or not)."""
+    return _ESCAPED if autoescape else _PLAIN
+
+
+class Expression:
+    """A compiled Jinja expression: `evaluate(context)` returns a Python value."""
+
+    __slots__ = ("_fn", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        try:
+            self._fn = _PLAIN.compile_expression(source, undefined_to_none=True)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ExpressionError(f"invalid expression {source!r}: {exc.message}") from exc
+
+    def evaluate(self, context: Mapping[str, Any]) -> Any:
+        """Evaluate against `context`; any failure becomes an `ExpressionError`."""
+        try:
+            return self._fn(**context)
+        except ExpressionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - user code: every failure is reported alike
+            raise ExpressionError(f"evaluating {self.source!r}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"Expression({self.source!r})"
+
+
+class Interpolation:
+    """A string that may contain `{{ … }}`; plain strings render without Jinja."""
+
+    __slots__ = ("_template", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._template: jinja2.Template | None = None
+        if "{{" in source or "{%" in source:
+            try:
+                self._template = _PLAIN.from_string(source)
+            except jinja2.TemplateSyntaxError as exc:
+                raise ExpressionError(f"invalid template string {source!r}: {exc.message}") from exc
+
+    @property
+    def is_constant(self) -> bool:
+        """True when the string has nothing to interpolate."""
+        return self._template is None
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        """Render against `context`; any failure becomes an `ExpressionError`."""
+        if self._template is None:
+            return self.source
+        try:
+            return self._template.render(context)
+        except Exception as exc:  # noqa: BLE001 - user code: every failure is reported alike
+            raise ExpressionError(f"rendering {self.source!r}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"Interpolation({self.source!r})"
+
+
+class Template:
+    """A compiled template file; XML and HTML templates are autoescaped."""
+
+    __slots__ = ("_template", "kind", "path")
+
+    def __init__(self, path: str, text: str, kind: str) -> None:
+        self.path = path
+        self.kind = kind
+        env = _ESCAPED if kind in ("xml", "html") else _PLAIN
+        try:
+            self._template = env.from_string(text)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ExpressionError(f"line {exc.lineno}: {exc.message}") from exc
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        """Render against `context`; any failure becomes an `ExpressionError`."""
+        try:
+            return self._template.render(context)
+        except Exception as exc:  # noqa: BLE001 - user code: every failure is reported alike
+            raise ExpressionError(f"rendering {self.path}: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_expression(source: str) -> Expression:
+    """Compile (once per distinct source) a Jinja expression."""
+    return Expression(source)
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_interpolation(source: str) -> Interpolation:
+    """Compile (once per distinct source) a string that may interpolate `{{ … }}`."""
+    return Interpolation(source)
+
+
+def compile_template(path: Path, kind: str | None = None) -> Template:
+    """Compile a template file; its kind comes from `kind` or the file's extension."""
+    kind = kind or template_kind(path)
+    return Template(str(path), path.read_text(encoding="utf-8"), kind)
+
+
+def template_kind(path: Path | str) -> str:
+    """`xml`, `html`, `json` or `text`, from a template file's extension."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    return {"xml": "xml", "html": "html", "htm": "html", "json": "json"}.get(suffix, "text")
+
+
+def expression_names(source: str, *, interpolated: bool) -> set[str]:
+    """The top-level variable names an expression (or interpolated string) reads."""
+    text = source if interpolated else "{{ " + source + " }}"
+    try:
+        return set(meta.find_undeclared_variables(_PLAIN.parse(text)))
+    except jinja2.TemplateSyntaxError:
+        return set()
+
+
+def render_data(value: Any, context: Mapping[str, Any]) -> Any:
+    """Build JSON data: leaf strings interpolate, everything else is copied as is."""
+    if isinstance(value, str):
+        return compile_interpolation(value).render(context)
+    if isinstance(value, Mapping):
+        return {k: render_data(v, context) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [render_data(v, context) for v in value]
+    return value

@@ -1,0 +1,101 @@
+"""`flows/*.yaml`: a trigger and ordered steps passing a bucket of payloads along.
+
+Steps are a discriminated union on `type`; a new step kind is one more model in `Step`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from interlink.spec._base import Duration, Expr, Interp, Name, Spec
+
+__all__ = [
+    "ConnectorStep",
+    "FlowRetry",
+    "FlowSpec",
+    "ManualTrigger",
+    "ScheduleTrigger",
+    "ScriptStep",
+    "Step",
+    "Trigger",
+    "WebhookTrigger",
+]
+
+
+class WebhookTrigger(Spec):
+    """A POST to `path` queues a run durably and answers 202 with its id."""
+
+    type: Literal["webhook"]
+    path: str = Field(pattern=r"^/", description="path the webhook is served at")
+    method: Literal["POST", "PUT"] = "POST"
+
+
+class ScheduleTrigger(Spec):
+    """Start a run on a cron schedule."""
+
+    type: Literal["schedule"]
+    cron: str = Field(description="five-field cron expression")
+
+
+class ManualTrigger(Spec):
+    """Runs start only from the CLI, the API or a service."""
+
+    type: Literal["manual"]
+
+
+Trigger = Annotated[
+    WebhookTrigger | ScheduleTrigger | ManualTrigger, Field(discriminator="type")
+]
+
+
+class FlowRetry(Spec):
+    """What response code 2 (fail the flow, queue it to retry) does."""
+
+    max_flow_retries: int = Field(3, ge=0, description="retry runs at most")
+    delay: Duration = Field(30.0, description="wait before a retry run starts")
+
+
+class _StepBase(Spec):
+    id: Name = Field(description="unique within the flow")
+    description: str = ""
+
+
+class ConnectorStep(_StepBase):
+    """Call one endpoint of a connector for each payload in the bucket."""
+
+    type: Literal["connector"]
+    connector: Name
+    endpoint: Name
+    body: Expr | None = Field(
+        "payload", description="expression giving what to send (null: no body)"
+    )
+    headers: dict[str, Interp] = Field(default_factory=dict, description="extra headers")
+    query: dict[str, Interp] = Field(default_factory=dict, description="extra query parameters")
+    response_script: str | None = Field(None, description="scripts/x.py run after every attempt")
+
+
+class ScriptStep(_StepBase):
+    """Run `handle(data)` of a script on each payload."""
+
+    type: Literal["script"]
+    script: str = Field(description="scripts/x.py")
+    isolation: Literal["process", "inline"] = Field(
+        "process", description="inline runs a trusted script in the engine's process"
+    )
+    timeout: Duration | None = Field(None, description="overrides the project's script timeout")
+
+
+Step = Annotated[ConnectorStep | ScriptStep, Field(discriminator="type")]
+
+
+class FlowSpec(Spec):
+    """A process flow."""
+
+    name: Name
+    description: str = ""
+    trigger: Trigger | None = Field(None, description="omit for API/service/manual only")
+    variables: dict[str, Any] = Field(default_factory=dict)
+    retry: FlowRetry = Field(default_factory=FlowRetry)
+    steps: list[Step] = Field(min_length=1)

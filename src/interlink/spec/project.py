@@ -1,0 +1,125 @@
+"""`interlink.yaml`: the project's name, store, server, worker and service packages."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from interlink.spec._base import Duration, Name, Spec
+
+__all__ = [
+    "ApiKeyAuth",
+    "BasicAuth",
+    "BearerAuth",
+    "HmacAuth",
+    "NoAuth",
+    "Package",
+    "PackageAuth",
+    "ProjectConfig",
+    "ScriptsConfig",
+    "ServerConfig",
+    "SessionConfig",
+    "WorkerConfig",
+]
+
+
+class NoAuth(Spec):
+    """No authentication: every caller is let in."""
+
+    type: Literal["none"] = "none"
+
+
+class BasicAuth(Spec):
+    """HTTP Basic: `users` maps user names to passwords (usually `{{ env.… }}`)."""
+
+    type: Literal["basic"]
+    users: dict[str, str] = Field(description="user name → password")
+    realm: str = Field("interlink", description="realm named in WWW-Authenticate")
+
+
+class ApiKeyAuth(Spec):
+    """An API key in a header (default `X-API-Key`) or a query parameter."""
+
+    type: Literal["api_key"]
+    keys: list[str] = Field(min_length=1, description="accepted keys")
+    header: str | None = Field("X-API-Key", description="header carrying the key")
+    query: str | None = Field(None, description="query parameter carrying the key instead")
+
+
+class BearerAuth(Spec):
+    """`Authorization: Bearer <token>` with one of `tokens`."""
+
+    type: Literal["bearer"]
+    tokens: list[str] = Field(min_length=1, description="accepted tokens")
+
+
+class HmacAuth(Spec):
+    """A signature of the raw body in a header, compared in constant time."""
+
+    type: Literal["hmac"]
+    secret: str = Field(description="shared secret")
+    header: str = Field("X-HMAC-HASH", description="header carrying the signature")
+    algorithm: Literal["sha1", "sha256", "sha512"] = Field("sha256", description="digest")
+    encoding: Literal["hex", "base64"] = Field("hex", description="how the signature is written")
+
+
+PackageAuth = Annotated[
+    NoAuth | BasicAuth | ApiKeyAuth | BearerAuth | HmacAuth, Field(discriminator="type")
+]
+
+
+class SessionConfig(Spec):
+    """How a stateful package keeps its sessions."""
+
+    cookie: str = Field("INTERLINK_SESSION", description="name of the session cookie")
+    ttl: Duration = Field(1800.0, description="idle time after which a session expires")
+
+
+class Package(Spec):
+    """A group of services sharing authentication and processing mode."""
+
+    auth: PackageAuth = Field(default_factory=NoAuth, description="how callers authenticate")
+    processing: Literal["stateless", "stateful"] = Field(
+        "stateless", description="stateful keeps a session per caller, carried by a cookie"
+    )
+    session: SessionConfig = Field(default_factory=SessionConfig, description="stateful only")
+
+
+class ServerConfig(Spec):
+    """Where `interlink serve` listens."""
+
+    host: str = Field("127.0.0.1", description="address to bind")
+    port: int = Field(8080, ge=0, le=65535, description="port to bind (0 picks a free one)")
+
+
+class WorkerConfig(Spec):
+    """How a worker claims and runs queue items."""
+
+    concurrency: int = Field(16, ge=1, description="queue items run at once per process")
+    lease: Duration = Field(30.0, description="how long a claim lasts before it is renewed")
+    poll: Duration = Field(0.5, description="idle wait between claims when the queue is empty")
+
+
+class ScriptsConfig(Spec):
+    """The pool of isolated processes user scripts run in."""
+
+    processes: int = Field(2, ge=1, description="worker processes in the pool")
+    timeout: Duration = Field(10.0, description="default time limit of one script call")
+    memory: int = Field(512, ge=16, description="memory limit of a script process, in MB")
+
+
+class ProjectConfig(Spec):
+    """The contents of `interlink.yaml`."""
+
+    name: Name = Field(description="the project's name")
+    store: str = Field(
+        "sqlite:///.interlink/interlink.db",
+        description="sqlite:///relative/or/absolute/path.db or postgresql://user:pw@host/db",
+    )
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    scripts: ScriptsConfig = Field(default_factory=ScriptsConfig)
+    packages: dict[str, Package] = Field(
+        default_factory=dict, description="service packages by name"
+    )
