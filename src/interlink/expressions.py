@@ -11,14 +11,16 @@ Compilation is cached by source text, so the loader validating a project and the
 building from it share the same compiled objects.
 
 The sandbox is immutable (no `list.append` from a template) and guarded against blow-ups that a
-short expression can cause: `'x' * 10**9`, `10 ** 10 ** 10`, `'{:>999999999}'.format(1)`,
-`range(10**9)`, `'a'|center(10**9)`.
+short expression can cause: `'x' * 10**9`, `10 ** (10 ** 10)`, `'{:>999999999}'.format(1)`,
+`'%999999999s' % 1`, `range(10**9)`, `'a'|center(10**9)`. (Jinja's `**` is left-associative:
+`10 ** 10 ** 10` is `(10 ** 10) ** 10`, a harmless 101-digit number.)
 """
 
 from __future__ import annotations
 
 import functools
 import operator
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,8 @@ from typing import Any
 import jinja2
 import orjson
 from jinja2 import meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from interlink.errors import ExpressionError
 
@@ -47,20 +50,61 @@ __all__ = [
 MAX_STRING = 1_000_000
 #: Largest exponent `**` accepts; 2**4096 is already a 1,233-digit number.
 MAX_EXPONENT = 4096
+#: Largest integer `**` may build, in bits (about 20,000 decimal digits).
+MAX_INT_BITS = 65_536
 
 
 def _guarded_mul(left: Any, right: Any) -> Any:
     for seq, count in ((left, right), (right, left)):
-        if isinstance(seq, str | bytes | list | tuple) and isinstance(count, int):
-            if len(seq) * count > MAX_STRING:
-                raise SecurityError(f"result would be longer than {MAX_STRING:,} items")
+        if (isinstance(seq, str | bytes | list | tuple) and isinstance(count, int)
+                and len(seq) * count > MAX_STRING):
+            raise SecurityError(f"result would be longer than {MAX_STRING:,} items")
     return operator.mul(left, right)
 
 
 def _guarded_pow(left: Any, right: Any) -> Any:
     if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
         raise SecurityError(f"exponent larger than {MAX_EXPONENT}")
+    # Jinja's `**` is left-associative, so `(10 ** 4096) ** 4096` passes the exponent check
+    # with a huge base: bound the size of the result too.
+    if (isinstance(left, int) and isinstance(right, int) and right > 0
+            and abs(left).bit_length() * right > MAX_INT_BITS):
+        raise SecurityError(f"result larger than {MAX_INT_BITS:,} bits")
     return operator.pow(left, right)
+
+
+# A printf conversion: `%(name)-08.3f`, `%*d`, `%%`.
+_PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _guarded_printf(template: str, values: Any) -> None:
+    """Refuse printf formatting that pads to a huge width or precision (`'%999999999s'`)."""
+    star = False
+    for match in _PRINTF.finditer(template):
+        for number in match.groups():
+            if number == "*":
+                star = True
+            elif number is not None and int(number) > MAX_STRING:
+                raise SecurityError(f"width or precision larger than {MAX_STRING:,}")
+    if star:
+        args = values if isinstance(values, tuple) else (values,)
+        if any(isinstance(a, int) and abs(a) > MAX_STRING for a in args):
+            raise SecurityError(f"width or precision larger than {MAX_STRING:,}")
+
+
+def _guarded_mod(left: Any, right: Any) -> Any:
+    if isinstance(left, str):
+        _guarded_printf(left, right)
+    return operator.mod(left, right)
+
+
+def _guarded_format_filter(filter_fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(filter_fn)
+    def guarded(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _guarded_printf(str(value), args or kwargs)
+        return filter_fn(value, *args, **kwargs)
+
+    return guarded
 
 
 def _guarded_width(filter_fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -80,14 +124,23 @@ def _tojson(value: Any) -> str:
 class _Sandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox plus guards against memory blow-ups."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    # Intercepted operators are also never folded into constants when compiling, so the guards
+    # cover `'%0999999999d' % 1` written with literals too.
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
         if operator_name == "*":
             return _guarded_mul(left, right)
         if operator_name == "**":
             return _guarded_pow(left, right)
+        if operator_name == "%":
+            return _guarded_mod(left, right)
         return super().call_binop(context, operator_name, left, right)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        # Jinja hands out a sandboxed `str.format` before `is_safe_attribute` is asked; that
+        # wrapper still pads to any width, so `format` is refused like the other padders.
+        return None
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         # str.format can pad to any width ("{:>999999999}"); `%` formatting is the same
@@ -110,6 +163,7 @@ def _make_environment(autoescape: bool) -> jinja2.Environment:
     env.globals.update({"range": _bounded_range, "dict": dict})
     for name in ("center", "indent", "wordwrap", "truncate"):
         env.filters[name] = _guarded_width(env.filters[name])
+    env.filters["format"] = _guarded_format_filter(env.filters["format"])
     env.filters["tojson"] = _tojson
     env.filters["json"] = _tojson
     return env
@@ -149,7 +203,7 @@ class Expression:
             return self._fn(**context)
         except ExpressionError:
             raise
-        except Exception as exc:  # noqa: BLE001 - user code: every failure is reported alike
+        except Exception as exc:  # user code: every failure is reported alike
             raise ExpressionError(f"evaluating {self.source!r}: {exc}") from exc
 
     def __repr__(self) -> str:
@@ -181,7 +235,7 @@ class Interpolation:
             return self.source
         try:
             return self._template.render(context)
-        except Exception as exc:  # noqa: BLE001 - user code: every failure is reported alike
+        except Exception as exc:  # user code: every failure is reported alike
             raise ExpressionError(f"rendering {self.source!r}: {exc}") from exc
 
     def __repr__(self) -> str:
@@ -206,7 +260,7 @@ class Template:
         """Render against `context`; any failure becomes an `ExpressionError`."""
         try:
             return self._template.render(context)
-        except Exception as exc:  # noqa: BLE001 - user code: every failure is reported alike
+        except Exception as exc:  # user code: every failure is reported alike
             raise ExpressionError(f"rendering {self.path}: {exc}") from exc
 
 

@@ -10,19 +10,29 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationInfo
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+)
 from pydantic.json_schema import WithJsonSchema
 
 from interlink.errors import ExpressionError
 from interlink.expressions import compile_expression, compile_interpolation, expression_names
 
-__all__ = ["ByteSize", "Duration", "Expr", "Interp", "Name", "Spec"]
+__all__ = ["ByteSize", "Duration", "Expr", "Interp", "Name", "Spec", "duration_field"]
 
 
 class Spec(BaseModel):
     """Base of every project-file model: strict, frozen, unknown keys rejected."""
 
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        strict=True, frozen=True, extra="forbid", populate_by_name=True
+    )
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -58,12 +68,12 @@ def parse_size(value: Any) -> int:
 def _forbid_env(source: str, info: ValidationInfo, *, interpolated: bool) -> None:
     # Secrets resolve only in interlink.yaml and connectors/; flows and services run with
     # request data in scope, so `env` there could echo a secret into a response or a log.
-    if info.context and info.context.get("forbid_env"):
-        if "env" in expression_names(source, interpolated=interpolated):
-            raise ValueError(
-                "env is resolved only in interlink.yaml and connectors/, "
-                "so that no flow or service can echo a secret"
-            )
+    forbid = bool(info.context and info.context.get("forbid_env"))
+    if forbid and "env" in expression_names(source, interpolated=interpolated):
+        raise ValueError(
+            "env is resolved only in interlink.yaml and connectors/, "
+            "so that no flow or service can echo a secret"
+        )
 
 
 def _check_expression(source: str, info: ValidationInfo) -> str:
@@ -87,6 +97,8 @@ def _check_interpolation(source: str, info: ValidationInfo) -> str:
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
+    # Dumped back as text so a dumped spec (kept with each run) validates again.
+    PlainSerializer(lambda seconds: f"{seconds:g}s", return_type=str),
     WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h|d)$"}),
 ]
 """A duration written `500ms`, `10s`, `5m`, `1h`, `1d`; held as seconds."""
@@ -126,3 +138,9 @@ def _check_name(value: str) -> str:
     if not _NAME.match(value):
         raise ValueError(f"bad name {value!r}: use letters, digits, '_', '-' and '.'")
     return value
+
+
+def duration_field(default: str, description: str) -> Any:
+    """A `Duration` field's default, written as users write it (`"30s"`) in the JSON Schema."""
+    return Field(parse_duration(default), description=description,
+                 json_schema_extra={"default": default})

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from interlink.spec._base import Duration, Expr, Interp, Name, Spec
+from interlink.spec._base import Duration, Expr, Interp, Name, Spec, duration_field
 
 __all__ = [
     "ApiKeyCredentials",
@@ -103,11 +103,11 @@ class RetryPolicySpec(Spec):
     """How a connector step retries: exponential backoff with jitter, `Retry-After` honoured."""
 
     max_attempts: int = Field(4, ge=1, description="attempts of one step, the first included")
-    initial: Duration = Field(0.2, description="backoff before the second attempt")
-    max: Duration = Field(30.0, description="longest backoff")
+    initial: Duration = duration_field("200ms", "backoff before the second attempt")
+    max: Duration = duration_field("30s", "longest backoff")
     multiplier: float = Field(2.0, ge=1.0, description="backoff growth per attempt")
     jitter: Literal["full", "equal", "none"] = Field("full", description="randomisation")
-    retry_after_cap: Duration = Field(60.0, description="Retry-After is honoured up to this")
+    retry_after_cap: Duration = duration_field("60s", "Retry-After is honoured up to this")
     max_reauth: int = Field(1, ge=0, description="re-authentications per step (code 4)")
 
 
@@ -115,7 +115,7 @@ class RateLimit(Spec):
     """At most `requests` per `per`; requests over it wait."""
 
     requests: int = Field(ge=1)
-    per: Duration = 1.0
+    per: Duration = duration_field("1s", "the window")
 
 
 class Endpoint(Spec):
@@ -134,7 +134,7 @@ class ConnectorSpec(Spec):
     name: Name
     description: str = ""
     base_url: str
-    timeout: Duration = Field(30.0, description="total time one attempt may take")
+    timeout: Duration = duration_field("30s", "total time one attempt may take")
     headers: dict[str, Interp] = Field(default_factory=dict, description="sent on every call")
     auth: ConnectorAuth = Field(default_factory=NoCredentials)
     retry: RetryPolicySpec = Field(default_factory=RetryPolicySpec)

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from interlink.spec._base import Duration, Expr, Interp, Name, Spec
+from interlink.spec._base import Duration, Expr, Interp, Name, Spec, duration_field
 
 __all__ = [
     "ConnectorStep",
@@ -54,7 +54,7 @@ class FlowRetry(Spec):
     """What response code 2 (fail the flow, queue it to retry) does."""
 
     max_flow_retries: int = Field(3, ge=0, description="retry runs at most")
-    delay: Duration = Field(30.0, description="wait before a retry run starts")
+    delay: Duration = duration_field("30s", "wait before a retry run starts")
 
 
 class _StepBase(Spec):

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from interlink.spec._base import Duration, Name, Spec
+from interlink.spec._base import Duration, Name, Spec, duration_field
 
 __all__ = [
     "ApiKeyAuth",
@@ -73,7 +73,7 @@ class SessionConfig(Spec):
     """How a stateful package keeps its sessions."""
 
     cookie: str = Field("INTERLINK_SESSION", description="name of the session cookie")
-    ttl: Duration = Field(1800.0, description="idle time after which a session expires")
+    ttl: Duration = duration_field("30m", "idle time after which a session expires")
 
 
 class Package(Spec):
@@ -97,15 +97,15 @@ class WorkerConfig(Spec):
     """How a worker claims and runs queue items."""
 
     concurrency: int = Field(16, ge=1, description="queue items run at once per process")
-    lease: Duration = Field(30.0, description="how long a claim lasts before it is renewed")
-    poll: Duration = Field(0.5, description="idle wait between claims when the queue is empty")
+    lease: Duration = duration_field("30s", "how long a claim lasts before it is renewed")
+    poll: Duration = duration_field("500ms", "idle wait between claims when the queue is empty")
 
 
 class ScriptsConfig(Spec):
     """The pool of isolated processes user scripts run in."""
 
     processes: int = Field(2, ge=1, description="worker processes in the pool")
-    timeout: Duration = Field(10.0, description="default time limit of one script call")
+    timeout: Duration = duration_field("10s", "default time limit of one script call")
     memory: int = Field(512, ge=16, description="memory limit of a script process, in MB")
 
 

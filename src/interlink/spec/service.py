@@ -6,13 +6,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from interlink.spec._base import ByteSize, Duration, Expr, Interp, Name, Spec
+from interlink.spec._base import ByteSize, Duration, Expr, Interp, Name, Spec, duration_field
 
 __all__ = [
     "Activity",
     "BodySource",
-    "ContextSource",
     "ConstantSource",
+    "ContextSource",
     "FunctionSource",
     "HeaderMapping",
     "JsonSource",
@@ -122,7 +122,10 @@ class RequestSpec(Spec):
     map: dict[str, Expr] = Field(
         default_factory=dict, description="target (page.x.y) → expression over the context"
     )
-    max_body: ByteSize = Field(1024 * 1024, description="larger bodies are refused with 413")
+    max_body: ByteSize = Field(
+        1024 * 1024, description="larger bodies are refused with 413",
+        json_schema_extra={"default": "1MB"},
+    )
 
 
 class Activity(Spec):
@@ -130,7 +133,7 @@ class Activity(Spec):
 
     flow: Name | None = None
     script: str | None = None
-    timeout: Duration = Field(30.0, description="longer activities are a service error")
+    timeout: Duration = duration_field("30s", "longer activities are a service error")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Activity:
@@ -143,7 +146,7 @@ class RequestProcessor(Spec):
     """Re-runs queued requests (queue_when, or execution: async)."""
 
     max_attempts: int = Field(3, ge=1)
-    delay: Duration = Field(10.0, description="wait before the first retry")
+    delay: Duration = duration_field("10s", "wait before the first retry")
     backoff: float = Field(2.0, ge=1.0, description="each later wait is this many times longer")
     keep_failed: bool = Field(True, description="keep exhausted items as 'broken' for requeue")
     keep_results: bool = Field(True, description="store the outcome for GET /_interlink/queue/ID")

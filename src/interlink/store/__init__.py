@@ -1,0 +1,107 @@
+"""The durable store: runs, steps, attempts, logs, queue, sessions, credentials and locks.
+
+One interface (`Store`, in `base.py`) with two backends chosen by URL:
+
+- `sqlite:///relative/path.db` (relative to the project folder) or `sqlite:////abs/path.db`:
+  the embedded default, `SqliteStore`. Query options: `synchronous=normal|full`.
+- `postgresql://…` or `postgres://…`: `PostgresStore`, shared by many processes and machines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+from urllib.parse import parse_qs, urlsplit
+
+from interlink.errors import StoreError
+from interlink.store.base import (
+    AttemptRecord,
+    Complete,
+    Credential,
+    DeleteSession,
+    Enqueue,
+    Fail,
+    InsertAttempt,
+    InsertLogs,
+    InsertRun,
+    LogLine,
+    PutCredential,
+    PutSession,
+    QueueItem,
+    QueueStatus,
+    Release,
+    Requeue,
+    RunRecord,
+    RunStatus,
+    SaveStep,
+    SessionRecord,
+    StepRecord,
+    Store,
+    UpdateRun,
+    WriteOp,
+)
+
+__all__ = [
+    "AttemptRecord",
+    "Complete",
+    "Credential",
+    "DeleteSession",
+    "Enqueue",
+    "Fail",
+    "InsertAttempt",
+    "InsertLogs",
+    "InsertRun",
+    "LogLine",
+    "PutCredential",
+    "PutSession",
+    "QueueItem",
+    "QueueStatus",
+    "Release",
+    "Requeue",
+    "RunRecord",
+    "RunStatus",
+    "SaveStep",
+    "SessionRecord",
+    "StepRecord",
+    "Store",
+    "UpdateRun",
+    "WriteOp",
+    "open_store",
+]
+
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def open_store(url: str, base_dir: Path) -> Store:
+    """The store `url` names (not yet opened: `await store.open()` or `async with`).
+
+    A relative SQLite path is resolved against `base_dir` (the project folder).
+    """
+    scheme = url.split(":", 1)[0].lower()
+    if scheme in ("postgresql", "postgres"):
+        from interlink.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    if scheme == "sqlite":
+        return _sqlite_store(url, base_dir)
+    raise StoreError(f"opening the store {url!r}: unknown scheme (use sqlite:/// or postgresql://)")
+
+
+def _sqlite_store(url: str, base_dir: Path) -> Store:
+    from interlink.store.sqlite import SqliteStore, Synchronous
+
+    parts = urlsplit(url)
+    if parts.netloc or not parts.path.startswith("/") or parts.path in ("/", "/:memory:"):
+        raise StoreError(
+            f"opening the store {url!r}: expected sqlite:///relative/path.db or "
+            "sqlite:////absolute/path.db"
+        )
+    raw = parts.path[1:]  # sqlite:///a.db → "a.db"; sqlite:////abs/a.db → "/abs/a.db"
+    path = Path(raw) if raw.startswith("/") else Path(base_dir) / raw
+    options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    synchronous = options.pop("synchronous", "NORMAL").upper()
+    if synchronous not in _SYNCHRONOUS:
+        raise StoreError(f"opening the store {url!r}: synchronous must be normal or full")
+    if options:
+        raise StoreError(f"opening the store {url!r}: unknown options {sorted(options)}")
+    return SqliteStore(path, synchronous=cast(Synchronous, synchronous))

@@ -339,7 +339,7 @@ class Store(abc.ABC):
         """Renew leases still held by `owner`; returns the ids renewed."""
 
     @abc.abstractmethod
-    async def wait_for_work(self, timeout: float) -> None:
+    async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 (part of the API)
         """Return when new work may be claimable, or after `timeout` seconds."""
 
     @abc.abstractmethod
@@ -393,3 +393,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def unlock(self, name: str, owner: str) -> None:
         """Release the named lock if `owner` holds it."""
+
+    # housekeeping
+
+    @abc.abstractmethod
+    async def purge(self, *, before: float) -> int:
+        """Delete queue items that ended `done` or `failed` (not `broken`: those wait for a
+        requeue) last updated before `before`, and sessions and locks expired by then.
+        Returns the number of queue items deleted."""

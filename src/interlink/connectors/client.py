@@ -1,0 +1,214 @@
+"""`ConnectorClient`: sends one request to a connector's endpoint and returns an `Exchange`.
+
+A request is built from the endpoint (path, query and headers interpolated from the call's
+context), the connector's default headers, the call's own headers and query, the auth
+provider's credentials and an `Idempotency-Key`, in that order of precedence (later wins).
+It then waits for the concurrency cap and the rate limit (requests over them wait, never fail)
+and is sent with the endpoint's or the connector's timeout.
+
+The client decides nothing: it never raises for an HTTP status, and a network failure or
+timeout becomes `Exchange.error`. The flow runner classifies the exchange (response script or
+`interlink.flows.decision.classify`) and, on a code 4, calls `reauthenticate` with the
+exchange's `credential_version`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+from multidict import CIMultiDict
+from yarl import URL
+
+from interlink.connectors.auth import AuthProvider, auth_provider
+from interlink.connectors.exchange import Exchange, ExchangeRequest, ExchangeResponse, excerpt
+from interlink.connectors.ratelimit import RateLimiter
+from interlink.connectors.retry import RetryPolicy
+from interlink.connectors.transport import describe_error, encode_body, join_url
+from interlink.errors import AuthError, ConnectorError
+from interlink.expressions import compile_interpolation
+from interlink.redaction import Redactor
+from interlink.spec.connector import ConnectorSpec
+from interlink.store.base import Store
+
+__all__ = ["ConnectorClient"]
+
+_NO_STRINGS: Mapping[str, str] = {}
+_NO_CONTENT_TYPE = ("Content-Type",)
+
+
+class ConnectorClient:
+    """Outbound calls to one connector, sharing its auth, rate limit and concurrency cap.
+
+    Create one per connector per process (the rate limit and cap are per client) and reuse it.
+    """
+
+    def __init__(
+        self,
+        spec: ConnectorSpec,
+        store: Store,
+        http: aiohttp.ClientSession,
+        *,
+        owner: str,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.spec = spec
+        self.http = http
+        #: secrets of this connector (and tokens it obtains) are added to it
+        self.redactor = redactor if redactor is not None else Redactor()
+        self.auth: AuthProvider = auth_provider(
+            spec, store, http, owner=owner, redactor=self.redactor
+        )
+        self.retry_policy = RetryPolicy.from_spec(spec.retry)
+        self._semaphore = asyncio.Semaphore(spec.concurrency)
+        self._limiter = (
+            RateLimiter(spec.rate_limit.requests, spec.rate_limit.per)
+            if spec.rate_limit is not None
+            else None
+        )
+
+    @property
+    def name(self) -> str:
+        """The connector's name."""
+        return self.spec.name
+
+    async def send(
+        self,
+        endpoint: str,
+        context: Mapping[str, Any],
+        body: Any,
+        *,
+        headers: Mapping[str, str] = _NO_STRINGS,
+        query: Mapping[str, str] = _NO_STRINGS,
+        idempotency_key: str | None = None,
+    ) -> Exchange:
+        """Send one request to `endpoint` and return what happened.
+
+        `context` (`payload`, `variables`, `meta`, …) is what the endpoint's path, query and
+        headers interpolate. `body`: dict/list → JSON, str → text, None → no body.
+        Raises `ConnectorError` for an unknown endpoint and `ExpressionError` when the endpoint
+        cannot be rendered; never for an HTTP status or a network failure.
+        """
+        spec = self.spec.endpoints.get(endpoint)
+        if spec is None:
+            known = ", ".join(sorted(self.spec.endpoints))
+            raise ConnectorError(
+                f"calling {self.name}.{endpoint}: no such endpoint (known: {known})"
+            )
+        path = compile_interpolation(spec.path).render(context)
+        all_query = {k: compile_interpolation(v).render(context) for k, v in spec.query.items()}
+        all_query.update(query)
+        all_headers: CIMultiDict[str] = CIMultiDict()
+        for source in (self.spec.headers, spec.headers):
+            for name, value in source.items():
+                all_headers[name] = compile_interpolation(value).render(context)
+        all_headers.update(headers)
+        encoded = encode_body(body)
+        if encoded.content_type and "Content-Type" not in all_headers:
+            all_headers["Content-Type"] = encoded.content_type
+        if idempotency_key is not None:
+            all_headers["Idempotency-Key"] = idempotency_key
+        url = join_url(self.spec.base_url, path)
+        timeout = spec.timeout if spec.timeout is not None else self.spec.timeout
+
+        try:
+            applied = await self.auth.apply()
+        except AuthError as exc:
+            if all_query:
+                url = url.update_query(all_query)
+            return self._failed_before_sending(endpoint, spec.method, url, all_headers,
+                                               encoded.text, str(exc))
+        all_headers.update(applied.headers)
+        all_query.update(applied.query)
+        if all_query:
+            url = url.update_query(all_query)
+        request = self._request_record(spec.method, url, all_headers, encoded.text)
+
+        async with self._semaphore:
+            waited_start = time.monotonic()
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            started = time.monotonic()
+            try:
+                async with self.http.request(
+                    spec.method, url, headers=all_headers, data=encoded.data,
+                    timeout=aiohttp.ClientTimeout(total=timeout),
+                    # no body: do not let aiohttp claim one is application/octet-stream
+                    skip_auto_headers=_NO_CONTENT_TYPE if encoded.data is None else None,
+                ) as raw:
+                    text = await raw.text(errors="replace")
+                    response_headers = _flatten(raw.headers)
+                    status = raw.status
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                return Exchange(
+                    self.name, endpoint, request, error=describe_error(exc, timeout),
+                    elapsed=time.monotonic() - started, waited=started - waited_start,
+                    credential_version=applied.version,
+                )
+        elapsed = time.monotonic() - started
+        response = _response(status, response_headers, text)
+        return Exchange(
+            self.name, endpoint, request, response=response, elapsed=elapsed,
+            waited=started - waited_start, credential_version=applied.version,
+            response_record={
+                "status": status,
+                "headers": self.redactor.headers(response_headers),
+                "body": excerpt(self.redactor.text(text)),
+            },
+        )
+
+    async def reauthenticate(self, seen_version: int | None) -> None:
+        """Refresh the connector's credentials unless a version newer than `seen_version`
+        exists already (one refresh at a time across all processes). Raises `AuthError`."""
+        await self.auth.reauthenticate(seen_version)
+
+    def _request_record(
+        self, method: str, url: URL, headers: Mapping[str, str], body: str | None
+    ) -> ExchangeRequest:
+        return ExchangeRequest(
+            method=method,
+            url=self._redacted_url(url),
+            headers=self.redactor.headers(_flatten(headers)),
+            body=excerpt(self.redactor.text(body)) if body is not None else None,
+        )
+
+    def _redacted_url(self, url: URL) -> str:
+        # Query values are redacted decoded, so a secret is found however the encoder wrote it.
+        if url.query:
+            url = url.with_query([(k, self.redactor.text(v)) for k, v in url.query.items()])
+        return self.redactor.text(url.human_repr())
+
+    def _failed_before_sending(
+        self, endpoint: str, method: str, url: URL, headers: Mapping[str, str],
+        body: str | None, error: str,
+    ) -> Exchange:
+        request = self._request_record(method, url, headers, body)
+        return Exchange(self.name, endpoint, request, error=error)
+
+
+def _flatten(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers as a plain dict; repeated names are joined with `, ` (RFC 9110 §5.3)."""
+    flat: dict[str, str] = {}
+    lower_to_name: dict[str, str] = {}
+    items = headers.items()
+    for name, value in items:
+        # str(): aiohttp's names are `istr`, which JSON encoders refuse as keys
+        key = lower_to_name.setdefault(name.lower(), str(name))
+        flat[key] = f"{flat[key]}, {value}" if key in flat else value
+    return flat
+
+
+def _response(status: int, headers: dict[str, str], text: str) -> ExchangeResponse:
+    parsed: Any = None
+    has_json = False
+    if text.strip():
+        try:
+            parsed = orjson.loads(text)
+            has_json = True
+        except orjson.JSONDecodeError:
+            pass
+    return ExchangeResponse(status, headers, text, parsed, has_json)

@@ -1,0 +1,82 @@
+"""A project's runtime: the store and everything that runs against it, opened and closed together.
+
+`interlink serve`, `interlink worker`, `interlink run` and the tests all build an `Engine`, so
+there is one place that decides what a running project consists of: the store, one HTTP client
+session, a client per connector, the script pool, the flow runner, and the worker's handlers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from types import TracebackType
+
+import aiohttp
+
+from interlink.connectors.client import ConnectorClient
+from interlink.flows.runner import RUN_KIND, FlowRunner
+from interlink.redaction import Redactor
+from interlink.scripts import ScriptPool
+from interlink.spec import Project
+from interlink.store import Store, open_store
+from interlink.worker import Handler, Worker, worker_name
+
+__all__ = ["Engine"]
+
+
+class Engine:
+    """Everything a project needs at run time; `async with Engine(project) as engine: …`."""
+
+    def __init__(self, project: Project, *, store_url: str | None = None,
+                 owner: str | None = None) -> None:
+        self.project = project
+        self.owner = owner or worker_name()
+        self.store: Store = open_store(store_url or project.config.store, project.root)
+        self.redactor = Redactor(project.secrets)
+        self.scripts = ScriptPool(project.root, project.config.scripts)
+        self._stack = contextlib.AsyncExitStack()
+        self._http: aiohttp.ClientSession | None = None
+        self._runner: FlowRunner | None = None
+
+    async def __aenter__(self) -> Engine:
+        await self.store.open()
+        self._stack.push_async_callback(self.store.close)
+        self._stack.push_async_callback(self.scripts.close)
+        # One connection pool for every connector; limits are per connector (their semaphores).
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+        self._stack.push_async_callback(self._http.close)
+        connectors = {
+            name: ConnectorClient(spec, self.store, self._http, owner=self.owner,
+                                  redactor=self.redactor)
+            for name, spec in self.project.connectors.items()
+        }
+        cfg = self.project.config.worker
+        self._runner = FlowRunner(self.project, self.store, connectors=connectors,
+                                  scripts=self.scripts, redactor=self.redactor,
+                                  owner=self.owner, lease_s=cfg.lease)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    @property
+    def runner(self) -> FlowRunner:
+        """The flow runner (available once the engine is open)."""
+        if self._runner is None:
+            raise RuntimeError("the engine is not open")
+        return self._runner
+
+    def handlers(self) -> dict[str, Handler]:
+        """Queue item kind → the handler that runs it."""
+        return {RUN_KIND: self.runner.handle}
+
+    def worker(self) -> Worker:
+        """A worker running this engine's handlers with the project's worker settings."""
+        cfg = self.project.config.worker
+        return Worker(self.store, self.handlers(), owner=self.owner,
+                      concurrency=cfg.concurrency, lease_s=cfg.lease, poll_s=cfg.poll)

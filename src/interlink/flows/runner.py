@@ -1,0 +1,252 @@
+"""The flow runner: starts runs durably and executes them step by step.
+
+A run is a row plus a queue item of kind `run`. Starting a run writes both in one transaction;
+a worker claims the item and calls `FlowRunner.handle`. After every step the run's progress
+(next step, bucket) is written in the same transaction as the step's record, so a crash resumes
+from the last finished step. A durable wait (`Wait`) hands the item back to the queue with a
+cursor and `run_at`; whichever worker claims it next resumes the step from the cursor.
+
+Each run keeps the flow definition it started with (`flow_spec`), so editing a flow never
+changes a run in flight or a retry of an earlier run (response code 2, `interlink runs retry`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from interlink.connectors.client import ConnectorClient
+from interlink.errors import LeaseLost, RunError
+from interlink.flows.steps import STEP_KINDS, Done, Failed, StepContext, StepOutcome
+from interlink.ids import new_id
+from interlink.redaction import Redactor
+from interlink.scripts import Isolation, ScriptOutcome, ScriptPool
+from interlink.spec import Project
+from interlink.spec.flow import FlowSpec
+from interlink.store.base import (
+    Complete,
+    Enqueue,
+    InsertLogs,
+    InsertRun,
+    LogLine,
+    QueueItem,
+    Release,
+    RunRecord,
+    SaveStep,
+    StepRecord,
+    Store,
+    UpdateRun,
+    WriteOp,
+)
+
+__all__ = ["RUN_KIND", "TERMINAL", "FlowRunner"]
+
+log = logging.getLogger("interlink.flows")
+
+#: queue item kind of a run to start or resume
+RUN_KIND = "run"
+#: statuses a run never leaves
+TERMINAL = frozenset({"succeeded", "failed", "stopped", "partial"})
+
+
+class FlowRunner:
+    """Starts, executes and retries runs of a project's flows."""
+
+    def __init__(
+        self,
+        project: Project,
+        store: Store,
+        *,
+        connectors: Mapping[str, ConnectorClient],
+        scripts: ScriptPool,
+        redactor: Redactor,
+        owner: str,
+        lease_s: float = 30.0,
+    ) -> None:
+        self.project = project
+        self.store = store
+        self.connectors = connectors
+        self.scripts = scripts
+        self.redactor = redactor
+        self.owner = owner
+        self.lease_s = lease_s
+        self._finished: dict[str, asyncio.Event] = {}
+
+    # --- what steps use ---------------------------------------------------------------------
+
+    def connector(self, name: str) -> ConnectorClient:
+        """The client of a connector the project defines."""
+        try:
+            return self.connectors[name]
+        except KeyError:
+            raise RunError(f"connector {name!r} is not defined in this project") from None
+
+    async def run_script(self, script: str, data: dict[str, Any], *, isolation: str = "process",
+                         timeout: float | None = None) -> ScriptOutcome:
+        """Run `handle(data)` of a project script (path relative to the project)."""
+        mode: Isolation = "inline" if isolation == "inline" else "process"
+        return await self.scripts.run(script, data, time_limit=timeout, isolation=mode)
+
+    # --- starting runs ----------------------------------------------------------------------
+
+    def new_run(self, flow: FlowSpec | Mapping[str, Any], input: Any, *, trigger: str,
+                retry_of: str | None = None, retry_count: int = 0) -> RunRecord:
+        """A queued run record of `flow` (a spec, or a spec kept by an earlier run)."""
+        spec = flow.model_dump(mode="json", by_alias=True) if isinstance(flow, FlowSpec) \
+            else dict(flow)
+        return RunRecord(id=new_id("r_"), flow=spec["name"], status="queued", trigger=trigger,
+                         input=input, flow_spec=spec, created_at=time.time(),
+                         retry_of=retry_of, retry_count=retry_count)
+
+    def flow(self, name: str) -> FlowSpec:
+        """A flow of the project by name."""
+        try:
+            return self.project.flows[name]
+        except KeyError:
+            raise RunError(f"flow {name!r} is not defined in this project") from None
+
+    async def start(self, flow: str, input: Any, *, trigger: str = "api",
+                    run_at: float | None = None) -> str:
+        """Queue a run of `flow` with `input` durably; returns the run id."""
+        run = self.new_run(self.flow(flow), input, trigger=trigger)
+        await self.store.write(InsertRun(run), Enqueue(new_id("q_"), RUN_KIND,
+                                                       {"run_id": run.id}, run_at))
+        return run.id
+
+    async def retry(self, run_id: str) -> str:
+        """Queue a new run of the same flow version with the same input, linked by retry_of."""
+        old = await self.store.get_run(run_id)
+        if old is None:
+            raise RunError(f"retrying run {run_id}: no such run")
+        run = self.new_run(old.flow_spec, old.input, trigger="retry", retry_of=old.id,
+                           retry_count=old.retry_count + 1)
+        await self.store.write(InsertRun(run), Enqueue(new_id("q_"), RUN_KIND, {"run_id": run.id}))
+        return run.id
+
+    async def wait_for(self, run_id: str, timeout: float | None = None) -> RunRecord:
+        """Wait until a run ends (here or in any other process); returns its record."""
+        event = self._finished.setdefault(run_id, asyncio.Event())
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    run = await self.store.get_run(run_id)
+                    if run is None:
+                        raise RunError(f"waiting for run {run_id}: no such run")
+                    if run.status in TERMINAL:
+                        return run
+                    with contextlib.suppress(TimeoutError):
+                        # Set when this process ends the run; polling covers other processes.
+                        await asyncio.wait_for(event.wait(), 0.25)
+        finally:
+            self._finished.pop(run_id, None)
+
+    # --- executing ---------------------------------------------------------------------------
+
+    async def handle(self, item: QueueItem, owner: str) -> None:
+        """Worker handler of `run` items: execute (or resume) the run the item names."""
+        run = await self.store.get_run(item.payload["run_id"])
+        if run is None or run.status in TERMINAL:
+            # Its end was recorded but the process died before the item was: just finish it.
+            await self.store.write(Complete(item.id, owner, keep=False))
+            return
+        await self._execute(run, item, owner)
+
+    async def _execute(self, run: RunRecord, item: QueueItem, owner: str) -> None:
+        flow = FlowSpec.model_validate(run.flow_spec)
+        cursor = item.payload.get("cursor")
+        bucket: list[Any] = run.bucket if run.bucket is not None else [run.input]
+        now = time.time()
+        if run.step_index >= len(flow.steps):
+            # Its last step was recorded but not the end of the run: record that now.
+            await self.store.write(*self._ending(run, "succeeded", None),
+                                   Complete(item.id, owner, keep=False))
+            self._announce(run.id)
+            return
+        if run.status != "running":
+            await self.store.write(UpdateRun(run.id, {
+                "status": "running", "started_at": run.started_at or now, "updated_at": now}))
+        for index in range(run.step_index, len(flow.steps)):
+            step = flow.steps[index]
+            ctx = StepContext(self, run, flow, index, cursor)
+            started = cursor.get("started_at", now) if cursor else time.time()
+            outcome = await self._run_step(ctx, step, bucket)
+            last = index == len(flow.steps) - 1
+            if isinstance(outcome, Done):
+                bucket = outcome.bucket
+                ops: list[WriteOp] = [
+                    SaveStep(StepRecord(run.id, index, step.id, "succeeded", started,
+                                        time.time(), output=None)),
+                    UpdateRun(run.id, {"step_index": index + 1, "bucket": bucket,
+                                       "updated_at": time.time()}),
+                ]
+                if last:
+                    ops = [*ops, *self._ending(run, "succeeded", None),
+                           Complete(item.id, owner, keep=False)]
+                await self._write(ctx, ops)
+                cursor = None
+                continue
+            if isinstance(outcome, Failed):
+                ctx.log(outcome.reason, "error")
+                ops = [SaveStep(StepRecord(run.id, index, step.id, "failed", started, time.time(),
+                                           error=outcome.reason)),
+                       *self._ending(run, "failed", outcome.reason),
+                       *self._flow_retry(ctx, flow, outcome),
+                       Complete(item.id, owner, keep=False)]
+                await self._write(ctx, ops)
+                break
+            ctx.log(outcome.reason, "warning")
+            await self._write(ctx, [
+                SaveStep(StepRecord(run.id, index, step.id, "waiting", started)),
+                UpdateRun(run.id, {"status": "waiting", "updated_at": time.time()}),
+                Release(item.id, owner, outcome.until,
+                        payload={"run_id": run.id, "cursor": {**outcome.cursor,
+                                                              "started_at": started}},
+                        replace_payload=True),
+            ])
+            return
+        self._announce(run.id)
+
+    def _announce(self, run_id: str) -> None:
+        """Wake whoever in this process waits for the run to end."""
+        event = self._finished.get(run_id)
+        if event is not None:
+            event.set()
+
+    async def _run_step(self, ctx: StepContext, step: Any, bucket: list[Any]) -> StepOutcome:
+        try:
+            return await STEP_KINDS[step.type](ctx, step, bucket)
+        except LeaseLost:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug in a step fails the run, not the engine
+            log.exception("run %s step %s crashed", ctx.run.id, step.id)
+            return Failed(f"step {step.id}: internal error: {type(exc).__name__}: {exc}")
+
+    def _ending(self, run: RunRecord, status: str, error: str | None) -> list[WriteOp]:
+        now = time.time()
+        return [UpdateRun(run.id, {"status": status, "error": error, "finished_at": now,
+                                   "updated_at": now})]
+
+    def _flow_retry(self, ctx: StepContext, flow: FlowSpec, outcome: Failed) -> list[WriteOp]:
+        """Response code 2: a new run of the same flow version and input, after the delay."""
+        if not outcome.retry_flow:
+            return []
+        run = ctx.run
+        limit = flow.retry.max_flow_retries
+        if run.retry_count >= limit:
+            ctx.log(f"not retrying the flow: {run.retry_count} of {limit} retries used", "error")
+            return []
+        retry = self.new_run(run.flow_spec, run.input, trigger="retry", retry_of=run.id,
+                             retry_count=run.retry_count + 1)
+        ctx.log(f"queued retry run {retry.id} ({retry.retry_count} of {limit}) "
+                f"in {flow.retry.delay:g}s")
+        return [InsertRun(retry), Enqueue(new_id("q_"), RUN_KIND, {"run_id": retry.id},
+                                          time.time() + flow.retry.delay)]
+
+    async def _write(self, ctx: StepContext, ops: list[WriteOp]) -> None:
+        lines: list[LogLine] = ctx.take_logs()
+        await self.store.write(*ops, *([InsertLogs(lines)] if lines else []))
+

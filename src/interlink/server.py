@@ -1,0 +1,155 @@
+"""`interlink serve` and `interlink worker`: the HTTP side and the worker, in one process or apart.
+
+The HTTP side serves the engine's endpoints under `/_interlink/` and each webhook trigger at the
+path its flow declares. A webhook answers `202` with the run id once the run and its queue item
+are committed: an accepted call is never lost, whatever happens to this process afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from interlink import __version__
+from interlink.engine import Engine
+from interlink.errors import RunError
+from interlink.flows.report import item_json, run_json
+from interlink.spec import Project
+from interlink.spec.flow import WebhookTrigger
+from interlink.worker import Worker
+
+__all__ = ["build_app", "parse_payload", "run_worker", "serve"]
+
+log = logging.getLogger("interlink.server")
+
+
+def parse_payload(raw: bytes) -> Any:
+    """A request body as a payload: parsed JSON when it is JSON, otherwise text (or None)."""
+    if not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode("utf-8", errors="replace")
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _error(status: int, message: str) -> Response:
+    return _json({"error": {"message": message}}, status)
+
+
+def build_app(engine: Engine, worker: Worker | None) -> Starlette:
+    """The served project: engine endpoints under /_interlink/ and the flows' webhooks."""
+    runner = engine.runner
+
+    async def health(request: Request) -> Response:
+        ready = worker is None or worker.started.is_set()
+        body = {"status": "ok" if ready else "starting", "project": engine.project.name,
+                "version": __version__, "worker": worker is not None}
+        return _json(body, 200 if ready else 503)
+
+    async def start_run(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in engine.project.flows:
+            return _error(404, f"no flow named {name!r}")
+        run_id = await runner.start(name, parse_payload(await request.body()), trigger="api")
+        return _json({"run_id": run_id, "status": "queued"}, 202)
+
+    async def get_run(request: Request) -> Response:
+        run = await engine.store.get_run(request.path_params["run_id"])
+        if run is None:
+            return _error(404, "no such run")
+        return _json(await run_json(engine.store, run))
+
+    async def get_queue_item(request: Request) -> Response:
+        item = await engine.store.get_item(request.path_params["item_id"])
+        if item is None:
+            return _error(404, "no such queue item")
+        return _json({**item_json(item), "result": item.result})
+
+    routes: list[BaseRoute] = [
+        Route("/_interlink/health", health, methods=["GET"]),
+        Route("/_interlink/flows/{name}/runs", start_run, methods=["POST"]),
+        Route("/_interlink/runs/{run_id}", get_run, methods=["GET"]),
+        Route("/_interlink/queue/{item_id}", get_queue_item, methods=["GET"]),
+    ]
+    for flow in engine.project.flows.values():
+        if isinstance(flow.trigger, WebhookTrigger):
+            routes.append(Route(flow.trigger.path, _webhook(engine, flow.name),
+                                methods=[flow.trigger.method]))
+    return Starlette(routes=routes)
+
+
+def _webhook(engine: Engine, flow: str) -> Any:
+    async def webhook(request: Request) -> Response:
+        try:
+            run_id = await engine.runner.start(flow, parse_payload(await request.body()),
+                                               trigger="webhook")
+        except RunError as exc:
+            return _error(500, str(exc))
+        return _json({"run_id": run_id, "status": "queued"}, 202)
+
+    return webhook
+
+
+async def _serve(project: Project, host: str | None, port: int | None, with_worker: bool) -> None:
+    async with Engine(project) as engine:
+        stop = asyncio.Event()
+        worker = engine.worker() if with_worker else None
+        config = uvicorn.Config(
+            build_app(engine, worker),
+            host=host or project.config.server.host,
+            port=project.config.server.port if port is None else port,
+            log_level="warning", access_log=False, lifespan="off",
+        )
+        server = uvicorn.Server(config)
+        tasks = [asyncio.create_task(server.serve())]
+        if worker is not None:
+            tasks.append(asyncio.create_task(worker.run(stop)))
+        log.info("serving %s on http://%s:%s", project.name, config.host, config.port)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        # uvicorn returns on SIGINT/SIGTERM; the worker then finishes what it holds.
+        stop.set()
+        server.should_exit = True
+        await asyncio.gather(*tasks)
+
+
+async def _work(project: Project) -> None:
+    async with Engine(project) as engine:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        worker = engine.worker()
+        log.info("worker %s started", worker.owner)
+        await worker.run(stop)
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def serve(project: Project, *, host: str | None = None, port: int | None = None,
+          with_worker: bool = True) -> None:
+    """Serve `project` until interrupted."""
+    _configure_logging()
+    asyncio.run(_serve(project, host, port, with_worker))
+
+
+def run_worker(project: Project) -> None:
+    """Run a worker for `project` until interrupted."""
+    _configure_logging()
+    asyncio.run(_work(project))

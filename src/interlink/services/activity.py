@@ -1,0 +1,86 @@
+"""The activity phase and the two behaviours the services app is given, not built with.
+
+`ActivityRunner` runs a service's activity (its flow or script); `FunctionCaller` calls a
+`scripts/x.py:name` function for a `from: function` header or body. Both are injected into
+`build_services_app`, so this package knows nothing about flows or the script pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from interlink.services.failures import ActivityFailure
+from interlink.spec.service import ServiceSpec
+
+__all__ = ["ActivityResult", "ActivityRunner", "FunctionCaller", "redact", "run_activity"]
+
+#: run statuses that make the activity a service error even though the runner returned
+FAILED_STATUSES = frozenset({"failed", "stopped"})
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityResult:
+    """What an activity produced; becomes `result` in the context."""
+
+    status: str
+    payload: Any = None
+    run_id: str | None = None
+
+    def as_context(self) -> dict[str, Any]:
+        """The `result` entry of the request context."""
+        return {"status": self.status, "payload": self.payload, "run_id": self.run_id}
+
+
+class ActivityRunner(Protocol):
+    """Runs a service's activity. Raising (or a `failed` result) is a service error."""
+
+    async def run(self, service: ServiceSpec, context: dict[str, Any]) -> ActivityResult:
+        """Run `service.activity` with the request context; return its outcome."""
+
+
+class FunctionCaller(Protocol):
+    """Calls a user function `name` in the script at project-relative `path`."""
+
+    async def __call__(self, path: str, name: str, context: dict[str, Any]) -> Any:
+        """Return the function's value for the context."""
+
+
+def redact(text: str, secrets: frozenset[str]) -> str:
+    """`text` with every secret value replaced by `***`."""
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+async def run_activity(
+    runner: ActivityRunner, service: ServiceSpec, context: dict[str, Any],
+    secrets: frozenset[str],
+) -> ActivityResult:
+    """Run the activity under its timeout; every way it can fail becomes `ActivityFailure`."""
+    assert service.activity is not None
+    timeout = service.activity.timeout
+    try:
+        async with asyncio.timeout(timeout):
+            result = await runner.run(service, context)
+    except TimeoutError:
+        raise ActivityFailure(
+            "activity_timeout", f"the service activity timed out after {timeout:g}s"
+        ) from None
+    except Exception as exc:  # any failure of user work is a service error
+        detail = redact(f"{type(exc).__name__}: {exc}", secrets)
+        raise ActivityFailure("activity_failed", "the service activity failed", detail) from None
+    if not isinstance(result, ActivityResult):
+        raise ActivityFailure(
+            "activity_failed", "the service activity failed",
+            f"the activity runner returned {type(result).__name__}, not an ActivityResult",
+        )
+    context["result"] = result.as_context()
+    if result.status in FAILED_STATUSES:
+        raise ActivityFailure(
+            "activity_failed", "the service activity failed",
+            redact(f"run {result.run_id} ended {result.status}", secrets),
+        )
+    return result

@@ -1,0 +1,260 @@
+"""One service's request pipeline: security → mapping → activity → response, each timed.
+
+The phase timings (seconds) are kept in the context's `timings` and sent to the caller in a
+`Server-Timing` header (milliseconds), unless a rule sets that header itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from time import perf_counter
+from typing import Any
+
+import orjson
+
+from interlink.errors import ExpressionError
+from interlink.expressions import compile_interpolation
+from interlink.services.activity import ActivityRunner, FunctionCaller, redact, run_activity
+from interlink.services.body import ClientDisconnected, parse_body, read_body
+from interlink.services.context import decode_headers, decode_query, new_context
+from interlink.services.failures import (
+    ActivityFailure,
+    BodyTooLarge,
+    MappingFailure,
+    PhaseFailure,
+    SecurityFailure,
+    ServiceError,
+)
+from interlink.services.mapping import RequestMapper
+from interlink.services.queueing import enqueue_request, request_payload
+from interlink.services.responses import Response, error_body, send_response, timing_header
+from interlink.services.rules import CompiledRule, RuleBook
+from interlink.services.security import build_authenticator
+from interlink.services.sessions import Session, SessionKeeper
+from interlink.services.sources import JSON, ResponseBuildError
+from interlink.spec import Project, ServiceSpec
+from interlink.store.base import Store
+
+__all__ = ["DEFAULT_STATUS", "ServiceHandler"]
+
+log = logging.getLogger("interlink.services")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+#: status of an answer no rule matched (the source document's values)
+DEFAULT_STATUS = {"success": 200, "security_error": 401, "mapping_error": 500,
+                  "service_error": 500}
+
+
+def _internal(phase: str, exc: BaseException, secrets: frozenset[str]) -> ActivityFailure:
+    failure = ActivityFailure(
+        "internal", "the service could not answer",
+        redact(f"{type(exc).__name__}: {exc}", secrets),
+    )
+    failure.phase = phase
+    return failure
+
+
+class ServiceHandler:
+    """Answers the requests of one service (compiled once, when the app is built)."""
+
+    def __init__(
+        self, project: Project, service: ServiceSpec, *,
+        activity_runner: ActivityRunner | None, function_caller: FunctionCaller | None,
+        store: Store | None,
+    ) -> None:
+        name = service.name
+        package = None
+        if service.package is not None:
+            package = project.config.packages.get(service.package)
+            if package is None:
+                raise ServiceError(f"service {name}: no package {service.package!r}")
+        self.spec = service
+        self.name = name
+        self.secrets = project.secrets
+        self.auth = build_authenticator(package.auth if package else None)
+        self.mapper = RequestMapper(name, service.request.map)
+        self.rules = RuleBook(service, project.templates, function_caller)
+        self.body_kind = service.request.body
+        self.limit = service.request.max_body
+        self.variables = {k: compile_interpolation(v) for k, v in service.variables.items()}
+        self.is_async = service.execution == "async"
+        self.runner = activity_runner
+        self.store = store
+        self.sessions: SessionKeeper | None = None
+        stateful = package is not None and package.processing == "stateful"
+        if service.activity is not None and activity_runner is None and not self.is_async:
+            raise ServiceError(f"service {name}: has an activity but no activity runner is set")
+        if (self.is_async or self.rules.has_queue_rules or stateful) and store is None:
+            raise ServiceError(f"service {name}: queueing and sessions need a store")
+        if self.mapper.writes_session and not stateful:
+            raise ServiceError(f"service {name}: maps into session but its package is stateless")
+        if stateful and package is not None and store is not None:
+            self.sessions = SessionKeeper(package.session, store)
+
+    async def handle(
+        self, scope: Scope, receive: Receive, send: Send, path_params: dict[str, str]
+    ) -> None:
+        """Answer one HTTP request."""
+        headers = decode_headers(scope["headers"])
+        query = decode_query(scope.get("query_string", b""))
+        ctx = new_context(self.name, scope["method"], scope["path"], path_params, query, headers)
+        try:
+            raw, session, failure = await self._phases(ctx, receive)
+        except ClientDisconnected:
+            return
+        except BodyTooLarge as exc:
+            await send_response(send, Response(413, error_body("mapping", exc.message), JSON))
+            return
+        started = perf_counter()
+        response = await self._respond(ctx, raw, session, failure)
+        ctx["timings"]["response"] = perf_counter() - started
+        if not response.has_header("server-timing"):
+            response.headers.append(("Server-Timing", timing_header(ctx["timings"])))
+        await send_response(send, response)
+
+    async def _phases(
+        self, ctx: dict[str, Any], receive: Receive
+    ) -> tuple[bytes, Session | None, PhaseFailure | None]:
+        """Run security, mapping and activity; the first failing phase ends the run."""
+        timings = ctx["timings"]
+        request = ctx["request"]
+        headers = request["headers"]
+        raw = b""
+        session: Session | None = None
+        phase = "security"
+        started = perf_counter()
+        try:
+            if self.auth.needs_body:
+                raw = await read_body(receive, headers.get("content-length"), self.limit)
+            self.auth.check(headers, request["query"], raw)
+            timings["security"] = perf_counter() - started
+
+            phase, started = "mapping", perf_counter()
+            if not self.auth.needs_body and self.body_kind != "none":
+                raw = await read_body(receive, headers.get("content-length"), self.limit)
+            if raw:
+                request["raw"] = raw.decode("utf-8", "replace")
+            request["body"] = parse_body(self.body_kind, raw)
+            if self.sessions is not None:
+                session = await self.sessions.load(headers)
+                ctx["session"] = session.data
+            if self.variables:
+                ctx["variables"] = self._render_variables(ctx)
+            self.mapper.apply(ctx)
+            timings["mapping"] = perf_counter() - started
+
+            phase, started = "activity", perf_counter()
+            if self.is_async:
+                ctx["queue_item_id"] = await self._enqueue(ctx, raw, session)
+            elif self.spec.activity is not None:
+                assert self.runner is not None
+                await run_activity(self.runner, self.spec, ctx, self.secrets)
+            timings["activity"] = perf_counter() - started
+            return raw, session, None
+        except (ClientDisconnected, BodyTooLarge):
+            raise
+        except PhaseFailure as exc:
+            failure = exc
+        except Exception as exc:  # the engine's own failure is a service error
+            failure = _internal(phase, exc, self.secrets)
+        timings[phase] = perf_counter() - started
+        ctx["error"] = failure.as_context()
+        if failure.outcome == "service_error":
+            log.warning("service %s: %s failed: %s", self.name, phase, failure.detail)
+        return raw, session, failure
+
+    def _render_variables(self, ctx: dict[str, Any]) -> dict[str, str]:
+        try:
+            return {k: v.render(ctx) for k, v in self.variables.items()}
+        except ExpressionError as exc:
+            raise MappingFailure("map_failed", "rendering the service variables failed",
+                                 str(exc)) from None
+
+    async def _enqueue(self, ctx: dict[str, Any], raw: bytes, session: Session | None) -> str:
+        assert self.store is not None
+        payload = request_payload(
+            self.name, ctx, raw, drop_headers=self.auth.credential_headers,
+            drop_query=self.auth.credential_query,
+            session_id=session.id if session is not None else None,
+        )
+        return await enqueue_request(self.store, payload)
+
+    async def _respond(
+        self, ctx: dict[str, Any], raw: bytes, session: Session | None,
+        failure: PhaseFailure | None,
+    ) -> Response:
+        """Choose the rule for the outcome and build the answer; a failure here falls back
+        to `on: service_error` rules, then to the built-in 500."""
+        outcome = failure.outcome if failure is not None else "success"
+        try:
+            rule = self.rules.first_match(outcome, ctx)
+            if rule is not None and rule.queues and ctx["queue_item_id"] is None:
+                ctx["queue_item_id"] = await self._enqueue(ctx, raw, session)
+            response = await self._build(rule, outcome, ctx, failure)
+            await self._save_session(session, response)
+            return response
+        except Exception as exc:  # any failure to answer is a service error
+            failure = _internal("response", exc, self.secrets)
+            failure.message = "the service could not build its answer"
+            if isinstance(exc, ResponseBuildError):
+                failure.kind = "response_failed"
+            ctx["error"] = failure.as_context()
+            log.warning("service %s: response failed: %s", self.name, failure.detail)
+        try:
+            rule = self.rules.first_match("response_error", ctx)
+            return await self._build(rule, "service_error", ctx, failure)
+        except Exception as exc:  # last resort: the built-in answer
+            log.warning("service %s: service_error rule failed: %s", self.name,
+                        redact(str(exc), self.secrets))
+            return Response(500, error_body("response", failure.message), JSON)
+
+    async def _build(
+        self, rule: CompiledRule | None, outcome: str, ctx: dict[str, Any],
+        failure: PhaseFailure | None,
+    ) -> Response:
+        if rule is not None:
+            status = rule.status
+        elif outcome == "success" and ctx["queue_item_id"] is not None:
+            status = 202
+        else:
+            status = DEFAULT_STATUS[outcome]
+        response = Response(status)
+        if rule is not None:
+            for name, build_value in rule.headers:
+                value = await build_value(ctx)
+                if value is not None:
+                    response.headers.append((name, value))
+        if rule is not None and rule.body is not None:
+            response.body, response.content_type = await rule.body(ctx)
+        else:
+            response.body, response.content_type = self._default_body(ctx, failure)
+        if (
+            isinstance(failure, SecurityFailure) and failure.challenge and status == 401
+            and not response.has_header("www-authenticate")
+        ):
+            response.headers.append(("WWW-Authenticate", failure.challenge))
+        return response
+
+    @staticmethod
+    def _default_body(ctx: dict[str, Any], failure: PhaseFailure | None) -> tuple[bytes, str]:
+        """The answer of a rule without `body` (or of no rule) for the outcome."""
+        queued = ctx["queue_item_id"]
+        if queued is not None and (failure is None or failure.phase != "response"):
+            return orjson.dumps({"queue_item_id": queued}), JSON
+        if failure is not None:
+            return error_body(failure.phase, failure.message), JSON
+        result = ctx["result"]
+        if result is not None and result["payload"] is not None:
+            return orjson.dumps(result["payload"], default=str), JSON
+        return b"", "text/plain; charset=utf-8"
+
+    async def _save_session(self, session: Session | None, response: Response) -> None:
+        if session is None or self.sessions is None:
+            return
+        await self.sessions.save(session)
+        if not response.has_header("set-cookie"):
+            response.headers.append(("Set-Cookie", self.sessions.set_cookie(session)))

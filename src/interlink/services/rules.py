@@ -1,0 +1,128 @@
+"""Response rules: which are considered for an outcome, and which one matches first.
+
+| outcome | rules considered, in file order (first match wins) | no match |
+|---|---|---|
+| security failed | `on: security_error` | 401 |
+| mapping failed | `on: mapping_error` | 500 |
+| activity failed | `when`, `queue_when`, `on: service_error` | 500 |
+| success | `when`, `queue_when`, `on: default` | 200 |
+
+So an unauthenticated caller never reaches a `when` or `default` answer, and a failed activity
+never gets a `default` one. When evaluating a condition or building the chosen answer fails,
+the request becomes a service error and only `on: service_error` rules are considered (never
+`when` again, so a broken rule cannot loop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from interlink.errors import ExpressionError
+from interlink.expressions import Expression, Template, compile_expression
+from interlink.services.activity import FunctionCaller
+from interlink.services.sources import (
+    BodyBuilder,
+    HeaderBuilder,
+    ResponseBuildError,
+    build_body,
+    build_header,
+)
+from interlink.spec.service import ResponseRule, ServiceSpec
+
+__all__ = ["CompiledRule", "Outcome", "RuleBook"]
+
+Outcome = Literal["success", "security_error", "mapping_error", "service_error"]
+
+#: rule kinds considered for each outcome (`when`/`queue_when` are kinds too)
+CONSIDERED: dict[str, frozenset[str]] = {
+    "security_error": frozenset({"security_error"}),
+    "mapping_error": frozenset({"mapping_error"}),
+    "service_error": frozenset({"when", "queue_when", "service_error"}),
+    "success": frozenset({"when", "queue_when", "default"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """A response rule ready to evaluate: its condition, status, headers and body."""
+
+    index: int
+    kind: str
+    condition: Expression | None
+    status: int
+    headers: tuple[tuple[str, HeaderBuilder], ...]
+    body: BodyBuilder | None
+
+    @property
+    def queues(self) -> bool:
+        """True for a `queue_when` rule: matching it queues the request."""
+        return self.kind == "queue_when"
+
+    def matches(self, context: dict[str, Any]) -> bool:
+        """Whether the rule applies; `ResponseBuildError` when its condition fails."""
+        if self.condition is None:
+            return True
+        try:
+            return bool(self.condition.evaluate(context))
+        except ExpressionError as exc:
+            raise ResponseBuildError(f"response rule {self.index + 1}: {exc}") from None
+
+
+def _compile(
+    index: int, rule: ResponseRule, service: str, templates: dict[str, Template],
+    caller: FunctionCaller | None,
+) -> CompiledRule:
+    if rule.when is not None:
+        kind, condition = "when", compile_expression(rule.when)
+    elif rule.queue_when is not None:
+        kind, condition = "queue_when", compile_expression(rule.queue_when)
+    else:
+        kind, condition = str(rule.on), None
+    headers = tuple(
+        (h.name, build_header(h, service=service, templates=templates, caller=caller))
+        for h in rule.headers
+    )
+    body = (
+        build_body(rule.body, service=service, templates=templates, caller=caller)
+        if rule.body is not None else None
+    )
+    return CompiledRule(index, kind, condition, rule.status, headers, body)
+
+
+class RuleBook:
+    """A service's compiled rules, pre-sorted by the outcome that considers them."""
+
+    __slots__ = ("_by_outcome", "has_queue_rules", "rules")
+
+    def __init__(
+        self, service: ServiceSpec, templates: dict[str, Template],
+        caller: FunctionCaller | None,
+    ) -> None:
+        self.rules = tuple(
+            _compile(i, r, service.name, templates, caller)
+            for i, r in enumerate(service.responses)
+        )
+        self._by_outcome = {
+            outcome: tuple(r for r in self.rules if r.kind in kinds)
+            for outcome, kinds in CONSIDERED.items()
+        }
+        self._by_outcome["response_error"] = tuple(
+            r for r in self.rules if r.kind == "service_error"
+        )
+        self.has_queue_rules = any(r.queues for r in self.rules)
+
+    def considered(self, outcome: str) -> tuple[CompiledRule, ...]:
+        """The rules considered for `outcome`, in file order.
+
+        `response_error` (a rule's condition or answer failed) considers only
+        `on: service_error` rules.
+        """
+        return self._by_outcome[outcome]
+
+    def first_match(self, outcome: str, context: dict[str, Any]) -> CompiledRule | None:
+        """The first considered rule that matches, or None."""
+        for rule in self._by_outcome[outcome]:
+            if rule.matches(context):
+                return rule
+        return None

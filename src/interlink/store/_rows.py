@@ -1,0 +1,147 @@
+"""Records to table rows and back, the same for every backend.
+
+JSON values are stored as text (orjson output); `None` is stored as SQL NULL, so a JSON `null`
+and a missing value read back alike, as `None`. Queries select columns in the order of the
+record's fields, so a decoded row maps positionally onto its record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+import orjson
+
+from interlink.errors import StoreError
+from interlink.store.base import (
+    AttemptRecord,
+    Credential,
+    LogLine,
+    QueueItem,
+    RunRecord,
+    SessionRecord,
+    StepRecord,
+)
+
+__all__ = [
+    "RUN_COLUMNS",
+    "RUN_JSON_COLUMNS",
+    "attempt_from_row",
+    "attempt_params",
+    "credential_from_row",
+    "dump_json",
+    "item_from_row",
+    "load_json",
+    "log_from_row",
+    "log_params",
+    "run_from_row",
+    "run_params",
+    "session_from_row",
+    "step_from_row",
+    "step_params",
+]
+
+RUN_COLUMNS = tuple(f.name for f in fields(RunRecord))
+"""Columns of `runs`: the names of `RunRecord`'s fields."""
+
+RUN_JSON_COLUMNS = frozenset({"input", "flow_spec", "bucket"})
+
+Row = Sequence[Any]
+
+
+def dump_json(value: Any) -> str | None:
+    """`value` as JSON text, or None for None."""
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError as exc:
+        raise StoreError(f"encoding a value for the store: {exc}") from exc
+
+
+def load_json(text: str | bytes | None) -> Any:
+    """The value of a JSON column (None for NULL)."""
+    return None if text is None else orjson.loads(text)
+
+
+def run_params(run: RunRecord) -> dict[str, Any]:
+    """Query parameters of `insert_run`."""
+    params = {name: getattr(run, name) for name in RUN_COLUMNS}
+    for name in RUN_JSON_COLUMNS:
+        params[name] = dump_json(params[name])
+    return params
+
+
+def run_from_row(row: Row) -> RunRecord:
+    """A `runs` row selected in field order."""
+    (id_, flow, status, trigger, input_, flow_spec, created_at, retry_of, retry_count,
+     step_index, bucket, error, started_at, finished_at, updated_at) = row
+    return RunRecord(
+        id=id_, flow=flow, status=status, trigger=trigger, input=load_json(input_),
+        flow_spec=load_json(flow_spec), created_at=created_at, retry_of=retry_of,
+        retry_count=retry_count, step_index=step_index, bucket=load_json(bucket), error=error,
+        started_at=started_at, finished_at=finished_at, updated_at=updated_at,
+    )
+
+
+def step_params(step: StepRecord) -> dict[str, Any]:
+    """Query parameters of `save_step`."""
+    return {
+        "run_id": step.run_id, "idx": step.index, "step_id": step.step_id,
+        "status": step.status, "started_at": step.started_at, "finished_at": step.finished_at,
+        "error": step.error, "output": dump_json(step.output),
+    }
+
+
+def step_from_row(row: Row) -> StepRecord:
+    """A `steps` row selected in field order."""
+    run_id, idx, step_id, status, started_at, finished_at, error, output = row
+    return StepRecord(run_id, idx, step_id, status, started_at, finished_at, error,
+                      load_json(output))
+
+
+def attempt_params(attempt: AttemptRecord) -> dict[str, Any]:
+    """Query parameters of `insert_attempt`."""
+    params = {f.name: getattr(attempt, f.name) for f in fields(AttemptRecord)}
+    params["request"] = dump_json(attempt.request)
+    params["response"] = dump_json(attempt.response)
+    return params
+
+
+def attempt_from_row(row: Row) -> AttemptRecord:
+    """An `attempts` row selected in field order."""
+    run_id, step_id, n, request, response, code, decision, created_at, message, wait_s, error = row
+    return AttemptRecord(run_id, step_id, n, load_json(request), load_json(response), code,
+                         decision, created_at, message, wait_s, error)
+
+
+def log_params(line: LogLine) -> dict[str, Any]:
+    """Query parameters of `insert_log`."""
+    return {f.name: getattr(line, f.name) for f in fields(LogLine)}
+
+
+def log_from_row(row: Row) -> LogLine:
+    """A `logs` row selected in field order."""
+    return LogLine(*row)
+
+
+def item_from_row(row: Row) -> QueueItem:
+    """A `queue` row selected in field order."""
+    (id_, kind, payload, status, priority, run_at, attempts, created_at, updated_at,
+     lease_owner, lease_expires_at, last_error, result) = row
+    return QueueItem(id_, kind, load_json(payload), status, priority, run_at, attempts,
+                     created_at, updated_at, lease_owner, lease_expires_at, last_error,
+                     load_json(result))
+
+
+def session_from_row(row: Row) -> SessionRecord:
+    """A `sessions` row."""
+    id_, data, expires_at = row
+    return SessionRecord(id_, load_json(data), expires_at)
+
+
+def credential_from_row(row: Row) -> Credential:
+    """A `credentials` row."""
+    name, token, version, expires_at = row
+    return Credential(name, load_json(token), version, expires_at)

@@ -1,0 +1,311 @@
+"""`PostgresStore`: every table on PostgreSQL, shared by any number of processes and machines.
+
+Each `write()` is one transaction on a pooled connection. Claims lock their rows with
+`FOR UPDATE SKIP LOCKED`, so concurrent workers never wait on, or take, each other's items.
+A trigger sends `NOTIFY interlink_queue` whenever an item becomes ready (delivered at commit);
+one listening connection per store turns notifications into a wake-up of `wait_for_work()`.
+Migrations run under an advisory lock, so processes opening at once apply them once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from interlink.errors import LeaseLost, StoreError
+from interlink.store import _rows
+from interlink.store._plan import Statement, plan
+from interlink.store._sqlfiles import load_migrations, load_queries
+from interlink.store.base import (
+    AttemptRecord,
+    Credential,
+    LogLine,
+    QueueItem,
+    RunRecord,
+    SessionRecord,
+    StepRecord,
+    Store,
+    WriteOp,
+)
+
+__all__ = ["CHANNEL", "PostgresStore"]
+
+CHANNEL = "interlink_queue"
+"""The NOTIFY channel that announces claimable work."""
+
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+_MIGRATION_LOCK = 0x1A7E_2C01  # pg_advisory_lock key: "interlink migrations"
+
+
+def _placeholder(name: str) -> str:
+    return f"%({name})s"
+
+
+class PostgresStore(Store):
+    """The durable store on a PostgreSQL database (psycopg 3, async, pooled)."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.url = url
+        self.min_size = min_size
+        self.max_size = max_size
+        self._queries = load_queries("postgres")
+        self._pool: AsyncConnectionPool | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+        self._work = asyncio.Event()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the pool, apply migrations, start listening for work notifications."""
+        self._work = asyncio.Event()
+        self._listening = asyncio.Event()
+        pool: AsyncConnectionPool = AsyncConnectionPool(
+            self.url, min_size=self.min_size, max_size=self.max_size, open=False,
+            kwargs={"autocommit": True}, name="interlink-store",
+        )
+        try:
+            await pool.open(wait=True, timeout=30.0)
+            self._pool = pool
+            await self._migrate()
+        except (psycopg.Error, TimeoutError) as exc:
+            await pool.close()
+            self._pool = None
+            raise StoreError(f"opening the store {self._redacted()}: {exc}") from exc
+        self._listener = asyncio.create_task(self._listen(), name="interlink-store-listen")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), 10.0)
+
+    async def close(self) -> None:
+        """Stop listening and close every connection."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    def _redacted(self) -> str:
+        # Never put a password in an error message.
+        return _PASSWORD.sub(r"\1***@", self.url)
+
+    async def _migrate(self) -> None:
+        async with self._connection() as conn:
+            await conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+            try:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL "
+                    "PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+                )
+                cursor = await conn.execute("SELECT version FROM schema_migrations")
+                applied = {row[0] for row in await cursor.fetchall()}
+                for migration in load_migrations("postgres"):
+                    if migration.version in applied:
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(migration.sql.encode())
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, name, applied_at) "
+                            "VALUES (%s, %s, %s)",
+                            (migration.version, migration.name, time.time()),
+                        )
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    # Work may have arrived while we were not listening.
+                    self._work.set()
+                    self._listening.set()
+                    async for _ in conn.notifies():
+                        self._work.set()
+            except psycopg.Error:
+                await asyncio.sleep(1.0)  # the server went away; wait_for_work keeps polling
+
+    def _connection(self) -> contextlib.AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
+        if self._pool is None:
+            raise StoreError(f"using the store {self._redacted()}: the store is not open")
+        return self._pool.connection()
+
+    # --- writes ----------------------------------------------------------------------------
+
+    async def write(self, *ops: WriteOp) -> list[Any]:
+        """Apply `ops` in one transaction; see `Store.write`."""
+        now = time.time()
+        planned = [plan(op, now, self._queries, _placeholder) for op in ops]
+        statements = [statement for op_statements in planned for statement in op_statements]
+        try:
+            async with self._connection() as conn:
+                if len(statements) <= 1:
+                    # One statement is atomic by itself: no BEGIN/COMMIT round trips.
+                    async with conn.cursor() as cur:
+                        return await _apply(cur, planned)
+                async with conn.transaction(), conn.cursor() as cur:
+                    return await _apply(cur, planned)
+        except psycopg.Error as exc:
+            raise StoreError(f"writing to the store: {exc}") from exc
+
+    async def _fetch(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        try:
+            async with self._connection() as conn:
+                cursor = await conn.execute(self._queries[name], params)
+                return await cursor.fetchall()
+        except psycopg.Error as exc:
+            raise StoreError(f"querying the store ({name}): {exc}") from exc
+
+    async def claim(
+        self, owner: str, *, limit: int = 1, lease_s: float = 30.0,
+        kinds: Sequence[str] | None = None,
+    ) -> list[QueueItem]:
+        """Lease up to `limit` due items; see `Store.claim`."""
+        now = time.time()
+        rows = await self._fetch("claim", {
+            "owner": owner, "now": now, "expires_at": now + lease_s, "limit": limit,
+            "kinds": None if kinds is None else list(kinds),
+        })
+        items = [_rows.item_from_row(row) for row in rows]
+        return sorted(items, key=lambda item: (-item.priority, item.run_at, item.id))
+
+    async def extend_leases(self, owner: str, item_ids: Sequence[str], lease_s: float) -> set[str]:
+        """Renew leases still held by `owner`; see `Store.extend_leases`."""
+        now = time.time()
+        rows = await self._fetch("extend_leases", {
+            "owner": owner, "ids": list(item_ids), "now": now, "expires_at": now + lease_s,
+        })
+        return {row[0] for row in rows}
+
+    async def try_lock(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take the named lock if it is free, expired or already ours."""
+        now = time.time()
+        rows = await self._fetch("try_lock", {
+            "name": name, "owner": owner, "now": now, "expires_at": now + ttl_s,
+        })
+        return bool(rows)
+
+    async def unlock(self, name: str, owner: str) -> None:
+        """Release the named lock if `owner` holds it."""
+        await self._execute("unlock", {"name": name, "owner": owner})
+
+    async def _execute(self, name: str, params: dict[str, Any]) -> int:
+        try:
+            async with self._connection() as conn:
+                cursor = await conn.execute(self._queries[name], params)
+                return cursor.rowcount
+        except psycopg.Error as exc:
+            raise StoreError(f"writing to the store ({name}): {exc}") from exc
+
+    async def purge(self, *, before: float) -> int:
+        """Delete finished queue items, sessions and locks older than `before`."""
+        await self._execute("purge_sessions", {"before": before})
+        await self._execute("purge_locks", {"before": before})
+        return await self._execute("purge_items", {"before": before})
+
+    async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 (Store's API)
+        """Return on a NOTIFY for the queue (from any process), or after `timeout`."""
+        if not self._work.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._work.wait(), timeout)
+        self._work.clear()
+
+    # --- reads -----------------------------------------------------------------------------
+
+    async def get_item(self, item_id: str) -> QueueItem | None:
+        """One queue item, or None."""
+        rows = await self._fetch("get_item", {"id": item_id})
+        return _rows.item_from_row(rows[0]) if rows else None
+
+    async def list_items(
+        self, *, status: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[QueueItem]:
+        """Queue items, newest first."""
+        rows = await self._fetch("list_items", {"status": status, "kind": kind, "limit": limit})
+        return [_rows.item_from_row(row) for row in rows]
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """One run, or None."""
+        rows = await self._fetch("get_run", {"id": run_id})
+        return _rows.run_from_row(rows[0]) if rows else None
+
+    async def list_runs(
+        self, *, flow: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        """Runs, newest first."""
+        rows = await self._fetch("list_runs", {"flow": flow, "status": status, "limit": limit})
+        return [_rows.run_from_row(row) for row in rows]
+
+    async def get_steps(self, run_id: str) -> list[StepRecord]:
+        """A run's steps in order."""
+        return [_rows.step_from_row(r) for r in await self._fetch("get_steps", {"run_id": run_id})]
+
+    async def get_attempts(self, run_id: str) -> list[AttemptRecord]:
+        """A run's attempts in the order they were made."""
+        rows = await self._fetch("get_attempts", {"run_id": run_id})
+        return [_rows.attempt_from_row(row) for row in rows]
+
+    async def get_logs(self, run_id: str) -> list[LogLine]:
+        """A run's log lines in order."""
+        return [_rows.log_from_row(r) for r in await self._fetch("get_logs", {"run_id": run_id})]
+
+    async def get_session(self, session_id: str, now: float) -> SessionRecord | None:
+        """A session that has not expired at `now`, or None."""
+        rows = await self._fetch("get_session", {"id": session_id, "now": now})
+        return _rows.session_from_row(rows[0]) if rows else None
+
+    async def get_credential(self, name: str) -> Credential | None:
+        """A connector's shared token, or None."""
+        rows = await self._fetch("get_credential", {"name": name})
+        return _rows.credential_from_row(rows[0]) if rows else None
+
+
+async def _apply(cur: psycopg.AsyncCursor[Any], planned: list[list[Statement]]) -> list[Any]:
+    """Run planned statements; unchecked runs of one SQL text go out pipelined."""
+    results: list[Any] = []
+    pending: list[Statement] = []
+    for statements in planned:
+        result = None
+        for statement in statements:
+            if statement.lease is None and not statement.found:
+                if pending and pending[0].sql != statement.sql:
+                    await _execute_many(cur, pending)
+                    pending = []
+                pending.append(statement)
+                continue
+            await _execute_many(cur, pending)
+            pending = []
+            await cur.execute(statement.sql, statement.params)
+            if statement.lease is not None and cur.rowcount != 1:
+                raise LeaseLost(*statement.lease)
+            if statement.found:
+                result = cur.rowcount > 0
+        results.append(result)
+    await _execute_many(cur, pending)
+    return results
+
+
+async def _execute_many(cur: psycopg.AsyncCursor[Any], statements: list[Statement]) -> None:
+    """Run statements of one SQL text whose row counts do not matter, pipelined."""
+    if not statements:
+        return
+    params: list[dict[str, Any]] = []
+    for statement in statements:
+        if isinstance(statement.params, list):
+            params.extend(statement.params)
+        else:
+            params.append(statement.params)
+    if len(params) == 1:
+        await cur.execute(statements[0].sql, params[0])
+    else:
+        await cur.executemany(statements[0].sql, params)

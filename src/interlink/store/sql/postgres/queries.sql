@@ -1,0 +1,156 @@
+-- Named queries of the PostgreSQL store (loaded once by interlink.store._sqlfiles).
+-- Parameters are %(name)s; the same names are used by ../sqlite/queries.sql.
+
+-- name: insert_run
+INSERT INTO runs (id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count,
+                  step_index, bucket, error, started_at, finished_at, updated_at)
+VALUES (%(id)s, %(flow)s, %(status)s, %(trigger)s, %(input)s, %(flow_spec)s, %(created_at)s, %(retry_of)s, %(retry_count)s,
+        %(step_index)s, %(bucket)s, %(error)s, %(started_at)s, %(finished_at)s, %(updated_at)s)
+
+-- name: save_step
+INSERT INTO steps (run_id, idx, step_id, status, started_at, finished_at, error, output)
+VALUES (%(run_id)s, %(idx)s, %(step_id)s, %(status)s, %(started_at)s, %(finished_at)s, %(error)s, %(output)s)
+ON CONFLICT (run_id, idx) DO UPDATE SET
+    step_id = excluded.step_id, status = excluded.status, started_at = excluded.started_at,
+    finished_at = excluded.finished_at, error = excluded.error, output = excluded.output
+
+-- name: insert_attempt
+INSERT INTO attempts (run_id, step_id, n, request, response, code, decision, created_at, message,
+                      wait_s, error)
+VALUES (%(run_id)s, %(step_id)s, %(n)s, %(request)s, %(response)s, %(code)s, %(decision)s, %(created_at)s, %(message)s,
+        %(wait_s)s, %(error)s)
+
+-- name: insert_log
+INSERT INTO logs (run_id, step_id, level, message, created_at)
+VALUES (%(run_id)s, %(step_id)s, %(level)s, %(message)s, %(created_at)s)
+
+-- name: enqueue
+-- Idempotent by id: a step that is re-run after a crash may enqueue the same item again.
+INSERT INTO queue (id, kind, payload, status, priority, run_at, attempts, created_at, updated_at)
+VALUES (%(id)s, %(kind)s, %(payload)s, 'ready', %(priority)s, %(run_at)s, 0, %(now)s, %(now)s)
+ON CONFLICT (id) DO NOTHING
+
+-- name: complete_keep
+UPDATE queue
+SET status = 'done', result = %(result)s, lease_owner = NULL, lease_expires_at = NULL,
+    updated_at = %(now)s
+WHERE id = %(id)s AND status = 'leased' AND lease_owner = %(owner)s
+
+-- name: complete_delete
+DELETE FROM queue WHERE id = %(id)s AND status = 'leased' AND lease_owner = %(owner)s
+
+-- name: release
+UPDATE queue
+SET status = 'ready', run_at = %(run_at)s, last_error = %(error)s, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = %(now)s,
+    payload = CASE WHEN %(replace_payload)s::boolean THEN %(payload)s ELSE payload END
+WHERE id = %(id)s AND status = 'leased' AND lease_owner = %(owner)s
+
+-- name: fail
+UPDATE queue
+SET status = %(status)s, last_error = %(error)s, result = %(result)s, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = %(now)s
+WHERE id = %(id)s AND status = 'leased' AND lease_owner = %(owner)s
+
+-- name: requeue
+UPDATE queue
+SET status = 'ready', attempts = 0, run_at = %(now)s, lease_owner = NULL, lease_expires_at = NULL,
+    updated_at = %(now)s
+WHERE id = %(id)s AND status IN ('broken', 'failed')
+
+-- name: put_session
+INSERT INTO sessions (id, data, expires_at) VALUES (%(id)s, %(data)s, %(expires_at)s)
+ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at
+
+-- name: delete_session
+DELETE FROM sessions WHERE id = %(id)s
+
+-- name: put_credential
+INSERT INTO credentials (name, token, version, expires_at) VALUES (%(name)s, %(token)s, 1, %(expires_at)s)
+ON CONFLICT (name) DO UPDATE SET
+    token = excluded.token, version = credentials.version + 1, expires_at = excluded.expires_at
+
+-- name: claim
+-- SKIP LOCKED lets any number of workers claim at once without waiting on each other.
+WITH picked AS (
+    SELECT id FROM queue
+    WHERE ((status = 'ready' AND run_at <= %(now)s)
+           OR (status = 'leased' AND lease_expires_at <= %(now)s))
+      AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE queue AS q
+SET status = 'leased', lease_owner = %(owner)s, lease_expires_at = %(expires_at)s,
+    attempts = q.attempts + 1, updated_at = %(now)s
+FROM picked WHERE q.id = picked.id
+RETURNING q.id, q.kind, q.payload, q.status, q.priority, q.run_at, q.attempts, q.created_at,
+          q.updated_at, q.lease_owner, q.lease_expires_at, q.last_error, q.result
+
+-- name: extend_leases
+UPDATE queue SET lease_expires_at = %(expires_at)s, updated_at = %(now)s
+WHERE id = ANY(%(ids)s::text[]) AND status = 'leased' AND lease_owner = %(owner)s
+RETURNING id
+
+-- name: get_item
+SELECT id, kind, payload, status, priority, run_at, attempts, created_at, updated_at,
+       lease_owner, lease_expires_at, last_error, result
+FROM queue WHERE id = %(id)s
+
+-- name: list_items
+SELECT id, kind, payload, status, priority, run_at, attempts, created_at, updated_at,
+       lease_owner, lease_expires_at, last_error, result
+FROM queue
+WHERE (%(status)s::text IS NULL OR status = %(status)s::text) AND (%(kind)s::text IS NULL OR kind = %(kind)s::text)
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s
+
+-- name: get_run
+SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count, step_index,
+       bucket, error, started_at, finished_at, updated_at
+FROM runs WHERE id = %(id)s
+
+-- name: list_runs
+SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count, step_index,
+       bucket, error, started_at, finished_at, updated_at
+FROM runs
+WHERE (%(flow)s::text IS NULL OR flow = %(flow)s::text) AND (%(status)s::text IS NULL OR status = %(status)s::text)
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s
+
+-- name: get_steps
+SELECT run_id, idx, step_id, status, started_at, finished_at, error, output
+FROM steps WHERE run_id = %(run_id)s ORDER BY idx
+
+-- name: get_attempts
+SELECT run_id, step_id, n, request, response, code, decision, created_at, message, wait_s, error
+FROM attempts WHERE run_id = %(run_id)s ORDER BY id
+
+-- name: get_logs
+SELECT run_id, message, created_at, level, step_id
+FROM logs WHERE run_id = %(run_id)s ORDER BY id
+
+-- name: get_session
+SELECT id, data, expires_at FROM sessions WHERE id = %(id)s AND expires_at > %(now)s
+
+-- name: get_credential
+SELECT name, token, version, expires_at FROM credentials WHERE name = %(name)s
+
+-- name: try_lock
+INSERT INTO locks (name, owner, expires_at) VALUES (%(name)s, %(owner)s, %(expires_at)s)
+ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+WHERE locks.expires_at <= %(now)s OR locks.owner = excluded.owner
+RETURNING name
+
+-- name: unlock
+DELETE FROM locks WHERE name = %(name)s AND owner = %(owner)s
+
+-- name: purge_items
+DELETE FROM queue WHERE status IN ('done', 'failed') AND updated_at < %(before)s
+
+-- name: purge_sessions
+DELETE FROM sessions WHERE expires_at <= %(before)s
+
+-- name: purge_locks
+DELETE FROM locks WHERE expires_at <= %(before)s

@@ -1,0 +1,169 @@
+-- Named queries of the SQLite store (loaded once by interlink.store._sqlfiles).
+-- Parameters are :name; the same names are used by ../postgres/queries.sql.
+
+-- name: insert_run
+INSERT INTO runs (id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count,
+                  step_index, bucket, error, started_at, finished_at, updated_at)
+VALUES (:id, :flow, :status, :trigger, :input, :flow_spec, :created_at, :retry_of, :retry_count,
+        :step_index, :bucket, :error, :started_at, :finished_at, :updated_at)
+
+-- name: save_step
+INSERT INTO steps (run_id, idx, step_id, status, started_at, finished_at, error, output)
+VALUES (:run_id, :idx, :step_id, :status, :started_at, :finished_at, :error, :output)
+ON CONFLICT (run_id, idx) DO UPDATE SET
+    step_id = excluded.step_id, status = excluded.status, started_at = excluded.started_at,
+    finished_at = excluded.finished_at, error = excluded.error, output = excluded.output
+
+-- name: insert_attempt
+INSERT INTO attempts (run_id, step_id, n, request, response, code, decision, created_at, message,
+                      wait_s, error)
+VALUES (:run_id, :step_id, :n, :request, :response, :code, :decision, :created_at, :message,
+        :wait_s, :error)
+
+-- name: insert_log
+INSERT INTO logs (run_id, step_id, level, message, created_at)
+VALUES (:run_id, :step_id, :level, :message, :created_at)
+
+-- name: enqueue
+-- Idempotent by id: a step that is re-run after a crash may enqueue the same item again.
+INSERT INTO queue (id, kind, payload, status, priority, run_at, attempts, created_at, updated_at)
+VALUES (:id, :kind, :payload, 'ready', :priority, :run_at, 0, :now, :now)
+ON CONFLICT (id) DO NOTHING
+
+-- name: complete_keep
+UPDATE queue
+SET status = 'done', result = :result, lease_owner = NULL, lease_expires_at = NULL,
+    updated_at = :now
+WHERE id = :id AND status = 'leased' AND lease_owner = :owner
+
+-- name: complete_delete
+DELETE FROM queue WHERE id = :id AND status = 'leased' AND lease_owner = :owner
+
+-- name: release
+UPDATE queue
+SET status = 'ready', run_at = :run_at, last_error = :error, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = :now,
+    payload = CASE WHEN :replace_payload THEN :payload ELSE payload END
+WHERE id = :id AND status = 'leased' AND lease_owner = :owner
+
+-- name: fail
+UPDATE queue
+SET status = :status, last_error = :error, result = :result, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = :now
+WHERE id = :id AND status = 'leased' AND lease_owner = :owner
+
+-- name: requeue
+UPDATE queue
+SET status = 'ready', attempts = 0, run_at = :now, lease_owner = NULL, lease_expires_at = NULL,
+    updated_at = :now
+WHERE id = :id AND status IN ('broken', 'failed')
+
+-- name: put_session
+INSERT INTO sessions (id, data, expires_at) VALUES (:id, :data, :expires_at)
+ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at
+
+-- name: delete_session
+DELETE FROM sessions WHERE id = :id
+
+-- name: put_credential
+INSERT INTO credentials (name, token, version, expires_at) VALUES (:name, :token, 1, :expires_at)
+ON CONFLICT (name) DO UPDATE SET
+    token = excluded.token, version = credentials.version + 1, expires_at = excluded.expires_at
+
+-- name: claim
+-- Two index walks (due ready items in claim order, expired leases) merged and cut to :limit;
+-- INDEXED BY because without statistics the planner may pick a status index and sort.
+-- the caller runs this inside BEGIN IMMEDIATE, so two processes never claim the same row.
+UPDATE queue
+SET status = 'leased', lease_owner = :owner, lease_expires_at = :expires_at,
+    attempts = attempts + 1, updated_at = :now
+WHERE id IN (
+    SELECT id FROM (
+        SELECT * FROM (
+            SELECT id, priority, run_at FROM queue INDEXED BY queue_ready
+            WHERE status = 'ready' AND run_at <= :now
+              AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+            ORDER BY priority DESC, run_at, id
+            LIMIT :limit
+        )
+        UNION ALL
+        SELECT * FROM (
+            SELECT id, priority, run_at FROM queue INDEXED BY queue_leased
+            WHERE status = 'leased' AND lease_expires_at <= :now
+              AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+            ORDER BY priority DESC, run_at, id
+            LIMIT :limit
+        )
+    )
+    ORDER BY priority DESC, run_at, id
+    LIMIT :limit
+)
+RETURNING id, kind, payload, status, priority, run_at, attempts, created_at, updated_at,
+          lease_owner, lease_expires_at, last_error, result
+
+-- name: extend_leases
+UPDATE queue SET lease_expires_at = :expires_at, updated_at = :now
+WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'leased' AND lease_owner = :owner
+RETURNING id
+
+-- name: get_item
+SELECT id, kind, payload, status, priority, run_at, attempts, created_at, updated_at,
+       lease_owner, lease_expires_at, last_error, result
+FROM queue WHERE id = :id
+
+-- name: list_items
+SELECT id, kind, payload, status, priority, run_at, attempts, created_at, updated_at,
+       lease_owner, lease_expires_at, last_error, result
+FROM queue
+WHERE (:status IS NULL OR status = :status) AND (:kind IS NULL OR kind = :kind)
+ORDER BY created_at DESC, id DESC
+LIMIT :limit
+
+-- name: get_run
+SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count, step_index,
+       bucket, error, started_at, finished_at, updated_at
+FROM runs WHERE id = :id
+
+-- name: list_runs
+SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count, step_index,
+       bucket, error, started_at, finished_at, updated_at
+FROM runs
+WHERE (:flow IS NULL OR flow = :flow) AND (:status IS NULL OR status = :status)
+ORDER BY created_at DESC, id DESC
+LIMIT :limit
+
+-- name: get_steps
+SELECT run_id, idx, step_id, status, started_at, finished_at, error, output
+FROM steps WHERE run_id = :run_id ORDER BY idx
+
+-- name: get_attempts
+SELECT run_id, step_id, n, request, response, code, decision, created_at, message, wait_s, error
+FROM attempts WHERE run_id = :run_id ORDER BY id
+
+-- name: get_logs
+SELECT run_id, message, created_at, level, step_id
+FROM logs WHERE run_id = :run_id ORDER BY id
+
+-- name: get_session
+SELECT id, data, expires_at FROM sessions WHERE id = :id AND expires_at > :now
+
+-- name: get_credential
+SELECT name, token, version, expires_at FROM credentials WHERE name = :name
+
+-- name: try_lock
+INSERT INTO locks (name, owner, expires_at) VALUES (:name, :owner, :expires_at)
+ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+WHERE locks.expires_at <= :now OR locks.owner = excluded.owner
+RETURNING name
+
+-- name: unlock
+DELETE FROM locks WHERE name = :name AND owner = :owner
+
+-- name: purge_items
+DELETE FROM queue WHERE status IN ('done', 'failed') AND updated_at < :before
+
+-- name: purge_sessions
+DELETE FROM sessions WHERE expires_at <= :before
+
+-- name: purge_locks
+DELETE FROM locks WHERE expires_at <= :before

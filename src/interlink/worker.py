@@ -1,0 +1,132 @@
+"""The worker: claims queue items, runs them, keeps their leases alive, survives crashes.
+
+Each queue item `kind` has a handler. A handler finishes its item itself, by writing `Complete`,
+`Release` or `Fail` with the worker's owner name in the same `Store.write()` as its own state,
+so an item's outcome and the state it produced commit together or not at all.
+
+Crash recovery needs no code here: a worker that dies stops renewing its leases, the leases
+expire, and any other worker claims the items again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Mapping
+from typing import Protocol
+
+from interlink.errors import LeaseLost
+from interlink.ids import new_id
+from interlink.store.base import QueueItem, Release, Store
+
+__all__ = ["Handler", "Worker", "worker_name"]
+
+log = logging.getLogger("interlink.worker")
+
+#: how long an item whose handler crashed waits before it is tried again
+CRASH_BACKOFF_S = 5.0
+
+
+class Handler(Protocol):
+    """Runs one claimed queue item and records its outcome (with `owner`) in the store."""
+
+    async def __call__(self, item: QueueItem, owner: str) -> None: ...
+
+
+def worker_name() -> str:
+    """A lease owner name unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
+
+
+class Worker:
+    """Claims items of the kinds it has handlers for and runs up to `concurrency` at once."""
+
+    def __init__(
+        self,
+        store: Store,
+        handlers: Mapping[str, Handler],
+        *,
+        owner: str | None = None,
+        concurrency: int = 16,
+        lease_s: float = 30.0,
+        poll_s: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.handlers = dict(handlers)
+        self.owner = owner or worker_name()
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._slot_free = asyncio.Event()
+        #: set once the worker has started claiming (health checks read it)
+        self.started = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and run items until `stop` is set, then wait for the items in flight."""
+        heartbeat = asyncio.create_task(self._renew_leases(stop), name="interlink-lease-renewal")
+        self.started.set()
+        try:
+            while not stop.is_set():
+                free = self.concurrency - len(self._running)
+                if free <= 0:
+                    self._slot_free.clear()
+                    await _first(self._slot_free.wait(), stop.wait())
+                    continue
+                items = await self.store.claim(
+                    self.owner, limit=free, lease_s=self.lease_s, kinds=list(self.handlers)
+                )
+                for item in items:
+                    self._start(item)
+                if not items:
+                    await _first(self.store.wait_for_work(self.poll_s), stop.wait())
+        finally:
+            if self._running:
+                await asyncio.gather(*self._running.values(), return_exceptions=True)
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    def _start(self, item: QueueItem) -> None:
+        task = asyncio.create_task(self._handle(item), name=f"interlink-item-{item.id}")
+        self._running[item.id] = task
+
+    async def _handle(self, item: QueueItem) -> None:
+        try:
+            await self.handlers[item.kind](item, self.owner)
+        except LeaseLost:
+            log.warning("queue item %s: lease lost; another worker has it", item.id)
+        except Exception as exc:  # noqa: BLE001 - a handler bug must not lose the item
+            log.exception("queue item %s (%s): handler crashed", item.id, item.kind)
+            with contextlib.suppress(LeaseLost):
+                await self.store.write(
+                    Release(item.id, self.owner, time.time() + CRASH_BACKOFF_S,
+                            error=f"handler crashed: {type(exc).__name__}: {exc}")
+                )
+        finally:
+            del self._running[item.id]
+            self._slot_free.set()
+
+    async def _renew_leases(self, stop: asyncio.Event) -> None:
+        # Renew at a third of the lease so one slow renewal does not let a lease lapse.
+        while not stop.is_set():
+            await _first(asyncio.sleep(self.lease_s / 3), stop.wait())
+            if self._running:
+                try:
+                    await self.store.extend_leases(self.owner, list(self._running), self.lease_s)
+                except Exception:  # noqa: BLE001 - retried at the next tick
+                    log.exception("renewing leases failed; retrying")
+
+
+async def _first(*aws: Awaitable[object]) -> None:
+    """Wait until the first of `aws` finishes; cancel the others."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

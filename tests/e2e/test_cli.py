@@ -1,0 +1,77 @@
+"""The `interlink` command as a user runs it: a real subprocess, real files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SHOP = REPO / "examples" / "shop"
+SHOP_ENV = {"PARTNER_KEY": "k", "WH_USER": "u", "WH_PASSWORD": "p"}
+
+
+def interlink(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+              ) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a subprocess and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "interlink.cli", *args], cwd=cwd, capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, timeout=60, check=False,
+    )
+
+
+def test_init_scaffolds_a_project_that_checks(tmp_path: Path) -> None:
+    """`interlink init` creates a project that `interlink check` accepts."""
+    target = tmp_path / "acme"
+    made = interlink("init", str(target))
+    assert made.returncode == 0, made.stderr
+    assert "name: acme" in (target / "interlink.yaml").read_text()
+    checked = interlink("check", str(target))
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("ok: acme:")
+
+
+def test_init_refuses_a_non_empty_folder(tmp_path: Path) -> None:
+    """`interlink init` never writes over an existing project."""
+    (tmp_path / "interlink.yaml").write_text("name: x\n")
+    made = interlink("init", str(tmp_path))
+    assert made.returncode == 1
+    assert "not empty" in made.stderr
+
+
+def test_check_accepts_the_shop_example() -> None:
+    """`interlink check examples/shop` exits 0."""
+    checked = interlink("check", str(SHOP), env=SHOP_ENV)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("ok: shop:")
+
+
+def test_check_reports_file_and_line_and_exits_1(tmp_path: Path) -> None:
+    """A bad project prints FILE:LINE: message on stderr and exits 1."""
+    (tmp_path / "interlink.yaml").write_text("name: bad\nstore: sqlite:///x.db\nserverr: {}\n")
+    checked = interlink("check", ".", cwd=tmp_path)
+    assert checked.returncode == 1
+    assert checked.stderr.startswith("interlink.yaml:3: ")
+    assert "serverr" in checked.stderr
+
+
+def test_check_names_a_missing_environment_variable(tmp_path: Path) -> None:
+    """The shop example without its secrets set fails naming the variable."""
+    env = {k: v for k, v in os.environ.items() if k not in SHOP_ENV}
+    checked = subprocess.run(
+        [sys.executable, "-m", "interlink.cli", "check", str(SHOP)], capture_output=True,
+        text=True, env=env, timeout=60, check=False,
+    )
+    assert checked.returncode == 1
+    assert "PARTNER_KEY" in checked.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["schema"]])
+def test_informational_commands_succeed(args: list[str]) -> None:
+    """Help, version and schema print and exit 0."""
+    done = interlink(*args)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()

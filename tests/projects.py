@@ -1,0 +1,41 @@
+"""Build real project folders in tests: write the files, load them with the real loader."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from interlink.engine import Engine
+from interlink.spec import Project, load_project
+
+__all__ = ["running_engine", "write_project"]
+
+
+def write_project(root: Path, files: dict[str, str], *, name: str = "test",
+                  store: str | None = None) -> Project:
+    """Write `files` (path → text, dedented) under `root`, add interlink.yaml, load it."""
+    root.mkdir(parents=True, exist_ok=True)
+    config = f"name: {name}\nstore: {store or 'sqlite:///.interlink/test.db'}\n"
+    files = {"interlink.yaml": config, **files}
+    for path, text in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text).lstrip("\n"))
+    return load_project(root)
+
+
+@contextlib.asynccontextmanager
+async def running_engine(project: Project, *, store_url: str | None = None,
+                         workers: int = 1) -> AsyncIterator[Engine]:
+    """An open engine with `workers` workers running until the block ends."""
+    async with Engine(project, store_url=store_url) as engine:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(engine.worker().run(stop)) for _ in range(workers)]
+        try:
+            yield engine
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)

@@ -1,0 +1,680 @@
+"""The project loader: a complete project loads; every kind of mistake is reported at FILE:LINE."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from interlink.errors import ProjectError, ProjectErrors
+from interlink.spec import Project, load_project
+from interlink.spec.connector import (
+    ApiKeyCredentials,
+    BasicCredentials,
+    BearerCredentials,
+    NoCredentials,
+    OAuth2ClientCredentials,
+    SessionLogin,
+)
+from interlink.spec.flow import (
+    ConnectorStep,
+    ManualTrigger,
+    ScheduleTrigger,
+    ScriptStep,
+    WebhookTrigger,
+)
+from interlink.spec.project import ApiKeyAuth, BasicAuth, BearerAuth, HmacAuth, NoAuth
+from interlink.spec.service import (
+    ConstantSource,
+    ContextSource,
+    FunctionSource,
+    JsonSource,
+    TemplateSource,
+)
+
+ENV = {
+    "ALICE_PW": "alice-secret",
+    "PARTNER_KEY": "partner-key",
+    "BEARER_TOKEN": "bearer-token",
+    "HMAC_SECRET": "hmac-secret",
+    "WH_CLIENT_ID": "wh-client",
+    "WH_SECRET": "wh-secret",
+    "CRM_USER": "crm-user",
+    "CRM_PASSWORD": "crm-password",
+    "ERP_TOKEN": "erp-token",
+    "EMPTY": "",
+}
+
+GOOD: dict[str, str] = {
+    "interlink.yaml": """\
+        name: shop
+        store: sqlite:///.interlink/shop.db
+        server: {host: 127.0.0.1, port: 8080}
+        worker: {concurrency: 4, lease: 30s, poll: 500ms}
+        scripts: {processes: 2, timeout: 10s, memory: 256}
+        packages:
+          open: {}
+          basic:
+            auth: {type: basic, users: {alice: "{{ env.ALICE_PW }}"}, realm: shop}
+          partners:
+            auth: {type: api_key, header: X-API-Key, keys: ["{{ env.PARTNER_KEY }}"]}
+            processing: stateless
+          bearer:
+            auth: {type: bearer, tokens: ["{{ env.BEARER_TOKEN }}"]}
+          signed:
+            auth: {type: hmac, secret: "{{ env.HMAC_SECRET }}", algorithm: sha512, encoding: base64}
+            processing: stateful
+            session: {cookie: SID, ttl: 15m}
+          anyone:
+            auth: {type: none}
+        """,
+    "connectors/warehouse.yaml": """\
+        name: warehouse
+        base_url: http://127.0.0.1:9000
+        timeout: 10s
+        headers: {Accept: application/json}
+        auth:
+          type: oauth2_client_credentials
+          token_url: /oauth/token
+          client_id: "{{ env.WH_CLIENT_ID }}"
+          client_secret: "{{ env.WH_SECRET }}"
+          scope: orders
+        retry:
+          max_attempts: 4
+          initial: 200ms
+          max: 30s
+          multiplier: 2
+          jitter: full
+          retry_after_cap: 60s
+        rate_limit: {requests: 50, per: 1s}
+        concurrency: 50
+        endpoints:
+          create_order: {method: POST, path: /orders}
+          get_order: {method: GET, path: "/orders/{{ payload.id }}", timeout: 5s}
+        """,
+    "connectors/crm.yaml": """\
+        name: crm
+        base_url: https://crm.example
+        auth:
+          type: session
+          login:
+            method: POST
+            path: /login
+            json: {user: "{{ env.CRM_USER }}", password: "{{ env.CRM_PASSWORD }}"}
+          token: "response.json.token"
+          header: Authorization
+          value: "Session {{ token }}"
+          ttl: 1h
+        endpoints:
+          contacts: {path: /contacts, query: {page: "{{ variables.page }}"}}
+        """,
+    "connectors/erp.yaml": """\
+        name: erp
+        base_url: https://erp.example
+        auth: {type: bearer, token: "{{ env.ERP_TOKEN }}"}
+        endpoints: {push: {method: PUT, path: /push}}
+        """,
+    "connectors/legacy.yml": """\
+        name: legacy
+        base_url: https://legacy.example
+        auth: {type: basic, username: admin, password: "{{ env.get('EMPTY') }}"}
+        endpoints: {ping: {path: /ping}}
+        """,
+    "connectors/keyed.yaml": """\
+        name: keyed
+        base_url: https://keyed.example
+        auth: {type: api_key, key: "{{ env['PARTNER_KEY'] }}", header: null, query: api_key}
+        endpoints: {ping: {path: /ping}}
+        """,
+    "connectors/open.yaml": """\
+        name: open
+        base_url: https://open.example
+        endpoints: {ping: {path: /ping}}
+        """,
+    "flows/push-orders.yaml": """\
+        name: push-orders
+        trigger: {type: webhook, path: /hooks/orders}
+        variables: {channel: web}
+        retry: {max_flow_retries: 3, delay: 30s}
+        steps:
+          - id: push
+            type: connector
+            connector: warehouse
+            endpoint: create_order
+            body: payload
+            headers: {X-Channel: "{{ variables.channel }}"}
+            response_script: scripts/check_response.py
+          - id: shape
+            type: script
+            script: scripts/to_erp.py
+            isolation: inline
+            timeout: 2s
+          - {id: send, type: connector, connector: erp, endpoint: push, body: null}
+        """,
+    "flows/nightly.yaml": """\
+        name: nightly
+        trigger: {type: schedule, cron: "0 2 * * *"}
+        steps:
+          - {id: contacts, type: connector, connector: crm, endpoint: contacts}
+          - {id: legacy, type: connector, connector: legacy, endpoint: ping}
+          - {id: keyed, type: connector, connector: keyed, endpoint: ping}
+          - {id: open, type: connector, connector: open, endpoint: ping}
+        """,
+    "flows/by-hand.yaml": """\
+        name: by-hand
+        trigger: {type: manual}
+        steps:
+          - {id: get, type: connector, connector: warehouse, endpoint: get_order}
+        """,
+    "flows/untriggered.yaml": """\
+        name: untriggered
+        steps:
+          - {id: run, type: script, script: scripts/to_erp.py}
+        """,
+    "services/order-intake.yaml": """\
+        name: order-intake
+        package: partners
+        method: POST
+        path: /orders
+        request:
+          body: json
+          map:
+            page.order: request.body.order
+            page.request_id: request.headers['x-request-id']
+          max_body: 512KB
+        activity: {flow: push-orders, timeout: 20s}
+        execution: sync
+        request_processor:
+          {max_attempts: 5, delay: 10s, backoff: 2, keep_failed: true, keep_results: true}
+        variables: {greeting: "hello {{ page.order.id }}"}
+        responses:
+          - when: "page.order.status == 'HELD'"
+            status: 202
+            headers:
+              - {name: X-Order-Id, from: context, key: page.order.id}
+              - {name: X-Note, from: template, template: templates/note.txt}
+              - {name: X-Fn, from: function, function: "scripts/functions.py:order_id"}
+            body: {from: template, template: templates/held.xml}
+          - queue_when: "error is not none"
+            status: 202
+            body: {from: json, value: {queued: "{{ queue_item_id }}", items: [1, "{{ page.n }}"]}}
+          - on: mapping_error
+            status: 400
+            body: {from: constant, value: "bad request", content_type: text/plain}
+          - on: security_error
+            status: 401
+          - on: service_error
+            status: 502
+            body: {from: function, function: "scripts/functions.py:error_body"}
+          - on: default
+            status: 200
+            headers:
+              - {name: Cache-Control, from: constant, value: no-store}
+            body: {from: context, key: result.payload}
+        """,
+    "services/validate.yaml": """\
+        name: validate
+        package: signed
+        method: PUT
+        path: /orders/{id}/validate
+        request: {body: xml}
+        activity: {script: scripts/validate.py}
+        execution: async
+        responses:
+          - on: default
+            body: {from: template, template: templates/held.xml, type: text}
+        """,
+    "services/ping.yaml": """\
+        name: ping
+        method: GET
+        path: /ping
+        request: {body: none}
+        """,
+    "scripts/check_response.py": """\
+        def handle(data):
+            if data["response"]["status"] == 200 and "Invalid session" in data["response"]["body"]:
+                data["response_code"] = 4
+            return data
+        """,
+    "scripts/to_erp.py": "def handle(data):\n    return data\n",
+    "scripts/validate.py": "async def handle(data):\n    return data\n",
+    "scripts/functions.py": """\
+        def order_id(context):
+            return context["page"]["order"]["id"]
+
+        try:
+            from json import dumps as error_body
+        except ImportError:
+            pass
+        """,
+    "scripts/helpers/__init__.py": "",
+    "templates/held.xml": "<held id=\"{{ page.order.id }}\"/>\n",
+    "templates/note.txt": "held {{ page.order.id }}",
+}
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    """Write `files` (dedented) under `root`; a value of None deletes the file."""
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return root
+
+
+def errors_of(root: Path, environ: dict[str, str] | None = None) -> list[ProjectError]:
+    """The errors loading `root` raises (fails the test if it loads)."""
+    with pytest.raises(ProjectErrors) as info:
+        load_project(root, environ=ENV if environ is None else environ)
+    return info.value.errors
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The good project, written in the current directory (so errors read `flows/x.yaml:N`)."""
+    monkeypatch.chdir(tmp_path)
+    return write(tmp_path, GOOD)
+
+
+def test_good_project_loads_every_model(project: Path) -> None:
+    """Every model, auth type, step, trigger, rule and source of the good project loads."""
+    loaded = load_project(project, environ=ENV)
+    assert isinstance(loaded, Project)
+    assert loaded.name == "shop"
+    packages = loaded.config.packages
+    assert isinstance(packages["open"].auth, NoAuth)
+    assert isinstance(packages["anyone"].auth, NoAuth)
+    assert packages["basic"].auth == BasicAuth(type="basic", users={"alice": "alice-secret"},
+                                               realm="shop")
+    assert isinstance(packages["partners"].auth, ApiKeyAuth)
+    assert packages["partners"].auth.keys == ["partner-key"]
+    assert isinstance(packages["bearer"].auth, BearerAuth)
+    assert isinstance(packages["signed"].auth, HmacAuth)
+    assert packages["signed"].auth.secret == "hmac-secret"
+    assert packages["signed"].session.ttl == 900.0
+    assert loaded.config.worker.poll == 0.5
+
+    connectors = loaded.connectors
+    assert set(connectors) == {"warehouse", "crm", "erp", "legacy", "keyed", "open"}
+    warehouse = connectors["warehouse"].auth
+    assert isinstance(warehouse, OAuth2ClientCredentials)
+    assert (warehouse.client_id, warehouse.client_secret) == ("wh-client", "wh-secret")
+    assert connectors["warehouse"].retry.initial == 0.2
+    assert connectors["warehouse"].endpoints["get_order"].path == "/orders/{{ payload.id }}"
+    crm = connectors["crm"].auth
+    assert isinstance(crm, SessionLogin)
+    assert crm.login.json_body == {"user": "crm-user", "password": "crm-password"}
+    assert crm.value == "Session {{ token }}"
+    assert isinstance(connectors["erp"].auth, BearerCredentials)
+    assert isinstance(connectors["legacy"].auth, BasicCredentials)
+    assert isinstance(connectors["keyed"].auth, ApiKeyCredentials)
+    assert connectors["keyed"].auth.key == "partner-key"
+    assert isinstance(connectors["open"].auth, NoCredentials)
+
+    flows = loaded.flows
+    assert isinstance(flows["push-orders"].trigger, WebhookTrigger)
+    assert isinstance(flows["nightly"].trigger, ScheduleTrigger)
+    assert isinstance(flows["by-hand"].trigger, ManualTrigger)
+    assert flows["untriggered"].trigger is None
+    push, shape, send = flows["push-orders"].steps
+    assert isinstance(push, ConnectorStep)
+    assert isinstance(shape, ScriptStep)
+    assert isinstance(send, ConnectorStep)
+    assert send.body is None
+
+    intake = loaded.services["order-intake"]
+    rules = intake.responses
+    assert (rules[0].when, rules[0].queue_when, rules[0].on) == (
+        "page.order.status == 'HELD'", None, None
+    )
+    assert rules[1].queue_when == "error is not none"
+    assert [r.on for r in rules[2:]] == ["mapping_error", "security_error", "service_error",
+                                         "default"]
+    assert [h.source for h in rules[0].headers] == ["context", "template", "function"]
+    assert rules[5].headers[0].source == "constant"
+    kinds = [type(r.body) for r in rules]
+    assert kinds == [TemplateSource, JsonSource, ConstantSource, type(None), FunctionSource,
+                     ContextSource]
+    assert intake.request.max_body == 512 * 1024
+    assert set(loaded.templates) == {"templates/held.xml", "templates/note.txt"}
+    assert loaded.templates["templates/held.xml"].kind == "xml"
+    assert loaded.secrets == frozenset(v for v in ENV.values() if v)
+
+
+def test_os_environ_is_the_default(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without `environ`, `{{ env.NAME }}` reads the process environment."""
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    assert load_project(project).config.packages["bearer"].auth == BearerAuth(
+        type="bearer", tokens=["bearer-token"]
+    )
+
+
+FLOW = textwrap.dedent("""\
+    name: extra
+    steps:
+      - id: one
+        type: connector
+        connector: warehouse
+        endpoint: create_order
+    """)
+
+SERVICE = textwrap.dedent("""\
+    name: extra
+    path: /extra
+    responses:
+      - on: default
+        status: 200
+    """)
+
+# (files written over the good project, expected `FILE:LINE: `, a part of the message)
+CASES: dict[str, tuple[dict[str, str], str, str]] = {
+    "unknown key": (
+        {"flows/extra.yaml": FLOW + "    foo: 1\n"},
+        "flows/extra.yaml:7: ", "steps[0]: unknown key 'foo'",
+    ),
+    "unknown top-level key": (
+        {"services/extra.yaml": "name: extra\npath: /extra\npathh: /x\n"},
+        "services/extra.yaml:3: ", "unknown key 'pathh'",
+    ),
+    "wrong type": (
+        {"connectors/extra.yaml": "name: extra\nbase_url: x\nretry:\n  max_attempts: x\n"
+                                  "endpoints: {a: {path: /a}}\n"},
+        "connectors/extra.yaml:4: ", "retry.max_attempts: expected an integer, got 'x'",
+    ),
+    "wrong type in a list": (
+        {"services/extra.yaml": SERVICE.replace("status: 200", "status: '200'")},
+        "services/extra.yaml:5: ", "responses[0].status: expected an integer, got '200'",
+    ),
+    "value of no member of a union": (
+        {"services/extra.yaml": SERVICE + "    body: {from: constant, value: [1]}\n"},
+        "services/extra.yaml:6: ",
+        "responses[0].body.value: expected a string, an integer, a number or true or false",
+    ),
+    "missing field": (
+        {"flows/extra.yaml": FLOW.replace("    endpoint: create_order\n", "")},
+        "flows/extra.yaml:3: ", "steps[0]: missing required key 'endpoint'",
+    ),
+    "missing top-level field": (
+        {"connectors/extra.yaml": "name: extra\nendpoints: {a: {path: /a}}\n"},
+        "connectors/extra.yaml:1: ", "missing required key 'base_url'",
+    ),
+    "missing union tag": (
+        {"services/extra.yaml": SERVICE + "    body: {value: x}\n"},
+        "services/extra.yaml:6: ", "responses[0].body: missing required key 'from'",
+    ),
+    "unknown union tag": (
+        {"flows/extra.yaml": FLOW.replace("type: connector", "type: connecter")},
+        "flows/extra.yaml:4: ", "steps[0].type: unknown type 'connecter', expected one of",
+    ),
+    "bad duration": (
+        {"flows/extra.yaml": FLOW + "retry: {delay: soon}\n"},
+        "flows/extra.yaml:7: ", "retry.delay: bad duration 'soon': expected a number and a unit",
+    ),
+    "model validator": (
+        {"services/extra.yaml": SERVICE.replace("- on: default", "- on: default\n    when: x")},
+        "services/extra.yaml:4: ", "responses[0]: a response rule needs exactly one of",
+    ),
+    "literal": (
+        {"services/extra.yaml": SERVICE + "method: FETCH\n"},
+        "services/extra.yaml:6: ", "method: expected 'GET', 'POST', 'PUT', 'PATCH' or 'DELETE'",
+    ),
+    "empty endpoints": (
+        {"connectors/extra.yaml": "name: extra\nbase_url: x\nendpoints: {}\n"},
+        "connectors/extra.yaml:3: ", "endpoints: needs at least 1 entry",
+    ),
+    "missing connector": (
+        {"flows/extra.yaml": FLOW.replace("connector: warehouse", "connector: storehouse")},
+        "flows/extra.yaml:5: ", "steps[0]: no connector named 'storehouse'",
+    ),
+    "missing endpoint": (
+        {"flows/extra.yaml": FLOW.replace("create_order", "cancel_order")},
+        "flows/extra.yaml:6: ", "connector 'warehouse' has no endpoint 'cancel_order'",
+    ),
+    "missing flow": (
+        {"services/extra.yaml": SERVICE + "activity: {flow: nowhere}\n"},
+        "services/extra.yaml:6: ", "activity.flow: no flow named 'nowhere'",
+    ),
+    "missing package": (
+        {"services/extra.yaml": SERVICE + "package: partnerz\n"},
+        "services/extra.yaml:6: ", "no package 'partnerz' in interlink.yaml",
+    ),
+    "missing script": (
+        {"flows/extra.yaml": FLOW + "    response_script: scripts/nope.py\n"},
+        "flows/extra.yaml:7: ", "script 'scripts/nope.py' does not exist",
+    ),
+    "missing activity script": (
+        {"services/extra.yaml": SERVICE + "activity: {script: scripts/nope.py}\n"},
+        "services/extra.yaml:6: ", "script 'scripts/nope.py' does not exist",
+    ),
+    "script outside the project": (
+        {"services/extra.yaml": SERVICE + "activity: {script: ../x.py}\n"},
+        "services/extra.yaml:6: ", "script '../x.py' is outside the project",
+    ),
+    "script without handle": (
+        {"flows/extra.yaml": FLOW + "    response_script: scripts/functions.py\n"},
+        "flows/extra.yaml:7: ", "script 'scripts/functions.py' defines no 'handle'",
+    ),
+    "missing function": (
+        {"services/extra.yaml": SERVICE + "    body: {from: function, function: "
+                                          "'scripts/functions.py:nope'}\n"},
+        "services/extra.yaml:6: ", "script 'scripts/functions.py' defines no 'nope'",
+    ),
+    "missing header function file": (
+        {"services/extra.yaml": SERVICE + "    headers:\n      - {name: X, from: "
+                                          "function, function: 'scripts/x.py:f'}\n"},
+        "services/extra.yaml:7: ", "script 'scripts/x.py' does not exist",
+    ),
+    "script syntax error": (
+        {"scripts/broken.py": "def handle(data):\n    return data +\n"},
+        "scripts/broken.py:2: ", "SyntaxError: invalid syntax",
+    ),
+    "missing template": (
+        {"services/extra.yaml": SERVICE + "    body: {from: template, "
+                                          "template: templates/nope.xml}\n"},
+        "services/extra.yaml:6: ", "template 'templates/nope.xml' does not exist",
+    ),
+    "template syntax error": (
+        {"templates/held.xml": "<held>\n  {{ page.x }}\n  {{ page.x + }}\n</held>\n"},
+        "templates/held.xml:3: ", "unexpected 'end of print statement'",
+    ),
+    "template block left open": (
+        {"templates/note.txt": "note\n{% if page.x %}\nx\n"},
+        "templates/note.txt:2: ", "Unexpected end of template",
+    ),
+    "env in a template": (
+        {"templates/note.txt": "note\n{{ env.SECRET }}\n"},
+        "templates/note.txt:2: ", "env is resolved only in interlink.yaml and connectors/",
+    ),
+    "expression syntax error": (
+        {"services/extra.yaml": SERVICE.replace("- on: default", "- when: 'page.x =='")},
+        "services/extra.yaml:4: ", "responses[0].when: invalid expression 'page.x =='",
+    ),
+    "interpolation syntax error": (
+        {"connectors/extra.yaml": "name: extra\nbase_url: x\nendpoints:\n"
+                                  "  a: {path: '/a/{{ payload.id'}\n"},
+        "connectors/extra.yaml:4: ", "endpoints.a.path: invalid template string",
+    ),
+    "json body syntax error": (
+        {"services/extra.yaml": SERVICE + "    body:\n      from: json\n"
+                                          "      value:\n        a: '{{ x'\n"},
+        "services/extra.yaml:9: ", "invalid template string '{{ x'",
+    ),
+    "duplicate connector name": (
+        {"connectors/zz.yaml": "base_url: x\nname: warehouse\nendpoints: {a: {path: /a}}\n"},
+        "connectors/zz.yaml:2: ", "connector name 'warehouse' is already used in "
+                                  "connectors/warehouse.yaml",
+    ),
+    "duplicate flow name": (
+        {"flows/zz.yaml": FLOW.replace("name: extra", "name: nightly")},
+        "flows/zz.yaml:1: ", "flow name 'nightly' is already used in flows/nightly.yaml",
+    ),
+    "duplicate service name": (
+        {"services/zz.yaml": SERVICE.replace("name: extra", "name: ping")},
+        "services/zz.yaml:1: ", "service name 'ping' is already used in services/ping.yaml",
+    ),
+    "duplicate step id": (
+        {"flows/extra.yaml": FLOW + "  - {id: one, type: script, script: scripts/to_erp.py}\n"},
+        "flows/extra.yaml:7: ", "steps[1]: step id 'one' is already used by steps[0] (line 3)",
+    ),
+    "duplicate route": (
+        {"services/zz.yaml": SERVICE.replace("/extra", "/orders/{order}/validate/")
+         + "method: PUT\n"},
+        "services/zz.yaml:2: ", "PUT /orders/{order}/validate/ is already served by "
+                                "services/validate.yaml (service 'validate')",
+    ),
+    "duplicate webhook path": (
+        {"flows/zz.yaml": FLOW + "trigger:\n  type: webhook\n  path: /hooks/orders\n"},
+        "flows/zz.yaml:9: ", "POST /hooks/orders is already served by flows/push-orders.yaml",
+    ),
+    "reserved path": (
+        {"services/extra.yaml": SERVICE.replace("/extra", "/_interlink/health")},
+        "services/extra.yaml:2: ", "path '/_interlink/health' is reserved for the engine",
+    ),
+    "yaml syntax error": (
+        {"flows/extra.yaml": "name: extra\nsteps: [\n  {id: x\n"},
+        "flows/extra.yaml:4: ", "YAML syntax error",
+    ),
+    "yaml bad indentation": (
+        {"flows/extra.yaml": "name: extra\n  steps: []\n"},
+        "flows/extra.yaml:2: ", "YAML syntax error: mapping values are not allowed here",
+    ),
+    "yaml duplicate key": (
+        {"flows/extra.yaml": FLOW.replace("endpoint: create_order",
+                                          "endpoint: create_order\n    id: two")},
+        "flows/extra.yaml:7: ", "duplicate key 'id' (the mapping starts at line 3)",
+    ),
+    "top level not a mapping": (
+        {"flows/extra.yaml": "- name: extra\n"},
+        "flows/extra.yaml:1: ", "expected a mapping of keys to values, got a list",
+    ),
+    "empty file": (
+        {"services/extra.yaml": "# nothing yet\n"},
+        "services/extra.yaml:1: ", "the file is empty",
+    ),
+    "two documents": (
+        {"services/extra.yaml": SERVICE + "---\nname: again\n"},
+        "services/extra.yaml:6: ", "YAML syntax error: but found another document",
+    ),
+    "missing env variable": (
+        {"connectors/extra.yaml": "name: extra\nbase_url: x\nauth:\n  type: bearer\n"
+                                  "  token: '{{ env.NOPE_TOKEN }}'\nendpoints: {a: {path: /a}}\n"},
+        "connectors/extra.yaml:5: ", "environment variable NOPE_TOKEN is not set",
+    ),
+    "env mixed with run-time names": (
+        {"connectors/extra.yaml": "name: extra\nbase_url: x\nendpoints:\n"
+                                  "  a: {path: '/{{ env.WH_SECRET }}/{{ payload.id }}'}\n"},
+        "connectors/extra.yaml:4: ", "mixes env (resolved when the project loads) with payload",
+    ),
+    "env in a service": (
+        {"services/extra.yaml": SERVICE + "    headers:\n      - {name: X, from: "
+                                          "context, key: env.WH_SECRET}\n"},
+        "services/extra.yaml:7: ", "responses[0].headers[0].key: env is resolved only in",
+    ),
+    "env in a service json body": (
+        {"services/extra.yaml": SERVICE + "    body: {from: json, value: "
+                                          "{a: [1, '{{ env.X }}']}}\n"},
+        "services/extra.yaml:6: ", "env is resolved only in interlink.yaml and connectors/",
+    ),
+    "env in a flow": (
+        {"flows/extra.yaml": FLOW + "    headers: {X-Key: '{{ env.WH_SECRET }}'}\n"},
+        "flows/extra.yaml:7: ", "steps[0].headers.X-Key: env is resolved only in",
+    ),
+    "header from a source without its key": (
+        {"services/extra.yaml": SERVICE + "    headers:\n      - {name: X, from: "
+                                          "template}\n"},
+        "services/extra.yaml:7: ", "header 'X' from template needs 'template'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_mistake_is_reported_at_its_line(project: Path, case: str) -> None:
+    """Each mistake gives exactly one error, at the exact FILE:LINE, saying what is wrong."""
+    files, prefix, gist = CASES[case]
+    write(project, files)
+    errors = errors_of(project)
+    assert [str(e) for e in errors] == [str(errors[0])], "expected exactly one error"
+    text = str(errors[0])
+    assert text.startswith(prefix), text
+    assert gist in text
+
+
+def test_missing_interlink_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder without interlink.yaml is reported at PROJECT/interlink.yaml:1."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "proj").mkdir()
+    assert [str(e) for e in errors_of(Path("proj"))] == [
+        "proj/interlink.yaml:1: no interlink.yaml in this folder"
+    ]
+
+
+def test_missing_folders_are_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project with only interlink.yaml loads, with no connectors, flows or services."""
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, {"interlink.yaml": "name: tiny\n"})
+    loaded = load_project(".")
+    assert (loaded.connectors, loaded.flows, loaded.services, loaded.templates) == ({}, {}, {}, {})
+    assert loaded.secrets == frozenset()
+
+
+def test_all_errors_in_one_pass_sorted(project: Path) -> None:
+    """Errors in several files come together, sorted by file then line, one per output line."""
+    write(project, {
+        "flows/b.yaml": FLOW.replace("create_order", "nope"),
+        "flows/c.yaml": FLOW + "foo: 1\n",
+        "flows/a.yaml": "name: a\nsteps: [\n",
+        "services/extra.yaml": SERVICE + "package: nope\n",
+    })
+    errors = errors_of(project, environ={})
+    text = str(ProjectErrors(errors))
+    lines = text.splitlines()
+    assert len(lines) == len(errors) > 10
+    assert all(re.match(r"^[\w./-]+:\d+: \S", line) for line in lines), text
+    assert [(e.file, e.line) for e in errors] == sorted((e.file, e.line) for e in errors)
+    assert "flows/a.yaml:3: YAML syntax error" in text
+    assert "flows/b.yaml:6: steps[0]: connector 'warehouse' has no endpoint 'nope'" in text
+    assert "flows/c.yaml:7: unknown key 'foo'" in text
+    assert "interlink.yaml:9: environment variable ALICE_PW is not set" in text
+    assert "connectors/warehouse.yaml:8: environment variable WH_CLIENT_ID is not set" in text
+
+
+def test_broken_file_does_not_cascade(project: Path) -> None:
+    """A flow naming a connector whose own file is invalid gets no second error."""
+    write(project, {"connectors/warehouse.yaml": "name: warehouse\nbase_url: 1\n"
+                                                 "endpoints: {a: {path: /a}}\n"})
+    assert [str(e) for e in errors_of(project)] == [
+        "connectors/warehouse.yaml:2: base_url: expected a string, got 1"
+    ]
+
+
+def test_file_names_outside_the_current_directory(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project outside the current directory is named as given, joined with the file."""
+    root = write(tmp_path / "proj", {**GOOD, "flows/extra.yaml": FLOW + "    foo: 1\n"})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    [error] = errors_of(root)
+    assert str(error) == f"{root}/flows/extra.yaml:7: steps[0]: unknown key 'foo'"
+
+
+def test_yaml_alias_bomb_is_refused(project: Path) -> None:
+    """Aliases that expand to a huge tree are an error, not a hang."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1},"
+              f" *a{i-1}, *a{i-1}, *a{i-1}]" for i in range(1, 9)]
+    write(project, {"flows/extra.yaml": "\n".join(lines) + "\n"})
+    [error] = errors_of(project)
+    assert "expands to more than" in str(error)
+
+
+def test_yaml_12_keeps_yes_a_string(project: Path) -> None:
+    """YAML 1.2: `yes` is a string, so a boolean field given `yes` is a type error."""
+    write(project, {"services/extra.yaml": SERVICE + "request_processor: {keep_failed: yes}\n"})
+    [error] = errors_of(project)
+    assert str(error) == (
+        "services/extra.yaml:6: request_processor.keep_failed: expected true or false, got 'yes'"
+    )
