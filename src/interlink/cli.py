@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from interlink import __version__
+from interlink.engine import Engine
 from interlink.errors import InterlinkError, ProjectError
+from interlink.flows.report import format_run, format_summary, item_json, run_json, run_summary
+from interlink.server import parse_payload
 from interlink.spec import Project, load_project
 from interlink.spec.schema import json_schemas
+from interlink.store import open_store
 
-F = TypeVar("F", bound=Callable[..., Any])
+RUN_STATUSES = {"queued", "running", "waiting", "succeeded", "failed", "stopped", "partial"}
 
 project_argument = click.argument(
     "project", required=False, default=".", type=click.Path(file_okay=False, path_type=Path)
@@ -33,7 +38,7 @@ def _load(project: Path) -> Project:
         sys.exit(1)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
 
@@ -113,6 +118,176 @@ def worker(project: Path) -> None:
     loaded = _load(project)
     try:
         run_worker(loaded)
+    except InterlinkError as exc:
+        _fail(str(exc))
+
+
+class _ProjectFirstGroup(click.Group):
+    """A group whose first word may be the PROJECT folder instead of a subcommand.
+
+    `interlink runs [PROJECT]` lists runs and `interlink runs show RUN_ID` shows one: a first
+    word that is not a subcommand is taken as the project.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["--project", args[0], *args[1:]]
+        return super().parse_args(ctx, args)
+
+
+project_option = click.option(
+    "-p", "--project", "project", default=".", show_default=True,
+    type=click.Path(file_okay=False, path_type=Path), help="the project folder",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="print stable JSON")
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _read_payload(source: str | None) -> Any:
+    if source is None:
+        return None
+    raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    return parse_payload(raw)
+
+
+@main.command("run")
+@click.argument("flow")
+@project_argument
+@click.option("--payload", "payload_source", metavar="FILE|-",
+              help="the run's input: a file, or - for standard input (JSON or text)")
+@click.option("--timeout", type=float, default=300.0, show_default=True,
+              help="seconds to wait for the run to end")
+@json_option
+def run_flow(flow: str, project: Path, payload_source: str | None, timeout: float,
+             as_json: bool) -> None:
+    """Run FLOW now (with a worker in this process) and print the run; exit 1 if it failed."""
+    loaded = _load(project)
+    if flow not in loaded.flows:
+        _fail(f"running {flow}: no flow named {flow!r} in {project}")
+    payload = _read_payload(payload_source)
+
+    async def go() -> dict[str, Any]:
+        async with Engine(loaded) as engine:
+            stop = asyncio.Event()
+            worker = asyncio.create_task(engine.worker().run(stop))
+            try:
+                run_id = await engine.runner.start(flow, payload, trigger="manual")
+                run = await engine.runner.wait_for(run_id, timeout)
+                return await run_json(engine.store, run)
+            finally:
+                stop.set()
+                await worker
+
+    try:
+        result = asyncio.run(go())
+    except TimeoutError:
+        _fail(f"running {flow}: not finished after {timeout:g}s; it goes on in any worker")
+    except InterlinkError as exc:
+        _fail(str(exc))
+    click.echo(json.dumps(result, indent=2) if as_json else format_run(result))
+    sys.exit(0 if result["status"] == "succeeded" else 1)
+
+
+@main.group(cls=_ProjectFirstGroup, invoke_without_command=True)
+@project_option
+@click.option("--flow", help="only runs of this flow")
+@click.option("--status", type=click.Choice(sorted(RUN_STATUSES)), help="only runs in this status")
+@click.option("--limit", type=int, default=50, show_default=True)
+@json_option
+@click.pass_context
+def runs(ctx: click.Context, project: Path, flow: str | None, status: str | None, limit: int,
+         as_json: bool) -> None:
+    """List runs, newest first (`runs show RUN_ID`, `runs retry RUN_ID` for one run)."""
+    ctx.obj = project
+    if ctx.invoked_subcommand is not None:
+        return
+    loaded = _load(project)
+
+    async def go() -> list[dict[str, Any]]:
+        async with open_store(loaded.config.store, loaded.root) as store:
+            return [run_summary(r) for r in
+                    await store.list_runs(flow=flow, status=status, limit=limit)]
+
+    found = _run_store_command(go)
+    if as_json:
+        _print_json(found)
+    else:
+        for run in found:
+            click.echo(format_summary(run))
+
+
+@runs.command("show")
+@click.argument("run_id")
+@json_option
+@click.pass_obj
+def runs_show(project: Path, run_id: str, as_json: bool) -> None:
+    """Show one run: its steps, every attempt and its log."""
+    loaded = _load(project)
+
+    async def go() -> dict[str, Any] | None:
+        async with open_store(loaded.config.store, loaded.root) as store:
+            run = await store.get_run(run_id)
+            return None if run is None else await run_json(store, run)
+
+    found = _run_store_command(go)
+    if found is None:
+        _fail(f"showing run {run_id}: no such run in {loaded.config.store}")
+    click.echo(json.dumps(found, indent=2) if as_json else format_run(found))
+
+
+@runs.command("retry")
+@click.argument("run_id")
+@click.pass_obj
+def runs_retry(project: Path, run_id: str) -> None:
+    """Queue a new run of the same flow version with the same input, linked by retry_of."""
+    loaded = _load(project)
+
+    async def go() -> str:
+        async with Engine(loaded) as engine:
+            return await engine.runner.retry(run_id)
+
+    click.echo(_run_store_command(go))
+
+
+@main.group(cls=_ProjectFirstGroup, invoke_without_command=True)
+@project_option
+@click.option("--status", type=click.Choice(["ready", "leased", "done", "failed", "broken"]))
+@click.option("--kind", help="only items of this kind (run, service_request, …)")
+@click.option("--limit", type=int, default=100, show_default=True)
+@json_option
+@click.pass_context
+def queue(ctx: click.Context, project: Path, status: str | None, kind: str | None, limit: int,
+          as_json: bool) -> None:
+    """List queue items, newest first."""
+    ctx.obj = project
+    if ctx.invoked_subcommand is not None:
+        return
+    loaded = _load(project)
+
+    async def go() -> list[dict[str, Any]]:
+        async with open_store(loaded.config.store, loaded.root) as store:
+            return [item_json(i) for i in
+                    await store.list_items(status=status, kind=kind, limit=limit)]
+
+    found = _run_store_command(go)
+    if as_json:
+        _print_json(found)
+    else:
+        for item in found:
+            click.echo(f"{item['id']}  {item['kind']:<16} {item['status']:<7} "
+                       f"attempts {item['attempts']}  run_at {item['run_at']}  "
+                       f"{item['last_error'] or ''}".rstrip())
+
+
+T = TypeVar("T")
+
+
+def _run_store_command(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    try:
+        return asyncio.run(fn())
     except InterlinkError as exc:
         _fail(str(exc))
 

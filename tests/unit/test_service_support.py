@@ -13,7 +13,6 @@ from typing import Any
 from interlink.expressions import compile_template
 from interlink.services import ActivityResult, ServicesApp, build_services_app
 from interlink.spec import Project, ProjectConfig, ServiceSpec
-from interlink.spec.service import ServiceSpec as _ServiceSpec
 from interlink.store.base import Store
 
 DEFAULT_HEADERS = ("server", "cache-control", "content-type", "content-length", "date")
@@ -31,7 +30,7 @@ class Runner:
         self.delay = delay
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
-    async def run(self, service: _ServiceSpec, context: dict[str, Any]) -> ActivityResult:
+    async def run(self, service: ServiceSpec, context: dict[str, Any]) -> ActivityResult:
         """Record the call, wait, then raise or answer."""
         self.calls.append((service.name, context))
         if self.delay:

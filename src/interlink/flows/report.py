@@ -7,7 +7,7 @@ from typing import Any
 
 from interlink.store.base import AttemptRecord, LogLine, QueueItem, RunRecord, Store
 
-__all__ = ["item_json", "iso", "run_json", "run_summary"]
+__all__ = ["format_run", "format_summary", "item_json", "iso", "run_json", "run_summary"]
 
 
 def iso(ts: float | None) -> str | None:
@@ -87,3 +87,33 @@ def item_json(item: QueueItem) -> dict[str, Any]:
         "last_error": item.last_error,
         "created_at": iso(item.created_at),
     }
+
+
+def format_run(run: dict[str, Any]) -> str:
+    """A run (as `run_json` gives it) as text for a terminal."""
+    lines = [f"run {run['id']}  flow {run['flow']}  {run['status'].upper()}",
+             f"  trigger {run['trigger']}  created {run['created_at']}  "
+             f"finished {run['finished_at'] or '-'}"]
+    if run.get("retry_of"):
+        lines.append(f"  retry {run['retry_count']} of run {run['retry_of']}")
+    if run.get("error"):
+        lines.append(f"  error: {run['error']}")
+    for step in run.get("steps", []):
+        lines.append(f"  step {step['id']}: {step['status']}")
+        for a in step["attempts"]:
+            status = a["response"]["status"] if a.get("response") else a.get("error") or "-"
+            wait = f"  wait {a['wait_s']:g}s" if a["wait_s"] else ""
+            message = f"  {a['message']}" if a.get("message") else ""
+            lines.append(f"    #{a['n']} {a['request']['method']} {a['request']['url']} → "
+                         f"{status}  {a['code']} {a['decision']}{wait}{message}")
+    if run.get("logs"):
+        lines.append("  log:")
+        lines.extend(f"    {line['at']} {line['level']:<7} {line['step'] or '-':<10} "
+                     f"{line['message']}" for line in run["logs"])
+    return "\n".join(lines)
+
+
+def format_summary(run: dict[str, Any]) -> str:
+    """One line of `interlink runs`."""
+    return (f"{run['id']}  {run['flow']:<20} {run['status']:<9} {run['trigger']:<8} "
+            f"{run['created_at']}  {run['error'] or ''}").rstrip()
