@@ -11,11 +11,14 @@ import contextlib
 from types import TracebackType
 
 import aiohttp
+from starlette.types import ASGIApp
 
+from interlink.activities import ProjectActivities, RequestProcessor
 from interlink.connectors.client import ConnectorClient
 from interlink.flows.runner import RUN_KIND, FlowRunner
 from interlink.redaction import Redactor
 from interlink.scripts import ScriptPool
+from interlink.services import QUEUE_KIND, ServicesApp, build_services_app
 from interlink.spec import Project
 from interlink.store import Store, open_store
 from interlink.worker import Handler, Worker, worker_name
@@ -36,6 +39,7 @@ class Engine:
         self._stack = contextlib.AsyncExitStack()
         self._http: aiohttp.ClientSession | None = None
         self._runner: FlowRunner | None = None
+        self._activities: ProjectActivities | None = None
 
     async def __aenter__(self) -> Engine:
         await self.store.open()
@@ -56,6 +60,7 @@ class Engine:
         self._runner = FlowRunner(self.project, self.store, connectors=connectors,
                                   scripts=self.scripts, redactor=self.redactor,
                                   owner=self.owner, lease_s=cfg.lease)
+        self._activities = ProjectActivities(self._runner, self.scripts)
         return self
 
     async def __aexit__(
@@ -71,9 +76,23 @@ class Engine:
             raise RuntimeError("the engine is not open")
         return self._runner
 
+    @property
+    def activities(self) -> ProjectActivities:
+        """Service activities and functions (available once the engine is open)."""
+        if self._activities is None:
+            raise RuntimeError("the engine is not open")
+        return self._activities
+
+    def services_app(self, fallback: ASGIApp | None = None) -> ServicesApp:
+        """The project's services as one ASGI app; unrouted requests go to `fallback`."""
+        return build_services_app(self.project, activity_runner=self.activities,
+                                  function_caller=self.activities, store=self.store,
+                                  fallback=fallback)
+
     def handlers(self) -> dict[str, Handler]:
         """Queue item kind → the handler that runs it."""
-        return {RUN_KIND: self.runner.handle}
+        return {RUN_KIND: self.runner.handle,
+                QUEUE_KIND: RequestProcessor(self.project, self.store, self.activities)}
 
     def worker(self) -> Worker:
         """A worker running this engine's handlers with the project's worker settings."""

@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from interlink import __version__
 from interlink.engine import Engine
@@ -50,8 +51,8 @@ def _error(status: int, message: str) -> Response:
     return _json({"error": {"message": message}}, status)
 
 
-def build_app(engine: Engine, worker: Worker | None) -> Starlette:
-    """The served project: engine endpoints under /_interlink/ and the flows' webhooks."""
+def build_app(engine: Engine, worker: Worker | None) -> ASGIApp:
+    """The served project: its services, the flows' webhooks and the engine's endpoints."""
     runner = engine.runner
 
     async def health(request: Request) -> Response:
@@ -89,7 +90,8 @@ def build_app(engine: Engine, worker: Worker | None) -> Starlette:
         if isinstance(flow.trigger, WebhookTrigger):
             routes.append(Route(flow.trigger.path, _webhook(engine, flow.name),
                                 methods=[flow.trigger.method]))
-    return Starlette(routes=routes)
+    # Services first: they are the hot path; everything else is the fallback.
+    return engine.services_app(fallback=Starlette(routes=routes))
 
 
 def _webhook(engine: Engine, flow: str) -> Any:
@@ -113,6 +115,8 @@ async def _serve(project: Project, host: str | None, port: int | None, with_work
             host=host or project.config.server.host,
             port=project.config.server.port if port is None else port,
             log_level="warning", access_log=False, lifespan="off",
+            # The services app sets Server and Date itself (rules may override them).
+            server_header=False, date_header=False,
         )
         server = uvicorn.Server(config)
         tasks = [asyncio.create_task(server.serve())]

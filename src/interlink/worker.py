@@ -100,7 +100,7 @@ class Worker:
             await self.handlers[item.kind](item, self.owner)
         except LeaseLost:
             log.warning("queue item %s: lease lost; another worker has it", item.id)
-        except Exception as exc:  # noqa: BLE001 - a handler bug must not lose the item
+        except Exception as exc:
             log.exception("queue item %s (%s): handler crashed", item.id, item.kind)
             with contextlib.suppress(LeaseLost):
                 await self.store.write(
@@ -118,7 +118,7 @@ class Worker:
             if self._running:
                 try:
                     await self.store.extend_leases(self.owner, list(self._running), self.lease_s)
-                except Exception:  # noqa: BLE001 - retried at the next tick
+                except Exception:
                     log.exception("renewing leases failed; retrying")
 
 

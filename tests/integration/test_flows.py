@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.projects import running_engine, write_project
+from tests.upstream import Upstream
 
 from interlink.engine import Engine
 from interlink.flows.report import run_json
 from interlink.spec import Project
-from tests.projects import running_engine, write_project
-from tests.upstream import Upstream
 
 CHECK_RESPONSE = '''
 def handle(data):
@@ -47,9 +47,9 @@ def shop(root: Path, upstream: Upstream, *, auth: str = "", retry: str = "",
     return write_project(root, files)
 
 
-async def finished(engine: Engine, run_id: str, timeout: float = 20) -> dict[str, Any]:
-    """Wait for a run to end and return its JSON (as `interlink runs show --json`)."""
-    run = await engine.runner.wait_for(run_id, timeout)
+async def finished(engine: Engine, run_id: str) -> dict[str, Any]:
+    """Wait (20 s at most) for a run to end; return its JSON (as `interlink runs show --json`)."""
+    run = await engine.runner.wait_for(run_id, 20)
     return await run_json(engine.store, run)
 
 
@@ -162,7 +162,7 @@ async def test_retry_after_is_honoured_durably(tmp_path: Path) -> None:
         async with running_engine(shop(tmp_path, up)) as engine:
             run = await finished(engine, await engine.runner.start("push", {"id": 4}))
     assert run["status"] == "succeeded"
-    first, second = run["steps"][0]["attempts"]
+    first, _second = run["steps"][0]["attempts"]
     assert first["wait_s"] == 2.0
     sent = up.requests_to("/orders")
     assert sent[1].at - sent[0].at >= 2.0

@@ -190,6 +190,20 @@ async def test_expired_lease_makes_item_claimable_again(store: Store) -> None:
     await store.write(Complete("q1", "w2"))
 
 
+async def test_enqueue_with_an_owner_starts_leased(store: Store) -> None:
+    """An item enqueued with an owner is not claimable until its lease expires."""
+    await store.write(Enqueue("mine", "k", {"x": 1}, owner="me", lease_s=0.3))
+    item = await store.get_item("mine")
+    assert item is not None
+    assert (item.status, item.lease_owner, item.attempts) == ("leased", "me", 1)
+    assert await store.claim("other", limit=5) == []
+    await asyncio.sleep(0.4)
+    taken = await store.claim("other", limit=5)
+    assert [(i.id, i.attempts) for i in taken] == [("mine", 2)]
+    await store.write(Complete("mine", "other", keep=False))
+    assert await store.get_item("mine") is None
+
+
 async def test_extend_leases_renews_only_leases_still_held(store: Store) -> None:
     """Only the owner's current leases are renewed, and their ids returned."""
     await store.write(Enqueue("a", "k", None), Enqueue("b", "k", None), Enqueue("c", "k", None))

@@ -7,7 +7,7 @@ from typing import Any
 
 from interlink.store.base import AttemptRecord, LogLine, QueueItem, RunRecord, Store
 
-__all__ = ["format_run", "format_summary", "item_json", "iso", "run_json", "run_summary"]
+__all__ = ["format_run", "format_summary", "iso", "item_json", "run_json", "run_summary"]
 
 
 def iso(ts: float | None) -> str | None:

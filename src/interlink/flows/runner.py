@@ -86,10 +86,10 @@ class FlowRunner:
             raise RunError(f"connector {name!r} is not defined in this project") from None
 
     async def run_script(self, script: str, data: dict[str, Any], *, isolation: str = "process",
-                         timeout: float | None = None) -> ScriptOutcome:
+                         time_limit: float | None = None) -> ScriptOutcome:
         """Run `handle(data)` of a project script (path relative to the project)."""
         mode: Isolation = "inline" if isolation == "inline" else "process"
-        return await self.scripts.run(script, data, time_limit=timeout, isolation=mode)
+        return await self.scripts.run(script, data, time_limit=time_limit, isolation=mode)
 
     # --- starting runs ----------------------------------------------------------------------
 
@@ -117,6 +117,32 @@ class FlowRunner:
                                                        {"run_id": run.id}, run_at))
         return run.id
 
+    async def run_now(self, flow: str, input: Any, *, trigger: str) -> RunRecord:
+        """Run `flow` in this task and return the ended run (a service's sync activity).
+
+        The run and its queue item are written first, the item already leased to this
+        process, so if this process dies the lease expires and a worker finishes the run.
+        A durable wait hands the run to the workers; this then waits for it to end.
+        """
+        run = self.new_run(self.flow(flow), input, trigger=trigger)
+        item_id = new_id("q_")
+        payload = {"run_id": run.id}
+        await self.store.write(InsertRun(run), Enqueue(item_id, RUN_KIND, payload,
+                                                       owner=self.owner, lease_s=self.lease_s))
+        now = time.time()
+        item = QueueItem(item_id, RUN_KIND, payload, "leased", 0, now, 1, now, now, self.owner)
+        renewal = asyncio.create_task(self._renew(item_id))
+        try:
+            await self._execute(run, item, self.owner)
+        finally:
+            renewal.cancel()
+        return await self.wait_for(run.id)
+
+    async def _renew(self, item_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            await self.store.extend_leases(self.owner, [item_id], self.lease_s)
+
     async def retry(self, run_id: str) -> str:
         """Queue a new run of the same flow version with the same input, linked by retry_of."""
         old = await self.store.get_run(run_id)
@@ -127,11 +153,11 @@ class FlowRunner:
         await self.store.write(InsertRun(run), Enqueue(new_id("q_"), RUN_KIND, {"run_id": run.id}))
         return run.id
 
-    async def wait_for(self, run_id: str, timeout: float | None = None) -> RunRecord:
+    async def wait_for(self, run_id: str, time_limit: float | None = None) -> RunRecord:
         """Wait until a run ends (here or in any other process); returns its record."""
         event = self._finished.setdefault(run_id, asyncio.Event())
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(time_limit):
                 while True:
                     run = await self.store.get_run(run_id)
                     if run is None:
@@ -221,7 +247,7 @@ class FlowRunner:
             return await STEP_KINDS[step.type](ctx, step, bucket)
         except LeaseLost:
             raise
-        except Exception as exc:  # noqa: BLE001 - a bug in a step fails the run, not the engine
+        except Exception as exc:
             log.exception("run %s step %s crashed", ctx.run.id, step.id)
             return Failed(f"step {step.id}: internal error: {type(exc).__name__}: {exc}")
 

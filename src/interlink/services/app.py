@@ -12,8 +12,7 @@ sets `Server` and `Date` itself (rules may override them) and uvicorn would add 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from interlink.services.activity import ActivityRunner, FunctionCaller
 from interlink.services.handler import ServiceHandler
@@ -25,10 +24,6 @@ from interlink.store.base import Store
 
 __all__ = ["ASGIApp", "ServicesApp", "build_services_app"]
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class ServicesApp:

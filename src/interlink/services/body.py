@@ -14,18 +14,17 @@ from names (`{urn:x}order` → `order`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 from lxml import etree
+from starlette.types import Receive
 
 from interlink.services.failures import BodyTooLarge, MappingFailure
 
 __all__ = ["ClientDisconnected", "parse_body", "read_body", "xml_to_data"]
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
 class ClientDisconnected(Exception):

@@ -7,11 +7,12 @@ The phase timings (seconds) are kept in the context's `timings` and sent to the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import time
 from time import perf_counter
 from typing import Any
 
 import orjson
+from starlette.types import Receive, Scope, Send
 
 from interlink.errors import ExpressionError
 from interlink.expressions import compile_interpolation
@@ -40,9 +41,6 @@ __all__ = ["DEFAULT_STATUS", "ServiceHandler"]
 
 log = logging.getLogger("interlink.services")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 #: status of an answer no rule matched (the source document's values)
 DEFAULT_STATUS = {"success": 200, "security_error": 401, "mapping_error": 500,
@@ -181,7 +179,11 @@ class ServiceHandler:
             drop_query=self.auth.credential_query,
             session_id=session.id if session is not None else None,
         )
-        return await enqueue_request(self.store, payload)
+        # A queue_when request already ran its activity once: the processor waits its delay
+        # before the next try. An async request has not run at all: it goes at once.
+        processor = self.spec.request_processor
+        run_at = None if self.is_async or processor is None else time.time() + processor.delay
+        return await enqueue_request(self.store, payload, run_at=run_at)
 
     async def _respond(
         self, ctx: dict[str, Any], raw: bytes, session: Session | None,

@@ -56,11 +56,11 @@ def request_payload(
 
 
 async def enqueue_request(
-    store: Store, payload: dict[str, Any], *, priority: int = 0
+    store: Store, payload: dict[str, Any], *, run_at: float | None = None, priority: int = 0
 ) -> str:
-    """Queue the request durably; returns the new queue item id."""
+    """Queue the request durably (claimable from `run_at`); returns the new queue item id."""
     item_id = new_id("q_")
-    await store.write(Enqueue(item_id, QUEUE_KIND, payload, None, priority))
+    await store.write(Enqueue(item_id, QUEUE_KIND, payload, run_at, priority))
     return item_id
 
 

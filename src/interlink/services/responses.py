@@ -9,16 +9,14 @@ a wrong one would corrupt the connection.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import Any
 
 import orjson
+from starlette.types import Send
 
 __all__ = ["Response", "error_body", "send_response", "timing_header"]
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _SERVER = (b"server", b"interlink")
 _NO_STORE = (b"cache-control", b"no-store")

@@ -133,6 +133,10 @@ class Activity(Spec):
 
     flow: Name | None = None
     script: str | None = None
+    input: Expr | None = Field(
+        None, description="the payload handed to the flow or script (default: page, or the "
+        "request body when nothing was mapped)",
+    )
     timeout: Duration = duration_field("30s", "longer activities are a service error")
 
     @model_validator(mode="after")

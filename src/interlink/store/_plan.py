@@ -72,10 +72,13 @@ def plan(
             if not lines:
                 return []
             return [Statement(q["insert_log"], [_rows.log_params(x) for x in lines], many=True)]
-        case Enqueue(item_id, kind, payload, run_at, priority):
+        case Enqueue(item_id, kind, payload, run_at, priority, owner, lease_s):
             return [Statement(q["enqueue"], {
                 "id": item_id, "kind": kind, "payload": _rows.dump_json(payload),
                 "priority": priority, "run_at": now if run_at is None else run_at, "now": now,
+                "status": "ready" if owner is None else "leased",
+                "attempts": 0 if owner is None else 1, "owner": owner,
+                "lease_expires_at": None if owner is None else now + lease_s,
             })]
         case Complete(item_id, owner, result, keep):
             if keep:

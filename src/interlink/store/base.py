@@ -195,13 +195,19 @@ class InsertLogs:
 
 @dataclass(frozen=True, slots=True)
 class Enqueue:
-    """Add a queue item, claimable from `run_at` (now when omitted)."""
+    """Add a queue item, claimable from `run_at` (now when omitted).
+
+    With `owner` the item starts leased to it for `lease_s`: the caller runs it at once, and
+    if the caller dies the lease expires and a worker takes the item over.
+    """
 
     id: str
     kind: str
     payload: Any
     run_at: float | None = None
     priority: int = 0
+    owner: str | None = None
+    lease_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

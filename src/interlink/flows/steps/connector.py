@@ -81,7 +81,7 @@ async def run(ctx: StepContext, step: ConnectorStep, bucket: list[Any]) -> StepO
                 reauths += 1
                 try:
                     await client.reauthenticate(exchange.credential_version)
-                except Exception as exc:  # noqa: BLE001 - a failed login fails the step
+                except Exception as exc:
                     return Failed(f"{where}: re-authenticating failed: {exc}")
                 continue
             await _record(ctx, step, attempts, exchange, decision, 0.0)

@@ -17,7 +17,7 @@ async def run(ctx: StepContext, step: ScriptStep, bucket: list[Any]) -> StepOutc
     for payload in bucket:
         try:
             outcome = await ctx.runner.run_script(
-                step.script, ctx.data(payload), isolation=step.isolation, timeout=step.timeout
+                step.script, ctx.data(payload), isolation=step.isolation, time_limit=step.timeout
             )
         except ScriptError as exc:
             return Failed(f"step {step.id}: {exc}")

@@ -26,8 +26,12 @@ VALUES (%(run_id)s, %(step_id)s, %(level)s, %(message)s, %(created_at)s)
 
 -- name: enqueue
 -- Idempotent by id: a step that is re-run after a crash may enqueue the same item again.
-INSERT INTO queue (id, kind, payload, status, priority, run_at, attempts, created_at, updated_at)
-VALUES (%(id)s, %(kind)s, %(payload)s, 'ready', %(priority)s, %(run_at)s, 0, %(now)s, %(now)s)
+-- With an owner the item starts leased to it (enqueue-and-claim in one step, for work the
+-- caller runs at once but that a worker must finish if the caller dies).
+INSERT INTO queue (id, kind, payload, status, priority, run_at, attempts, lease_owner,
+                   lease_expires_at, created_at, updated_at)
+VALUES (%(id)s, %(kind)s, %(payload)s, %(status)s, %(priority)s, %(run_at)s, %(attempts)s,
+        %(owner)s, %(lease_expires_at)s, %(now)s, %(now)s)
 ON CONFLICT (id) DO NOTHING
 
 -- name: complete_keep

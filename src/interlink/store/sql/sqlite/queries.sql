@@ -26,8 +26,12 @@ VALUES (:run_id, :step_id, :level, :message, :created_at)
 
 -- name: enqueue
 -- Idempotent by id: a step that is re-run after a crash may enqueue the same item again.
-INSERT INTO queue (id, kind, payload, status, priority, run_at, attempts, created_at, updated_at)
-VALUES (:id, :kind, :payload, 'ready', :priority, :run_at, 0, :now, :now)
+-- With an owner the item starts leased to it (enqueue-and-claim in one step, for work the
+-- caller runs at once but that a worker must finish if the caller dies).
+INSERT INTO queue (id, kind, payload, status, priority, run_at, attempts, lease_owner,
+                   lease_expires_at, created_at, updated_at)
+VALUES (:id, :kind, :payload, :status, :priority, :run_at, :attempts,
+        :owner, :lease_expires_at, :now, :now)
 ON CONFLICT (id) DO NOTHING
 
 -- name: complete_keep

@@ -1,0 +1,374 @@
+"""Durable webhook → connector runs, end to end, against a hand-written aiohttp retry loop.
+
+    .venv/bin/python bench/flows.py [--runs 2000] [--store sqlite|postgres]
+                                    [--concurrency 50] [--worker-concurrency 64]
+
+Three processes besides the one measured:
+
+- **upstream** (aiohttp.web): `POST /orders` answers the first call per `Idempotency-Key` with
+  503 and every later one with 200 (a small JSON body each time);
+- **load generator**: POSTs `--runs` webhooks, `--concurrency` at a time, then polls the
+  store with its own connection until every run has status `succeeded`. Time = first POST →
+  last run succeeded;
+- **baseline**: a hand-written aiohttp client loop over the same upstream with the same
+  concurrency: POST with an `Idempotency-Key`, on 503 sleep like the policy and retry with the
+  same key, until 200, parse the JSON. No durability, no HTTP server, no store.
+
+The measured process runs what `interlink serve` runs: uvicorn serving `build_app(engine,
+worker)` on 127.0.0.1 and a worker, on one event loop. Each run is a webhook-triggered flow of
+one connector step; the connector's retry policy is `initial: 1ms` (full jitter, so 0–1 ms) so
+backoff does not dominate; the baseline sleeps the same. Both sides first do `--warmup` calls
+that are not counted. `--profile FILE` writes a py-spy flame graph of the measured process
+(needs `py-spy` on PATH or `--py-spy PATH`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import random
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import uvicorn
+from aiohttp import web
+
+RETRY_INITIAL_S = 0.001
+HOOK_PATH = "/hooks/orders"
+_CTX = mp.get_context("spawn")  # never fork a process that has threads (the store writer)
+
+
+def payload(n: int) -> dict[str, Any]:
+    """A small but realistic webhook body."""
+    return {"order": {"id": n, "lines": [{"sku": f"SKU-{n % 97}", "qty": 2}]}, "source": "bench"}
+
+
+# --- the upstream (its own process) ---------------------------------------------------------
+
+def upstream_main(ready: Connection) -> None:
+    """Serve the flaky upstream until the parent closes its end of `ready`."""
+    asyncio.run(_upstream(ready))
+
+
+async def _upstream(ready: Connection) -> None:
+    calls: dict[str, int] = {}
+    busy = orjson.dumps({"error": "busy, try again"})
+
+    async def orders(request: web.Request) -> web.Response:
+        body = await request.read()
+        key = request.headers.get("Idempotency-Key", "")
+        n = calls.get(key, 0) + 1
+        calls[key] = n
+        if n == 1:
+            return web.Response(status=503, body=busy, content_type="application/json")
+        return web.Response(body=orjson.dumps({"ok": True, "attempt": n, "bytes": len(body)}),
+                            content_type="application/json")
+
+    async def stats(request: web.Request) -> web.Response:
+        prefix = request.query.get("prefix", "")
+        mine = [n for key, n in calls.items() if key.startswith(prefix)]
+        return web.json_response({"keys": len(mine), "calls": sum(mine),
+                                  "not_two": sum(1 for n in mine if n != 2)})
+
+    app = web.Application()
+    app.router.add_post("/orders", orders)
+    app.router.add_get("/stats", stats)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert server is not None and server.sockets
+    ready.send(server.sockets[0].getsockname()[1])
+    # The parent closing the pipe (or dying) is the stop signal.
+    await asyncio.to_thread(_wait_closed, ready)
+    await runner.cleanup()
+
+
+def _wait_closed(conn: Connection) -> None:
+    try:
+        conn.recv()
+    except EOFError:
+        pass
+
+
+async def upstream_stats(url: str, prefix: str) -> dict[str, int]:
+    """What the upstream saw for keys starting with `prefix`."""
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{url}/stats", params={"prefix": prefix}) as resp:
+        return await resp.json()  # type: ignore[no-any-return]
+
+
+# --- the baseline (its own process) ---------------------------------------------------------
+
+def baseline_main(url: str, runs: int, concurrency: int, warmup: int, out: Connection) -> None:
+    """Run the hand-written loop; send (seconds, calls) back."""
+    out.send(asyncio.run(_baseline(url, runs, concurrency, warmup)))
+
+
+async def _baseline(url: str, runs: int, concurrency: int, warmup: int) -> tuple[float, int]:
+    calls = 0
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def one(key: str, n: int) -> None:
+            nonlocal calls
+            body = orjson.dumps(payload(n))
+            headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
+            while True:
+                calls += 1
+                async with http.post(url, data=body, headers=headers) as resp:
+                    text = await resp.text()
+                    status = resp.status
+                if status == 200:
+                    orjson.loads(text)
+                    return
+                await asyncio.sleep(random.uniform(0.0, RETRY_INITIAL_S))  # full jitter
+
+        async def drive(prefix: str, count: int) -> None:
+            numbers = iter(range(count))
+
+            async def lane() -> None:
+                for n in numbers:
+                    await one(f"{prefix}-{n}", n)
+
+            await asyncio.gather(*(lane() for _ in range(concurrency)))
+
+        await drive("warm", warmup)
+        calls = 0
+        started = time.perf_counter()
+        await drive("base", runs)
+        return time.perf_counter() - started, calls
+
+
+# --- the load generator (its own process) ---------------------------------------------------
+
+def loadgen_main(hook_url: str, store_url: str, runs: int, concurrency: int, warmup: int,
+                 out: Connection) -> None:
+    """POST the webhooks, wait until every run succeeded; send timings back."""
+    out.send(asyncio.run(_loadgen(hook_url, store_url, runs, concurrency, warmup)))
+
+
+def _succeeded_counter(store_url: str) -> Any:
+    """A function counting succeeded runs through a connection of our own."""
+    if store_url.startswith("sqlite:///"):
+        conn = sqlite3.connect(store_url.removeprefix("sqlite:///"), timeout=30)
+        return lambda: conn.execute(
+            "SELECT count(*) FROM runs WHERE status = 'succeeded'").fetchone()[0]
+    import psycopg
+    pg = psycopg.connect(store_url, autocommit=True)
+    return lambda: pg.execute(  # type: ignore[index]
+        "SELECT count(*) FROM runs WHERE status = 'succeeded'").fetchone()[0]
+
+
+async def _loadgen(hook_url: str, store_url: str, runs: int, concurrency: int,
+                   warmup: int) -> dict[str, float]:
+    count = _succeeded_counter(store_url)
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def post_all(first: int, total: int) -> None:
+            numbers = iter(range(first, first + total))
+
+            async def lane() -> None:
+                for n in numbers:
+                    async with http.post(hook_url, data=orjson.dumps(payload(n)),
+                                         headers={"Content-Type": "application/json"}) as resp:
+                        await resp.read()
+                        if resp.status != 202:
+                            raise RuntimeError(f"webhook answered {resp.status}")
+
+            await asyncio.gather(*(lane() for _ in range(concurrency)))
+
+        async def all_succeeded(total: int) -> None:
+            # A run cannot end before its POST was answered, so polling starts after the last.
+            while await asyncio.to_thread(count) < total:
+                await asyncio.sleep(0.005)
+
+        await post_all(0, warmup)
+        await all_succeeded(warmup)
+        started = time.perf_counter()
+        await post_all(warmup, runs)
+        accepted = time.perf_counter()
+        await all_succeeded(warmup + runs)
+        finished = time.perf_counter()
+    return {"accept": accepted - started, "total": finished - started}
+
+
+# --- the measured process -------------------------------------------------------------------
+
+def write_bench_project(root: Path, upstream_url: str, store_url: str,
+                        worker_concurrency: int, connector_concurrency: int) -> None:
+    """A project with one webhook flow of one connector step to the upstream."""
+    files = {
+        "interlink.yaml": f"""
+            name: bench
+            store: {store_url}
+            worker: {{concurrency: {worker_concurrency}}}
+            """,
+        "connectors/up.yaml": f"""
+            name: up
+            base_url: {upstream_url}
+            timeout: 10s
+            concurrency: {connector_concurrency}
+            retry: {{max_attempts: 3, initial: {RETRY_INITIAL_S * 1000:g}ms, max: 10ms,
+                     jitter: full}}
+            endpoints:
+              create_order: {{method: POST, path: /orders}}
+            """,
+        "flows/push.yaml": f"""
+            name: push
+            trigger: {{type: webhook, path: {HOOK_PATH}}}
+            steps:
+              - id: push
+                type: connector
+                connector: up
+                endpoint: create_order
+            """,
+    }
+    for path, text in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text).lstrip("\n"))
+
+
+async def run_interlink(root: Path, store_url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Serve the project, let the load generator drive it; returns timings and store stats."""
+    from interlink.engine import Engine
+    from interlink.server import build_app
+    from interlink.spec import load_project
+
+    project = load_project(root)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    hook_url = f"http://127.0.0.1:{sock.getsockname()[1]}{HOOK_PATH}"
+    async with Engine(project, store_url=store_url) as engine:
+        stop = asyncio.Event()
+        worker = engine.worker()
+        config = uvicorn.Config(build_app(engine, worker), log_level="warning",
+                                access_log=False, lifespan="off")
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        working = asyncio.create_task(worker.run(stop))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        jobs0, commits0 = getattr(engine.store, "jobs", 0), getattr(engine.store, "commits", 0)
+        profiler = _start_profiler(args) if args.profile else None
+        reader, writer = _CTX.Pipe(duplex=False)
+        gen = _CTX.Process(target=loadgen_main, args=(
+            hook_url, store_url, args.runs, args.concurrency, args.warmup, writer))
+        gen.start()
+        timings: dict[str, Any] = await asyncio.to_thread(reader.recv)
+        gen.join()
+        if profiler is not None:
+            profiler.send_signal(2)  # SIGINT: py-spy writes its output and exits
+            await asyncio.to_thread(profiler.wait)
+        # The warm-up's jobs are included here; it is small next to --runs.
+        timings["jobs"] = getattr(engine.store, "jobs", 0) - jobs0
+        timings["commits"] = getattr(engine.store, "commits", 0) - commits0
+        stop.set()
+        server.should_exit = True
+        await asyncio.gather(serving, working)
+    return timings
+
+
+def _start_profiler(args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    spy = args.py_spy or shutil.which("py-spy") or "py-spy"
+    fmt = "speedscope" if args.profile.endswith(".json") else (
+        "raw" if args.profile.endswith(".txt") else "flamegraph")
+    proc = subprocess.Popen([spy, "record", "--pid", str(os.getpid()), "--rate", "250",
+                             "--threads", "--format", fmt, "--output", args.profile,
+                             "--nonblocking"], stdout=subprocess.DEVNULL)
+    time.sleep(1.0)  # let py-spy attach before the load starts
+    return proc
+
+
+def main() -> None:
+    """Parse options, start the upstream, run the baseline and Interlink, print the results."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--concurrency", type=int, default=50,
+                        help="webhook POSTs in flight (and baseline calls in flight)")
+    parser.add_argument("--worker-concurrency", type=int, default=64,
+                        help="interlink.yaml worker.concurrency")
+    parser.add_argument("--connector-concurrency", type=int, default=64,
+                        help="the connector's concurrency cap")
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--profile", metavar="FILE", help="py-spy output (.svg/.json/.txt)")
+    parser.add_argument("--py-spy", metavar="PATH", help="the py-spy executable")
+    args = parser.parse_args()
+
+    ours, theirs = _CTX.Pipe()
+    upstream = _CTX.Process(target=upstream_main, args=(theirs,), daemon=True)
+    upstream.start()
+    upstream_url = f"http://127.0.0.1:{ours.recv()}"
+    pg = None
+    try:
+        baseline: tuple[float, int] | None = None
+        if not args.skip_baseline:
+            reader, writer = _CTX.Pipe(duplex=False)
+            proc = _CTX.Process(target=baseline_main, args=(
+                f"{upstream_url}/orders", args.runs, args.concurrency, args.warmup, writer))
+            proc.start()
+            baseline = reader.recv()
+            proc.join()
+        with tempfile.TemporaryDirectory(prefix="interlink-bench-") as tmp:
+            root = Path(tmp)
+            if args.store == "postgres":
+                from interlink.store._pgserver import TemporaryPostgres, find_pg_bin
+                bin_dir = find_pg_bin()
+                if bin_dir is None:
+                    sys.exit("no PostgreSQL binaries found (initdb, pg_ctl)")
+                pg = TemporaryPostgres(bin_dir, durable=True)
+                store_url = pg.start()
+            else:
+                store_url = f"sqlite:///{root / 'bench.db'}"
+            write_bench_project(root, upstream_url, store_url, args.worker_concurrency,
+                                args.connector_concurrency)
+            result = asyncio.run(run_interlink(root, store_url, args))
+            seen = asyncio.run(upstream_stats(upstream_url, "r_"))
+    finally:
+        if pg is not None:
+            pg.stop()
+        ours.close()
+        upstream.join(5)
+
+    total = args.runs + args.warmup
+    if seen["keys"] != total or seen["not_two"]:
+        sys.exit(f"upstream saw {seen}, expected {total} keys with exactly 2 calls each")
+    runs_s = args.runs / result["total"]
+    print(f"{args.runs} runs, store={args.store}, {args.concurrency} webhook POSTs in flight, "
+          f"worker.concurrency={args.worker_concurrency}, connector concurrency="
+          f"{args.connector_concurrency}, retry initial={RETRY_INITIAL_S * 1000:g}ms "
+          f"(full jitter), warm-up {args.warmup}")
+    print(f"interlink: {runs_s:10,.0f} runs/s  ({result['total']:.2f}s end to end; "
+          f"webhooks accepted in {result['accept']:.2f}s = {args.runs / result['accept']:,.0f}/s)")
+    if result["commits"]:
+        print(f"           {result['jobs'] / total:.1f} store jobs per run, "
+              f"{result['jobs'] / result['commits']:.1f} jobs per commit")
+    if baseline is not None:
+        seconds, calls = baseline
+        base_s = args.runs / seconds
+        print(f"baseline:  {base_s:10,.0f} items/s ({calls / seconds:,.0f} calls/s, "
+              f"{calls} calls in {seconds:.2f}s)")
+        print(f"ratio:     {runs_s / base_s:10.3f}")
+
+
+if __name__ == "__main__":
+    main()
