@@ -39,11 +39,12 @@ get() {
 }
 # POST JSON ($2) to a URL and print the answer.
 post() {
+    local answer
     if command -v curl >/dev/null; then
-        curl -sS --max-time 5 -X POST -H 'Content-Type: application/json' --data "$2" "$1"
-    else "$bin/python" -c 'import sys, urllib.request as u; r = u.Request(sys.argv[1], sys.argv[2].encode(), {"Content-Type": "application/json"}); sys.stdout.write(u.urlopen(r, timeout=5).read().decode())' "$1" "$2"
+        answer=$(curl -sS --max-time 5 -X POST -H 'Content-Type: application/json' --data "$2" "$1")
+    else answer=$("$bin/python" -c 'import sys, urllib.request as u; r = u.Request(sys.argv[1], sys.argv[2].encode(), {"Content-Type": "application/json"}); sys.stdout.write(u.urlopen(r, timeout=5).read().decode())' "$1" "$2")
     fi
-    echo
+    echo "$2 → $answer"
 }
 wait_for() {  # URL WHAT: poll until it answers 2xx (30 s at most)
     for _ in $(seq 150); do get "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done
@@ -87,25 +88,37 @@ say "interlink runs examples/shop"
 "$bin/interlink" runs "$here" --limit 1000
 
 # One run whose push step was retried and one that logged in again, picked from the run JSON.
-read -r retried reauthed < <(runs_json | "$bin/python" -c '
+read -r retried replayed reauthed < <(runs_json | "$bin/python" -c '
 import json, sys, urllib.request
-picked = {"retry_step": "-", "reauth": "-"}
+retried, reauthed, replays = [], [], set()
 for run in reversed(json.load(sys.stdin)):
-    with urllib.request.urlopen(f"{sys.argv[1]}/_interlink/runs/{run['"'"'id'"'"']}") as answer:
-        detail = json.load(answer)
-    decisions = {a["decision"] for s in detail["steps"] for a in s["attempts"]}
-    for name in picked:
-        if name in decisions and picked[name] == "-":
-            picked[name] = run["id"]
-print(picked["retry_step"], picked["reauth"])
+    url = sys.argv[1] + "/_interlink/runs/" + run["id"]
+    with urllib.request.urlopen(url) as answer:
+        attempts = [a for s in json.load(answer)["steps"] for a in s["attempts"]]
+    decisions = {a["decision"] for a in attempts}
+    # Prefer a retry whose last answer was the stored order replayed (the lost-answer case).
+    replayed = any("Idempotent-Replayed" in ((a["response"] or {}).get("headers") or {})
+                   for a in attempts)
+    if "retry_step" in decisions:
+        retried.insert(0, run["id"]) if replayed else retried.append(run["id"])
+    if replayed:
+        replays.add(run["id"])
+    if "reauth" in decisions:
+        reauthed.append(run["id"])
+first = retried[0] if retried else "-"
+print(first, "yes" if first in replays else "no", reauthed[0] if reauthed else "-")
 ' "$server")
 if [[ $retried != - ]]; then
-    say "a run that retried its push step: interlink runs show $retried"
-    "$bin/interlink" runs show "$retried" -p "$here"
+    say "a run that retried its push step: interlink runs examples/shop show $retried"
+    "$bin/interlink" runs "$here" show "$retried"
+    if [[ $replayed == yes ]]; then
+        echo "  (the warehouse stored the order but its answer was lost; the retry sent the same"
+        echo "   Idempotency-Key and got the stored order back: no duplicate)"
+    fi
 fi
 if [[ $reauthed != - ]]; then
-    say "a run that re-authenticated (200 \"Invalid session\" → response code 4): interlink runs show $reauthed"
-    "$bin/interlink" runs show "$reauthed" -p "$here"
+    say "a run that re-authenticated (200 \"Invalid session\" → response code 4): interlink runs examples/shop show $reauthed"
+    "$bin/interlink" runs "$here" show "$reauthed"
 fi
 
 say "summary"

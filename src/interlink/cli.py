@@ -20,7 +20,7 @@ from interlink.flows.report import format_run, format_summary, item_json, run_js
 from interlink.server import parse_payload
 from interlink.spec import Project, load_project
 from interlink.spec.schema import json_schemas
-from interlink.store import open_store
+from interlink.store import QueueItem, Requeue, open_store
 
 RUN_STATUSES = {"queued", "running", "waiting", "succeeded", "failed", "stopped", "partial"}
 
@@ -261,7 +261,7 @@ def runs_retry(project: Path, run_id: str) -> None:
 @click.pass_context
 def queue(ctx: click.Context, project: Path, status: str | None, kind: str | None, limit: int,
           as_json: bool) -> None:
-    """List queue items, newest first."""
+    """List queue items, newest first (`queue requeue ID` revives a broken or failed one)."""
     ctx.obj = project
     if ctx.invoked_subcommand is not None:
         return
@@ -280,6 +280,28 @@ def queue(ctx: click.Context, project: Path, status: str | None, kind: str | Non
             click.echo(f"{item['id']}  {item['kind']:<16} {item['status']:<7} "
                        f"attempts {item['attempts']}  run_at {item['run_at']}  "
                        f"{item['last_error'] or ''}".rstrip())
+
+
+@queue.command("requeue")
+@click.argument("item_id")
+@click.option("-p", "--project", "project_override", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="the project folder (default: the queue group's, or .)")
+@click.pass_obj
+def queue_requeue(project: Path, item_id: str, project_override: Path | None) -> None:
+    """Make a broken or failed queue item ready again now, its attempts reset; print its id."""
+    loaded = _load(project_override or project)
+
+    async def go() -> tuple[bool, QueueItem | None]:
+        async with open_store(loaded.config.store, loaded.root) as store:
+            (requeued,) = await store.write(Requeue(item_id))
+            return bool(requeued), None if requeued else await store.get_item(item_id)
+
+    requeued, item = _run_store_command(go)
+    if not requeued:
+        why = "no such queue item" if item is None else f"it is {item.status}"
+        _fail(f"requeueing {item_id}: {why}; only broken or failed items can be requeued")
+    click.echo(item_id)
 
 
 T = TypeVar("T")

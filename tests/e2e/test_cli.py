@@ -11,7 +11,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SHOP = REPO / "examples" / "shop"
-SHOP_ENV = {"PARTNER_KEY": "k", "WH_USER": "u", "WH_PASSWORD": "p"}
+SHOP_ENV = {"PARTNER_KEY": "k", "WH_USER": "u", "WH_PASSWORD": "p",
+            "WAREHOUSE_URL": "http://127.0.0.1:9000"}
 
 
 def interlink(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
