@@ -165,7 +165,8 @@ def loadgen_main(hook_url: str, store_url: str, runs: int, concurrency: int, war
 def _succeeded_counter(store_url: str) -> Any:
     """A function counting succeeded runs through a connection of our own."""
     if store_url.startswith("sqlite:///"):
-        conn = sqlite3.connect(store_url.removeprefix("sqlite:///"), timeout=30)
+        conn = sqlite3.connect(store_url.removeprefix("sqlite:///"), timeout=30,
+                               check_same_thread=False)
         return lambda: conn.execute(
             "SELECT count(*) FROM runs WHERE status = 'succeeded'").fetchone()[0]
     import psycopg

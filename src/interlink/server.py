@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from email.utils import formatdate
 from typing import Any
 
 import orjson
@@ -18,12 +19,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interlink import __version__
 from interlink.engine import Engine
 from interlink.errors import RunError
 from interlink.flows.report import item_json, run_json
+from interlink.services.openapi import openapi_document
 from interlink.spec import Project
 from interlink.spec.flow import WebhookTrigger
 from interlink.worker import Worker
@@ -80,8 +82,15 @@ def build_app(engine: Engine, worker: Worker | None) -> ASGIApp:
             return _error(404, "no such queue item")
         return _json({**item_json(item), "result": item.result})
 
+    # Built once: the services do not change while the app is served.
+    openapi = orjson.dumps(openapi_document(engine.project))
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi, media_type="application/json")
+
     routes: list[BaseRoute] = [
         Route("/_interlink/health", health, methods=["GET"]),
+        Route("/_interlink/openapi.json", openapi_json, methods=["GET"]),
         Route("/_interlink/flows/{name}/runs", start_run, methods=["POST"]),
         Route("/_interlink/runs/{run_id}", get_run, methods=["GET"]),
         Route("/_interlink/queue/{item_id}", get_queue_item, methods=["GET"]),
@@ -91,7 +100,35 @@ def build_app(engine: Engine, worker: Worker | None) -> ASGIApp:
             routes.append(Route(flow.trigger.path, _webhook(engine, flow.name),
                                 methods=[flow.trigger.method]))
     # Services first: they are the hot path; everything else is the fallback.
-    return engine.services_app(fallback=Starlette(routes=routes))
+    return engine.services_app(fallback=_default_headers(Starlette(routes=routes)))
+
+
+def _default_headers(app: ASGIApp) -> ASGIApp:
+    """`app` with `Server`, `Date` and `Cache-Control` added to answers that lack them.
+
+    uvicorn runs with its own `Server` and `Date` off (the services app sets them), so the
+    engine endpoints and webhooks would otherwise answer without them.
+    """
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_with_defaults(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                defaults = ((b"server", b"interlink"),
+                            (b"date", formatdate(usegmt=True).encode()),
+                            (b"cache-control", b"no-store"))
+                headers.extend(h for h in defaults if h[0] not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, send_with_defaults)
+
+    return wrapped
 
 
 def _webhook(engine: Engine, flow: str) -> Any:

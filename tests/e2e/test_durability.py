@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -16,11 +15,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from tests.projects import write_project
+from tests.upstream import Upstream
 
 from interlink.store import Store, open_store
 from interlink.store.base import RunRecord
-from tests.projects import write_project
-from tests.upstream import Upstream
 
 
 def free_port() -> int:
@@ -110,7 +109,6 @@ async def test_sigkill_of_serve_loses_no_run(tmp_path: Path) -> None:
 
 
 PPID_SCRIPT = """
-import os
 
 
 def handle(data):
@@ -167,4 +165,3 @@ async def test_two_workers_on_postgres_share_runs_and_one_login(
     assert max(per_order.values()) == 1  # each run executed once
     assert len({p["worker"] for p in pushed}) == 2  # both workers took a share
     assert up.login_calls == 2
-    assert os.path.exists(tmp_path / "w1.log")

@@ -352,6 +352,29 @@ def test_os_environ_is_the_default(project: Path, monkeypatch: pytest.MonkeyPatc
     )
 
 
+def test_dotenv_fills_in_what_the_environment_lacks(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project's .env provides variables; the real environment wins over it."""
+    lines = [f"{name}={value}" for name, value in ENV.items()]
+    (project / ".env").write_text("# demo values\n" + "\n".join(lines) + "\n")
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+    loaded = load_project(project)
+    assert loaded.config.packages["bearer"].auth.tokens == ["bearer-token"]  # type: ignore[union-attr]
+    monkeypatch.setenv("BEARER_TOKEN", "from-the-environment")
+    assert load_project(project).config.packages["bearer"].auth.tokens == [  # type: ignore[union-attr]
+        "from-the-environment"]
+
+
+def test_dotenv_syntax_errors_have_a_line(project: Path) -> None:
+    """A malformed .env line is reported as .env:LINE."""
+    (project / ".env").write_text("OK=1\nnot a pair\n")
+    with pytest.raises(ProjectErrors) as caught:
+        load_project(project)
+    assert any(str(e).endswith(".env:2: expected NAME=value") for e in caught.value.errors)
+
+
 FLOW = textwrap.dedent("""\
     name: extra
     steps:

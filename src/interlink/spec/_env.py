@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from interlink.errors import ExpressionError
@@ -88,3 +89,38 @@ def resolve_env(
         doc.replace(path, value)
     return problems, secrets
 
+
+
+DOTENV_FILE = ".env"
+
+
+def read_dotenv(path: Path) -> tuple[dict[str, str], list[Problem]]:
+    """`KEY=VALUE` lines of a project's `.env` file (`#` comments, optional quotes, `export`).
+
+    Values from the real environment win over these (see `project_environ`).
+    """
+    values: dict[str, str] = {}
+    problems: list[Problem] = []
+    if not path.is_file():
+        return values, problems
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        text = text.removeprefix("export ").strip()
+        name, sep, value = text.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            problems.append(Problem(number, "expected NAME=value"))
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values, problems
+
+
+def project_environ(root: Path) -> tuple[dict[str, str], list[Problem]]:
+    """The environment `{{ env.NAME }}` reads: the project's `.env` under `os.environ`."""
+    values, problems = read_dotenv(root / DOTENV_FILE)
+    return {**values, **os.environ}, problems

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from interlink.spec._env import resolve_env
+from interlink.spec._env import DOTENV_FILE, project_environ, resolve_env
 from interlink.spec._references import Loaded, Names, check_references
 from interlink.spec._report import Report
 from interlink.spec._validation import validate
@@ -48,8 +48,8 @@ M = TypeVar("M", bound=BaseModel)
 def load_project(path: Path | str, environ: Mapping[str, str] | None = None) -> Project:
     """Load and validate a project folder; raise `ProjectErrors` listing everything wrong.
 
-    `environ` replaces `os.environ` for `{{ env.NAME }}` (tests, `interlink check` with a
-    prepared environment).
+    `environ` replaces the environment `{{ env.NAME }}` reads; by default that is
+    `os.environ` over the project's `.env` file, if it has one.
     """
     from interlink.spec import Project  # the package imports this module
 
@@ -79,8 +79,11 @@ class _Loader:
 
     def __init__(self, root: Path, environ: Mapping[str, str] | None) -> None:
         self.root = root
-        self.environ = environ
         self.report = Report(root)
+        if environ is None:
+            environ, problems = project_environ(root)
+            self.report.extend(DOTENV_FILE, problems)
+        self.environ = environ
         self.secrets: set[str] = set()
         self.broken = Names()
 

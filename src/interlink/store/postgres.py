@@ -22,16 +22,10 @@ from psycopg_pool import AsyncConnectionPool
 from interlink.errors import LeaseLost, StoreError
 from interlink.store import _rows
 from interlink.store._plan import Statement, plan
+from interlink.store._reads import NamedQueryReads
 from interlink.store._sqlfiles import load_migrations, load_queries
 from interlink.store.base import (
-    AttemptRecord,
-    Credential,
-    LogLine,
     QueueItem,
-    RunRecord,
-    SessionRecord,
-    StepRecord,
-    Store,
     WriteOp,
 )
 
@@ -48,7 +42,7 @@ def _placeholder(name: str) -> str:
     return f"%({name})s"
 
 
-class PostgresStore(Store):
+class PostgresStore(NamedQueryReads):
     """The durable store on a PostgreSQL database (psycopg 3, async, pooled)."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
@@ -221,53 +215,6 @@ class PostgresStore(Store):
         self._work.clear()
 
     # --- reads -----------------------------------------------------------------------------
-
-    async def get_item(self, item_id: str) -> QueueItem | None:
-        """One queue item, or None."""
-        rows = await self._fetch("get_item", {"id": item_id})
-        return _rows.item_from_row(rows[0]) if rows else None
-
-    async def list_items(
-        self, *, status: str | None = None, kind: str | None = None, limit: int = 100
-    ) -> list[QueueItem]:
-        """Queue items, newest first."""
-        rows = await self._fetch("list_items", {"status": status, "kind": kind, "limit": limit})
-        return [_rows.item_from_row(row) for row in rows]
-
-    async def get_run(self, run_id: str) -> RunRecord | None:
-        """One run, or None."""
-        rows = await self._fetch("get_run", {"id": run_id})
-        return _rows.run_from_row(rows[0]) if rows else None
-
-    async def list_runs(
-        self, *, flow: str | None = None, status: str | None = None, limit: int = 100
-    ) -> list[RunRecord]:
-        """Runs, newest first."""
-        rows = await self._fetch("list_runs", {"flow": flow, "status": status, "limit": limit})
-        return [_rows.run_from_row(row) for row in rows]
-
-    async def get_steps(self, run_id: str) -> list[StepRecord]:
-        """A run's steps in order."""
-        return [_rows.step_from_row(r) for r in await self._fetch("get_steps", {"run_id": run_id})]
-
-    async def get_attempts(self, run_id: str) -> list[AttemptRecord]:
-        """A run's attempts in the order they were made."""
-        rows = await self._fetch("get_attempts", {"run_id": run_id})
-        return [_rows.attempt_from_row(row) for row in rows]
-
-    async def get_logs(self, run_id: str) -> list[LogLine]:
-        """A run's log lines in order."""
-        return [_rows.log_from_row(r) for r in await self._fetch("get_logs", {"run_id": run_id})]
-
-    async def get_session(self, session_id: str, now: float) -> SessionRecord | None:
-        """A session that has not expired at `now`, or None."""
-        rows = await self._fetch("get_session", {"id": session_id, "now": now})
-        return _rows.session_from_row(rows[0]) if rows else None
-
-    async def get_credential(self, name: str) -> Credential | None:
-        """A connector's shared token, or None."""
-        rows = await self._fetch("get_credential", {"name": name})
-        return _rows.credential_from_row(rows[0]) if rows else None
 
 
 async def _apply(cur: psycopg.AsyncCursor[Any], planned: list[list[Statement]]) -> list[Any]:

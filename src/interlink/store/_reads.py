@@ -1,0 +1,76 @@
+"""The read side both backends share: every read is a named query plus a row conversion."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from interlink.store import _rows
+from interlink.store.base import (
+    AttemptRecord,
+    Credential,
+    LogLine,
+    QueueItem,
+    RunRecord,
+    SessionRecord,
+    StepRecord,
+    Store,
+)
+
+__all__ = ["NamedQueryReads"]
+
+
+class NamedQueryReads(Store):
+    """Implements the `Store` reads on top of one primitive, `_fetch(query_name, params)`."""
+
+    @abc.abstractmethod
+    async def _fetch(self, name: str, params: dict[str, Any]) -> list[Any]:
+        """The rows of the named query (from the backend's queries.sql)."""
+
+    async def get_item(self, item_id: str) -> QueueItem | None:
+        """One queue item, or None."""
+        rows = await self._fetch("get_item", {"id": item_id})
+        return _rows.item_from_row(rows[0]) if rows else None
+
+    async def list_items(
+        self, *, status: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[QueueItem]:
+        """Queue items, newest first."""
+        rows = await self._fetch("list_items", {"status": status, "kind": kind, "limit": limit})
+        return [_rows.item_from_row(row) for row in rows]
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """One run, or None."""
+        rows = await self._fetch("get_run", {"id": run_id})
+        return _rows.run_from_row(rows[0]) if rows else None
+
+    async def list_runs(
+        self, *, flow: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        """Runs, newest first."""
+        rows = await self._fetch("list_runs", {"flow": flow, "status": status, "limit": limit})
+        return [_rows.run_from_row(row) for row in rows]
+
+    async def get_steps(self, run_id: str) -> list[StepRecord]:
+        """A run's steps in order."""
+        return [_rows.step_from_row(r) for r in await self._fetch("get_steps", {"run_id": run_id})]
+
+    async def get_attempts(self, run_id: str) -> list[AttemptRecord]:
+        """A run's attempts in the order they were made."""
+        rows = await self._fetch("get_attempts", {"run_id": run_id})
+        return [_rows.attempt_from_row(row) for row in rows]
+
+    async def get_logs(self, run_id: str) -> list[LogLine]:
+        """A run's log lines in order."""
+        return [_rows.log_from_row(r) for r in await self._fetch("get_logs", {"run_id": run_id})]
+
+    async def get_session(self, session_id: str, now: float) -> SessionRecord | None:
+        """A session that has not expired at `now`, or None."""
+        rows = await self._fetch("get_session", {"id": session_id, "now": now})
+        return _rows.session_from_row(rows[0]) if rows else None
+
+    async def get_credential(self, name: str) -> Credential | None:
+        """A connector's shared token, or None."""
+        rows = await self._fetch("get_credential", {"name": name})
+        return _rows.credential_from_row(rows[0]) if rows else None
+
