@@ -253,6 +253,8 @@ async def run_interlink(root: Path, store_url: str, args: argparse.Namespace) ->
     from interlink.spec import load_project
 
     project = load_project(root)
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval / 1000)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -310,6 +312,8 @@ def main() -> None:
     parser.add_argument("--connector-concurrency", type=int, default=64,
                         help="the connector's concurrency cap")
     parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--switch-interval", type=float, metavar="MS",
+                        help="sys.setswitchinterval of the measured process (default 5 ms)")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--profile", metavar="FILE", help="py-spy output (.svg/.json/.txt)")
     parser.add_argument("--py-spy", metavar="PATH", help="the py-spy executable")

@@ -138,5 +138,7 @@ if [[ ${DEMO_EXIT:-0} == 1 ]]; then
 fi
 say "interlink keeps serving at $server until Ctrl-C"
 echo "  try: curl -X POST -H 'Content-Type: application/json' -d '{\"id\": \"B-1\", \"sku\": \"MUG-01\", \"qty\": 1}' $server/hooks/orders"
-echo "  then: .venv/bin/interlink runs examples/shop   (with examples/shop/.env.demo loaded)"
+echo "  then (in another shell, from the repo):"
+echo "    set -a; . examples/shop/.env.demo; set +a; export WAREHOUSE_URL=$WAREHOUSE_URL"
+echo "    .venv/bin/interlink runs examples/shop"
 wait "${pids[1]}"

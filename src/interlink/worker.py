@@ -21,7 +21,7 @@ from typing import Protocol
 
 from interlink.errors import LeaseLost
 from interlink.ids import new_id
-from interlink.store.base import QueueItem, Release, Store
+from interlink.store.base import Fail, QueueItem, Release, Store
 
 __all__ = ["Handler", "Worker", "worker_name"]
 
@@ -29,6 +29,8 @@ log = logging.getLogger("interlink.worker")
 
 #: how long an item whose handler crashed waits before it is tried again
 CRASH_BACKOFF_S = 5.0
+#: claims after which an item whose handler keeps crashing is marked broken
+MAX_CRASHES = 5
 
 
 class Handler(Protocol):
@@ -102,11 +104,16 @@ class Worker:
             log.warning("queue item %s: lease lost; another worker has it", item.id)
         except Exception as exc:
             log.exception("queue item %s (%s): handler crashed", item.id, item.kind)
+            error = f"handler crashed: {type(exc).__name__}: {exc}"
+            # An item that keeps crashing its handler is set aside (broken, requeueable)
+            # rather than retried forever.
+            outcome: Release | Fail = (
+                Fail(item.id, self.owner, error, status="broken")
+                if item.attempts >= MAX_CRASHES
+                else Release(item.id, self.owner, time.time() + CRASH_BACKOFF_S, error=error)
+            )
             with contextlib.suppress(LeaseLost):
-                await self.store.write(
-                    Release(item.id, self.owner, time.time() + CRASH_BACKOFF_S,
-                            error=f"handler crashed: {type(exc).__name__}: {exc}")
-                )
+                await self.store.write(outcome)
         finally:
             del self._running[item.id]
             self._slot_free.set()

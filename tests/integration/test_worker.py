@@ -1,0 +1,85 @@
+"""The worker against a real SQLite store: dispatch, crash handling, lease renewal."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from interlink import worker as worker_module
+from interlink.store import Complete, QueueItem, open_store
+from interlink.worker import MAX_CRASHES, Worker
+
+
+async def run_until(worker: Worker, done: asyncio.Event, limit_s: float = 10) -> None:
+    """Run `worker` until `done` is set (or the limit passes)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await asyncio.wait_for(done.wait(), limit_s)
+    finally:
+        stop.set()
+        await task
+
+
+async def test_items_go_to_the_handler_of_their_kind(tmp_path: Path) -> None:
+    """Each claimed item reaches its kind's handler, which completes it."""
+    seen: list[tuple[str, str]] = []
+    done = asyncio.Event()
+    async with open_store(f"sqlite:///{tmp_path}/s.db", tmp_path) as store:
+
+        async def handle(item: QueueItem, owner: str) -> None:
+            seen.append((item.kind, item.payload))
+            await store.write(Complete(item.id, owner, keep=False))
+            if len(seen) == 3:
+                done.set()
+
+        for n, kind in enumerate(["a", "b", "a"]):
+            await store.enqueue(kind, f"p{n}", item_id=f"q{n}")
+        await run_until(Worker(store, {"a": handle, "b": handle}, poll_s=0.05), done)
+        assert sorted(seen) == [("a", "p0"), ("a", "p2"), ("b", "p1")]
+        assert await store.list_items() == []
+
+
+async def test_a_crashing_handler_loses_nothing_and_ends_broken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler that raises releases its item with the error; after MAX_CRASHES it is broken."""
+    monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
+    calls = 0
+    done = asyncio.Event()
+    async with open_store(f"sqlite:///{tmp_path}/s.db", tmp_path) as store:
+
+        async def crash(item: QueueItem, owner: str) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == MAX_CRASHES:
+                asyncio.get_running_loop().call_later(0.2, done.set)
+            raise RuntimeError("bug in a handler")
+
+        await store.enqueue("k", None, item_id="q1")
+        await run_until(Worker(store, {"k": crash}, poll_s=0.05), done)
+        item = await store.get_item("q1")
+        assert item is not None
+        assert (item.status, item.attempts, calls) == ("broken", MAX_CRASHES, MAX_CRASHES)
+        assert item.last_error == "handler crashed: RuntimeError: bug in a handler"
+
+
+async def test_leases_are_renewed_while_a_handler_runs(tmp_path: Path) -> None:
+    """A handler running longer than the lease keeps its item: nobody else can claim it."""
+    done = asyncio.Event()
+    stolen: list[QueueItem] = []
+    async with open_store(f"sqlite:///{tmp_path}/s.db", tmp_path) as store:
+
+        async def slow(item: QueueItem, owner: str) -> None:
+            await asyncio.sleep(1.0)  # the lease is 0.3 s: renewed three times a lease
+            stolen.extend(await store.claim("thief", lease_s=10))
+            await store.write(Complete(item.id, owner, keep=False))
+            done.set()
+
+        await store.enqueue("k", None, item_id="q1")
+        await run_until(Worker(store, {"k": slow}, lease_s=0.3, poll_s=0.05), done)
+    assert stolen == []
+
+
