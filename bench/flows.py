@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
 import random
@@ -91,7 +92,7 @@ async def _upstream(ready: Connection) -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     server = site._server
-    assert server is not None and server.sockets
+    assert isinstance(server, asyncio.base_events.Server)
     ready.send(server.sockets[0].getsockname()[1])
     # The parent closing the pipe (or dying) is the stop signal.
     await asyncio.to_thread(_wait_closed, ready)
@@ -99,10 +100,8 @@ async def _upstream(ready: Connection) -> None:
 
 
 def _wait_closed(conn: Connection) -> None:
-    try:
+    with contextlib.suppress(EOFError):
         conn.recv()
-    except EOFError:
-        pass
 
 
 async def upstream_stats(url: str, prefix: str) -> dict[str, int]:
@@ -159,7 +158,7 @@ async def _baseline(url: str, runs: int, concurrency: int, warmup: int) -> tuple
 def loadgen_main(hook_url: str, store_url: str, runs: int, concurrency: int, warmup: int,
                  out: Connection) -> None:
     """POST the webhooks, wait until every run succeeded; send timings back."""
-    out.send(asyncio.run(_loadgen(hook_url, store_url, runs, concurrency, warmup)))
+    out.send(asyncio.run(_loadgen(hook_url, store_url, runs, concurrency, warmup, out)))
 
 
 def _succeeded_counter(store_url: str) -> Any:
@@ -176,7 +175,7 @@ def _succeeded_counter(store_url: str) -> Any:
 
 
 async def _loadgen(hook_url: str, store_url: str, runs: int, concurrency: int,
-                   warmup: int) -> dict[str, float]:
+                   warmup: int, out: Connection) -> dict[str, float]:
     count = _succeeded_counter(store_url)
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -196,11 +195,12 @@ async def _loadgen(hook_url: str, store_url: str, runs: int, concurrency: int,
 
         async def all_succeeded(total: int) -> None:
             # A run cannot end before its POST was answered, so polling starts after the last.
-            while await asyncio.to_thread(count) < total:
+            while await asyncio.to_thread(count) < total:  # noqa: ASYNC110 - another process
                 await asyncio.sleep(0.005)
 
         await post_all(0, warmup)
         await all_succeeded(warmup)
+        out.send("measuring")  # the measured process starts counting its CPU time
         started = time.perf_counter()
         await post_all(warmup, runs)
         accepted = time.perf_counter()
@@ -267,20 +267,22 @@ async def run_interlink(root: Path, store_url: str, args: argparse.Namespace) ->
         server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         working = asyncio.create_task(worker.run(stop))
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
             await asyncio.sleep(0.01)
-        jobs0, commits0 = getattr(engine.store, "jobs", 0), getattr(engine.store, "commits", 0)
         profiler = _start_profiler(args) if args.profile else None
         reader, writer = _CTX.Pipe(duplex=False)
         gen = _CTX.Process(target=loadgen_main, args=(
             hook_url, store_url, args.runs, args.concurrency, args.warmup, writer))
         gen.start()
+        await asyncio.to_thread(reader.recv)  # warm-up done
+        cpu0 = time.process_time()
+        jobs0, commits0 = getattr(engine.store, "jobs", 0), getattr(engine.store, "commits", 0)
         timings: dict[str, Any] = await asyncio.to_thread(reader.recv)
+        timings["cpu"] = time.process_time() - cpu0
         gen.join()
         if profiler is not None:
             profiler.send_signal(2)  # SIGINT: py-spy writes its output and exits
             await asyncio.to_thread(profiler.wait)
-        # The warm-up's jobs are included here; it is small next to --runs.
         timings["jobs"] = getattr(engine.store, "jobs", 0) - jobs0
         timings["commits"] = getattr(engine.store, "commits", 0) - commits0
         stop.set()
@@ -364,8 +366,10 @@ def main() -> None:
           f"(full jitter), warm-up {args.warmup}")
     print(f"interlink: {runs_s:10,.0f} runs/s  ({result['total']:.2f}s end to end; "
           f"webhooks accepted in {result['accept']:.2f}s = {args.runs / result['accept']:,.0f}/s)")
+    print(f"           {result['cpu'] / args.runs * 1e6:,.0f} µs CPU per run in the measured "
+          "process (all its threads)")
     if result["commits"]:
-        print(f"           {result['jobs'] / total:.1f} store jobs per run, "
+        print(f"           {result['jobs'] / args.runs:.1f} store jobs per run, "
               f"{result['jobs'] / result['commits']:.1f} jobs per commit")
     if baseline is not None:
         seconds, calls = baseline

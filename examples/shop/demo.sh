@@ -14,7 +14,7 @@ bin=${VENV_BIN:-$here/../../.venv/bin}
 demo_port=${DEMO_PORT:-8080}
 wh_port=${WAREHOUSE_PORT:-9000}
 orders=${DEMO_ORDERS:-10}
-set -a; . "$here/.env.demo"; set +a
+set -a; . "$here/.env"; set +a
 # The connector's base_url is "{{ env.WAREHOUSE_URL }}": point it at the port used here.
 export WAREHOUSE_URL="http://127.0.0.1:$wh_port"
 server="http://127.0.0.1:$demo_port"
@@ -139,6 +139,6 @@ fi
 say "interlink keeps serving at $server until Ctrl-C"
 echo "  try: curl -X POST -H 'Content-Type: application/json' -d '{\"id\": \"B-1\", \"sku\": \"MUG-01\", \"qty\": 1}' $server/hooks/orders"
 echo "  then (in another shell, from the repo):"
-echo "    set -a; . examples/shop/.env.demo; set +a; export WAREHOUSE_URL=$WAREHOUSE_URL"
+echo "    set -a; . examples/shop/.env; set +a; export WAREHOUSE_URL=$WAREHOUSE_URL"
 echo "    .venv/bin/interlink runs examples/shop"
 wait "${pids[1]}"

@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     user, password = os.environ.get("WH_USER"), os.environ.get("WH_PASSWORD")
     if not user or not password:
-        sys.exit("warehouse: set WH_USER and WH_PASSWORD (see examples/shop/.env.demo)")
+        sys.exit("warehouse: set WH_USER and WH_PASSWORD (see examples/shop/.env)")
     warehouse = Warehouse(user, password, seed=args.seed, session_orders=args.session_orders)
     print(f"[warehouse] listening on http://{args.host}:{args.port} (seed {args.seed}, "
           f"sessions last {args.session_orders} orders)", flush=True)

@@ -140,6 +140,12 @@ project_option = click.option(
     type=click.Path(file_okay=False, path_type=Path), help="the project folder",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="print stable JSON")
+# Subcommands take -p too, so `interlink runs show ID -p PROJECT` reads naturally.
+project_override_option = click.option(
+    "-p", "--project", "project_override", default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="the project folder (default: the group's, or .)",
+)
 
 
 def _print_json(value: Any) -> None:
@@ -297,10 +303,11 @@ def runs(ctx: click.Context, project: Path, flow: str | None, status: str | None
 @runs.command("show")
 @click.argument("run_id")
 @json_option
+@project_override_option
 @click.pass_obj
-def runs_show(project: Path, run_id: str, as_json: bool) -> None:
+def runs_show(project: Path, run_id: str, as_json: bool, project_override: Path | None) -> None:
     """Show one run: its steps, every attempt and its log."""
-    loaded = _load(project)
+    loaded = _load(project_override or project)
 
     async def go() -> dict[str, Any] | None:
         async with open_store(loaded.config.store, loaded.root) as store:
@@ -315,10 +322,11 @@ def runs_show(project: Path, run_id: str, as_json: bool) -> None:
 
 @runs.command("retry")
 @click.argument("run_id")
+@project_override_option
 @click.pass_obj
-def runs_retry(project: Path, run_id: str) -> None:
+def runs_retry(project: Path, run_id: str, project_override: Path | None) -> None:
     """Queue a new run of the same flow version with the same input, linked by retry_of."""
-    loaded = _load(project)
+    loaded = _load(project_override or project)
 
     async def go() -> str:
         async with Engine(loaded) as engine:
@@ -359,9 +367,7 @@ def queue(ctx: click.Context, project: Path, status: str | None, kind: str | Non
 
 @queue.command("requeue")
 @click.argument("item_id")
-@click.option("-p", "--project", "project_override", default=None,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="the project folder (default: the queue group's, or .)")
+@project_override_option
 @click.pass_obj
 def queue_requeue(project: Path, item_id: str, project_override: Path | None) -> None:
     """Make a broken or failed queue item ready again now, its attempts reset; print its id."""

@@ -37,8 +37,8 @@ def free_port() -> int:
 
 
 def demo_env(shop: Path) -> dict[str, str]:
-    """The variables of the copy's .env.demo (what demo.sh loads)."""
-    pairs = (line.split("=", 1) for line in (shop / ".env.demo").read_text().splitlines()
+    """The variables of the copy's .env (what demo.sh loads)."""
+    pairs = (line.split("=", 1) for line in (shop / ".env").read_text().splitlines()
              if "=" in line and not line.startswith("#"))
     return {name.strip(): value.strip() for name, value in pairs}
 

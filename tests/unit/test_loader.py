@@ -701,3 +701,15 @@ def test_yaml_12_keeps_yes_a_string(project: Path) -> None:
     assert str(error) == (
         "services/extra.yaml:6: request_processor.keep_failed: expected true or false, got 'yes'"
     )
+
+
+def test_addresses_from_env_are_not_secrets(tmp_path: Path) -> None:
+    """A base_url read from env stays readable in run logs; a token read from env is a secret."""
+    (tmp_path / "interlink.yaml").write_text("name: x\n")
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "c.yaml").write_text(
+        'name: c\nbase_url: "{{ env.C_URL }}"\n'
+        'auth: {type: bearer, token: "{{ env.C_TOKEN }}"}\nendpoints: {e: {path: /}}\n')
+    loaded = load_project(tmp_path, {"C_URL": "http://127.0.0.1:9000", "C_TOKEN": "t0ken-value"})
+    assert loaded.connectors["c"].base_url == "http://127.0.0.1:9000"
+    assert loaded.secrets == frozenset({"t0ken-value"})

@@ -46,6 +46,11 @@ class _Environ(dict[str, str]):
         return self[key] if dict.__contains__(self, key) else default
 
 
+#: keys whose env-provided values are addresses, not credentials: they stay readable in run
+#: logs (a URL masked as `***/orders` helps nobody). Everything else read from env is a secret.
+PUBLIC_KEYS = frozenset({"base_url", "token_url", "host", "port"})
+
+
 def resolve_env(
     doc: YamlDocument, environ: Mapping[str, str] | None = None
 ) -> tuple[list[Problem], set[str]]:
@@ -85,10 +90,10 @@ def resolve_env(
                 Problem(line, f"environment variable {name} is not set") for name in env.missing
             )
             continue
-        secrets.update(v for v in env.used.values() if v)
+        if not (path and path[-1] in PUBLIC_KEYS):
+            secrets.update(v for v in env.used.values() if v)
         doc.replace(path, value)
     return problems, secrets
-
 
 
 DOTENV_FILE = ".env"
