@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import multiprocessing as mp
 import os
 import random
@@ -82,7 +83,8 @@ async def _upstream(ready: Connection) -> None:
         prefix = request.query.get("prefix", "")
         mine = [n for key, n in calls.items() if key.startswith(prefix)]
         return web.json_response({"keys": len(mine), "calls": sum(mine),
-                                  "not_two": sum(1 for n in mine if n != 2)})
+                                  "not_two": sum(1 for n in mine if n != 2),
+                                  "cpu": time.process_time()})
 
     app = web.Application()
     app.router.add_post("/orders", orders)
@@ -104,7 +106,7 @@ def _wait_closed(conn: Connection) -> None:
         conn.recv()
 
 
-async def upstream_stats(url: str, prefix: str) -> dict[str, int]:
+async def upstream_stats(url: str, prefix: str) -> dict[str, Any]:
     """What the upstream saw for keys starting with `prefix`."""
     async with aiohttp.ClientSession() as http, \
             http.get(f"{url}/stats", params={"prefix": prefix}) as resp:
@@ -201,12 +203,14 @@ async def _loadgen(hook_url: str, store_url: str, runs: int, concurrency: int,
         await post_all(0, warmup)
         await all_succeeded(warmup)
         out.send("measuring")  # the measured process starts counting its CPU time
+        cpu = time.process_time()
         started = time.perf_counter()
         await post_all(warmup, runs)
         accepted = time.perf_counter()
         await all_succeeded(warmup + runs)
         finished = time.perf_counter()
-    return {"accept": accepted - started, "total": finished - started}
+    return {"accept": accepted - started, "total": finished - started,
+            "loadgen_cpu": time.process_time() - cpu}
 
 
 # --- the measured process -------------------------------------------------------------------
@@ -276,9 +280,11 @@ async def run_interlink(root: Path, store_url: str, args: argparse.Namespace) ->
         gen.start()
         await asyncio.to_thread(reader.recv)  # warm-up done
         cpu0 = time.process_time()
+        upstream0 = (await upstream_stats(args.upstream_url, "r_"))["cpu"]
         jobs0, commits0 = getattr(engine.store, "jobs", 0), getattr(engine.store, "commits", 0)
         timings: dict[str, Any] = await asyncio.to_thread(reader.recv)
         timings["cpu"] = time.process_time() - cpu0
+        timings["upstream_cpu"] = (await upstream_stats(args.upstream_url, "r_"))["cpu"] - upstream0
         gen.join()
         if profiler is not None:
             profiler.send_signal(2)  # SIGINT: py-spy writes its output and exits
@@ -316,6 +322,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--switch-interval", type=float, metavar="MS",
                         help="sys.setswitchinterval of the measured process (default 5 ms)")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
+                        help="event loop of the measured process (uvloop: if installed)")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--profile", metavar="FILE", help="py-spy output (.svg/.json/.txt)")
     parser.add_argument("--py-spy", metavar="PATH", help="the py-spy executable")
@@ -324,7 +332,7 @@ def main() -> None:
     ours, theirs = _CTX.Pipe()
     upstream = _CTX.Process(target=upstream_main, args=(theirs,), daemon=True)
     upstream.start()
-    upstream_url = f"http://127.0.0.1:{ours.recv()}"
+    upstream_url = args.upstream_url = f"http://127.0.0.1:{ours.recv()}"
     pg = None
     try:
         baseline: tuple[float, int] | None = None
@@ -348,7 +356,11 @@ def main() -> None:
                 store_url = f"sqlite:///{root / 'bench.db'}"
             write_bench_project(root, upstream_url, store_url, args.worker_concurrency,
                                 args.connector_concurrency)
-            result = asyncio.run(run_interlink(root, store_url, args))
+            loop_factory = None
+            if args.loop == "uvloop":
+                loop_factory = importlib.import_module("uvloop").new_event_loop
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                result = runner.run(run_interlink(root, store_url, args))
             seen = asyncio.run(upstream_stats(upstream_url, "r_"))
     finally:
         if pg is not None:
@@ -367,7 +379,8 @@ def main() -> None:
     print(f"interlink: {runs_s:10,.0f} runs/s  ({result['total']:.2f}s end to end; "
           f"webhooks accepted in {result['accept']:.2f}s = {args.runs / result['accept']:,.0f}/s)")
     print(f"           {result['cpu'] / args.runs * 1e6:,.0f} µs CPU per run in the measured "
-          "process (all its threads)")
+          f"process (all its threads); upstream {result['upstream_cpu'] / args.runs * 1e6:,.0f}"
+          f" µs, load generator {result['loadgen_cpu'] / args.runs * 1e6:,.0f} µs")
     if result["commits"]:
         print(f"           {result['jobs'] / args.runs:.1f} store jobs per run, "
               f"{result['jobs'] / result['commits']:.1f} jobs per commit")

@@ -109,6 +109,7 @@ async def test_sigkill_of_serve_loses_no_run(tmp_path: Path) -> None:
 
 
 PPID_SCRIPT = """
+import os
 
 
 def handle(data):
@@ -147,8 +148,8 @@ async def test_two_workers_on_postgres_share_runs_and_one_login(
             warmup = await engine.runner.start("push", -1)
             with interlink("worker", str(tmp_path), log=tmp_path / "w1.log"), \
                     interlink("worker", str(tmp_path), log=tmp_path / "w2.log"):
-                await engine.runner.wait_for(warmup, 30)
-                assert up.login_calls == 1
+                first = await engine.runner.wait_for(warmup, 30)
+                assert (first.status, up.login_calls) == ("succeeded", 1), first.error
                 up.revoke_tokens()
                 await asyncio.gather(*(engine.runner.start("push", n) for n in range(50)))
                 await wait_all_ended(engine.store, 51, 60)
