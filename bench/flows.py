@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/flows.py [--runs 2000] [--store sqlite|postgres]
                                     [--concurrency 50] [--worker-concurrency 64]
+                                    [--loop asyncio|uvloop] [--skip-baseline]
+                                    [--profile out.svg|out.txt [--profile-gil]]
 
 Three processes besides the one measured:
 
@@ -18,8 +20,11 @@ The measured process runs what `interlink serve` runs: uvicorn serving `build_ap
 worker)` on 127.0.0.1 and a worker, on one event loop. Each run is a webhook-triggered flow of
 one connector step; the connector's retry policy is `initial: 1ms` (full jitter, so 0–1 ms) so
 backoff does not dominate; the baseline sleeps the same. Both sides first do `--warmup` calls
-that are not counted. `--profile FILE` writes a py-spy flame graph of the measured process
-(needs `py-spy` on PATH or `--py-spy PATH`).
+that are not counted; the upstream must have seen every run's key exactly twice. Besides
+runs/s, it prints CPU µs per run of each process (steadier than wall time on a shared machine)
+and the store's jobs per run and per commit. `--profile FILE` records the measured process with
+py-spy (`.txt`: collapsed stacks, `.json`: speedscope, else an SVG flame graph; needs `py-spy`
+on PATH or `--py-spy PATH`).
 """
 
 from __future__ import annotations
@@ -303,7 +308,8 @@ def _start_profiler(args: argparse.Namespace) -> subprocess.Popen[bytes]:
         "raw" if args.profile.endswith(".txt") else "flamegraph")
     proc = subprocess.Popen([spy, "record", "--pid", str(os.getpid()), "--rate", "250",
                              "--threads", "--format", fmt, "--output", args.profile,
-                             "--nonblocking"], stdout=subprocess.DEVNULL)
+                             "--nonblocking", *(["--gil"] if args.profile_gil else [])],
+                            stdout=subprocess.DEVNULL)
     time.sleep(1.0)  # let py-spy attach before the load starts
     return proc
 
@@ -326,6 +332,8 @@ def main() -> None:
                         help="event loop of the measured process (uvloop: if installed)")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--profile", metavar="FILE", help="py-spy output (.svg/.json/.txt)")
+    parser.add_argument("--profile-gil", action="store_true",
+                        help="sample only the thread holding the GIL")
     parser.add_argument("--py-spy", metavar="PATH", help="the py-spy executable")
     args = parser.parse_args()
 

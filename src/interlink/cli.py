@@ -13,7 +13,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from interlink import __version__
+from interlink import __version__, _loop
 from interlink.engine import Engine
 from interlink.errors import InterlinkError, ProjectError
 from interlink.flows.report import format_run, format_summary, item_json, run_json, run_summary
@@ -188,7 +188,7 @@ def run_flow(flow: str, project: Path, payload_source: str | None, timeout: floa
                 await worker
 
     try:
-        result = asyncio.run(go())
+        result = _loop.run(go())
     except TimeoutError:
         _fail(f"running {flow}: not finished after {timeout:g}s; it goes on in any worker")
     except InterlinkError as exc:
@@ -256,7 +256,7 @@ def call(service: str, project: Path, headers: tuple[str, ...], query: tuple[str
                                   headers=merged, body=body)
 
     try:
-        result = asyncio.run(go())
+        result = _loop.run(go())
     except InterlinkError as exc:
         _fail(str(exc))
     if as_json:
@@ -390,7 +390,7 @@ T = TypeVar("T")
 
 def _run_store_command(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
-        return asyncio.run(fn())
+        return _loop.run(fn())
     except InterlinkError as exc:
         _fail(str(exc))
 

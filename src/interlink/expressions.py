@@ -18,7 +18,9 @@ short expression can cause: `'x' * 10**9`, `10 ** (10 ** 10)`, `'{:>999999999}'.
 
 from __future__ import annotations
 
+import ast
 import functools
+import keyword
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -186,9 +188,16 @@ def environment(autoescape: bool = False) -> jinja2.Environment:
 
 
 class Expression:
-    """A compiled Jinja expression: `evaluate(context)` returns a Python value."""
+    """A compiled Jinja expression: `evaluate(context)` returns a Python value.
 
-    __slots__ = ("_fn", "source")
+    The two most common shapes skip Jinja: a plain dotted path (`request.body.order`) is walked
+    directly through the dicts, and so is the path of a comparison with a literal
+    (`page.order.status == 'HELD'`): well under a microsecond where a Jinja call costs about
+    fifteen. The walk gives exactly what Jinja gives (a missing key is None) and hands anything
+    it is not sure of (a non-dict on the way) to the compiled expression.
+    """
+
+    __slots__ = ("_compare", "_fn", "_path", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -196,9 +205,28 @@ class Expression:
             self._fn = _PLAIN.compile_expression(source, undefined_to_none=True)
         except jinja2.TemplateSyntaxError as exc:
             raise ExpressionError(f"invalid expression {source!r}: {exc.message}") from exc
+        self._path = _plain_path(source)
+        self._compare: tuple[_Path, bool, Any] | None = None
+        match = _COMPARISON.match(source)
+        if match:
+            path = _plain_path(match.group(1))
+            if path is not None:
+                self._compare = (path, match.group(2) == "==", ast.literal_eval(match.group(3)))
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """Evaluate against `context`; any failure becomes an `ExpressionError`."""
+        if self._path is not None:
+            value = _walk(self._path, context)
+            return self._evaluate(context) if value is _UNSURE else value
+        if self._compare is not None:
+            path, equal, literal = self._compare
+            value = _walk(path, context)
+            if value is _UNSURE:
+                return self._evaluate(context)
+            return value == literal if equal else value != literal
+        return self._evaluate(context)
+
+    def _evaluate(self, context: Mapping[str, Any]) -> Any:
         try:
             return self._fn(**context)
         except ExpressionError:
@@ -208,6 +236,40 @@ class Expression:
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
+
+
+_Path = tuple[str, tuple[str, ...]]
+_UNSURE = object()
+_COMPARISON = re.compile(
+    r"""^\s*([A-Za-z_][\w.]*)\s*(==|!=)\s*('[^'\\]*'|"[^"\\]*"|-?\d+(?:\.\d+)?)\s*$"""
+)
+
+
+def _plain_path(source: str) -> _Path | None:
+    parts = source.strip().split(".")
+    if all(p.isidentifier() and p not in _NOT_KEYS for p in parts):
+        return parts[0], tuple(parts[1:])
+    return None
+
+
+def _walk(path: _Path, context: Mapping[str, Any]) -> Any:
+    """The value at `path`, None when a key is missing, `_UNSURE` past a non-dict."""
+    first, rest = path
+    value = context.get(first)
+    for part in rest:
+        if value is None:
+            return None
+        if type(value) is not dict:
+            return _UNSURE
+        value = value.get(part)
+    return value
+
+
+#: names Jinja resolves to a dict method, a literal, an operator or a global, not to a key
+_NOT_KEYS = (
+    frozenset(dir(dict)) | frozenset(keyword.kwlist)
+    | {"true", "false", "none", "and", "or", "not", "in", "is", "if", "else", "range", "dict"}
+)
 
 
 class Interpolation:

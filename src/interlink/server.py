@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from interlink import __version__
+from interlink import __version__, _loop
 from interlink.engine import Engine
 from interlink.errors import RunError
 from interlink.flows.report import item_json, run_json
@@ -187,10 +187,10 @@ def serve(project: Project, *, host: str | None = None, port: int | None = None,
           with_worker: bool = True) -> None:
     """Serve `project` until interrupted."""
     _configure_logging()
-    asyncio.run(_serve(project, host, port, with_worker))
+    _loop.run(_serve(project, host, port, with_worker))
 
 
 def run_worker(project: Project) -> None:
     """Run a worker for `project` until interrupted."""
     _configure_logging()
-    asyncio.run(_work(project))
+    _loop.run(_work(project))

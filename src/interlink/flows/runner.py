@@ -75,6 +75,10 @@ class FlowRunner:
         self.owner = owner
         self.lease_s = lease_s
         self._finished: dict[str, asyncio.Event] = {}
+        # Each run keeps its flow as data; dumping and re-validating it per run is measurable
+        # work, so the project's current flows are dumped once and reused when a run's matches.
+        self._dumps = {name: flow.model_dump(mode="json", by_alias=True)
+                       for name, flow in project.flows.items()}
 
     # --- what steps use ---------------------------------------------------------------------
 
@@ -96,8 +100,10 @@ class FlowRunner:
     def new_run(self, flow: FlowSpec | Mapping[str, Any], input: Any, *, trigger: str,
                 retry_of: str | None = None, retry_count: int = 0) -> RunRecord:
         """A queued run record of `flow` (a spec, or a spec kept by an earlier run)."""
-        spec = flow.model_dump(mode="json", by_alias=True) if isinstance(flow, FlowSpec) \
-            else dict(flow)
+        if isinstance(flow, FlowSpec):
+            spec = self._dumps.get(flow.name) or flow.model_dump(mode="json", by_alias=True)
+        else:
+            spec = dict(flow)
         return RunRecord(id=new_id("r_"), flow=spec["name"], status="queued", trigger=trigger,
                          input=input, flow_spec=spec, created_at=time.time(),
                          retry_of=retry_of, retry_count=retry_count)
@@ -182,7 +188,7 @@ class FlowRunner:
         await self._execute(run, item, owner)
 
     async def _execute(self, run: RunRecord, item: QueueItem, owner: str) -> None:
-        flow = FlowSpec.model_validate(run.flow_spec)
+        flow = self._flow_of(run)
         cursor = item.payload.get("cursor")
         bucket: list[Any] = run.bucket if run.bucket is not None else [run.input]
         now = time.time()
@@ -235,6 +241,13 @@ class FlowRunner:
             ])
             return
         self._announce(run.id)
+
+    def _flow_of(self, run: RunRecord) -> FlowSpec:
+        """The flow definition a run started with."""
+        current = self.project.flows.get(run.flow)
+        if current is not None and self._dumps.get(run.flow) == run.flow_spec:
+            return current
+        return FlowSpec.model_validate(run.flow_spec)
 
     def _announce(self, run_id: str) -> None:
         """Wake whoever in this process waits for the run to end."""

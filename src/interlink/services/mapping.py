@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from interlink.errors import ExpressionError
+from interlink.expressions import compile_expression
 from interlink.services.failures import MappingFailure, ServiceError
-from interlink.services.lookup import compile_value
 
 __all__ = ["MapEntry", "RequestMapper"]
 
@@ -44,7 +44,8 @@ class RequestMapper:
                     f"service {service}: map target {target!r} must be page.<name>[.<name>…] "
                     "or session.<name>[.<name>…]"
                 )
-            compiled.append(MapEntry(target, root, tuple(path), compile_value(source)))
+            value_of = compile_expression(source).evaluate
+            compiled.append(MapEntry(target, root, tuple(path), value_of))
         self.entries = tuple(compiled)
         self.writes_session = any(e.root == "session" for e in compiled)
 

@@ -22,10 +22,9 @@ from typing import Any
 import orjson
 
 from interlink.errors import ExpressionError
-from interlink.expressions import Template, render_data
+from interlink.expressions import Template, compile_expression, render_data
 from interlink.services.activity import FunctionCaller
 from interlink.services.failures import ServiceError
-from interlink.services.lookup import compile_value
 from interlink.spec.service import (
     BodySource,
     ConstantSource,
@@ -118,7 +117,7 @@ def build_body(
         return (body[0], override) if override else body
 
     if isinstance(source, ContextSource):
-        value_of = compile_value(source.key)
+        value_of = compile_expression(source.key).evaluate
 
         async def from_context(ctx: dict[str, Any]) -> Body:
             return typed(encode_value(_guard(lambda: value_of(ctx))))
@@ -182,7 +181,7 @@ def build_header(
     if not _TOKEN.match(name):
         raise ServiceError(f"service {service}: {name!r} is not a valid header name")
     if mapping.source == "context":
-        value_of = compile_value(mapping.key or "")
+        value_of = compile_expression(mapping.key or "").evaluate
 
         async def from_context(ctx: dict[str, Any]) -> str | None:
             return _header_text(name, _guard(lambda: value_of(ctx)))
