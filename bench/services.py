@@ -12,7 +12,7 @@ Scenario: POST a ~1 KB JSON order with an `X-API-Key`. If `order.status == 'HELD
   subprocess — exactly what a user runs (uvicorn, one process, the worker polling beside it).
 - **baseline**: a hand-written Starlette app (check the key with `hmac.compare_digest`, parse
   the JSON with orjson, same answers) on the same server: uvicorn with the same settings
-  (`server_header=False, date_header=False`, no access log, lifespan off), one process.
+  (`server_header=False, date_header=False`, no access log, lifespan off, no proxy headers), one process.
 
 Load: `wrk` (a separate process; one thread, `--connections` connections, `--duration`
 seconds, a Lua script for the POST bodies and headers) after a 2 s warm-up per server. The
@@ -138,7 +138,8 @@ def serve_baseline(port: int) -> None:
     import uvicorn
 
     uvicorn.run(baseline_app(), host="127.0.0.1", port=port, log_level="warning",
-                access_log=False, lifespan="off", server_header=False, date_header=False)
+                access_log=False, lifespan="off", server_header=False, date_header=False,
+                proxy_headers=False)
 
 
 # --- orchestration ---------------------------------------------------------------------------

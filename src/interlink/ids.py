@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 
 __all__ = ["new_id"]
 
-_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+# RFC 4648 base32 sorts digits after letters; Crockford's alphabet (lower case) sorts like
+# the bytes it encodes, so ids sort by their timestamp.
+_TO_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
+                              "0123456789abcdefghjkmnpqrstvwxyz")
 
 
 def new_id(prefix: str = "") -> str:
     """A 26-character ULID-style id (48-bit milliseconds + 80 random bits), with a prefix."""
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return prefix + "".join(reversed(chars))
+    raw = int(time.time() * 1000).to_bytes(6, "big") + os.urandom(10)
+    return prefix + base64.b32encode(raw).decode("ascii")[:26].translate(_TO_CROCKFORD)

@@ -15,10 +15,9 @@ from typing import Any
 
 import orjson
 import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interlink import __version__, _loop
@@ -99,8 +98,9 @@ def build_app(engine: Engine, worker: Worker | None) -> ASGIApp:
         if isinstance(flow.trigger, WebhookTrigger):
             routes.append(Route(flow.trigger.path, _webhook(engine, flow.name),
                                 methods=[flow.trigger.method]))
-    # Services first: they are the hot path; everything else is the fallback.
-    return engine.services_app(fallback=_default_headers(Starlette(routes=routes)))
+    # Services first: they are the hot path; everything else is the fallback, a bare Router
+    # (no middleware stack: every handler here answers its own errors).
+    return engine.services_app(fallback=_default_headers(Router(routes=routes)))
 
 
 def _default_headers(app: ASGIApp) -> ASGIApp:
@@ -151,7 +151,7 @@ async def _serve(project: Project, host: str | None, port: int | None, with_work
             build_app(engine, worker),
             host=host or project.config.server.host,
             port=project.config.server.port if port is None else port,
-            log_level="warning", access_log=False, lifespan="off",
+            log_level="warning", access_log=False, lifespan="off", proxy_headers=False,
             # The services app sets Server and Date itself (rules may override them).
             server_header=False, date_header=False,
         )

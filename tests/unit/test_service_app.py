@@ -94,7 +94,8 @@ async def test_lifespan_is_acknowledged(tmp_path: Path) -> None:
 
 async def test_server_timing_reports_each_phase(tmp_path: Path) -> None:
     """Server-Timing lists the phases run, in order, in milliseconds."""
-    app = make_app(tmp_path, [service(activity={"flow": "f"})], runner=Runner(delay=0.01))
+    app = make_app(tmp_path, [service(activity={"flow": "f"}, server_timing=True)],
+                   runner=Runner(delay=0.01))
     r = await call_app(app, "POST", "/x")
     parts = [p.split(";dur=") for p in r.headers["server-timing"].split(", ")]
     assert [name for name, _ in parts] == ["security", "mapping", "activity", "response"]
@@ -103,7 +104,7 @@ async def test_server_timing_reports_each_phase(tmp_path: Path) -> None:
 
 async def test_server_timing_stops_at_the_failed_phase(tmp_path: Path) -> None:
     """A security failure reports only the security and response phases."""
-    app = make_app(tmp_path, [service(package="p")],
+    app = make_app(tmp_path, [service(package="p", server_timing=True)],
                    packages={"p": {"auth": {"type": "bearer", "tokens": ["t"]}}})
     r = await call_app(app, "POST", "/x")
     assert [p.split(";")[0] for p in r.headers["server-timing"].split(", ")] == [

@@ -30,9 +30,7 @@ from interlink.spec.flow import FlowSpec
 from interlink.store.base import (
     Complete,
     Enqueue,
-    InsertLogs,
     InsertRun,
-    LogLine,
     QueueItem,
     Release,
     RunRecord,
@@ -198,12 +196,13 @@ class FlowRunner:
                                    Complete(item.id, owner, keep=False))
             self._announce(run.id)
             return
-        if run.status != "running":
-            await self.store.write(UpdateRun(run.id, {
-                "status": "running", "started_at": run.started_at or now, "updated_at": now}))
+        # The `running` status goes out with the step's first write (one commit fewer).
+        pending: list[WriteOp] = [] if run.status == "running" else [UpdateRun(run.id, {
+            "status": "running", "started_at": run.started_at or now, "updated_at": now})]
         for index in range(run.step_index, len(flow.steps)):
             step = flow.steps[index]
-            ctx = StepContext(self, run, flow, index, cursor)
+            ctx = StepContext(self, run, flow, index, cursor, pending)
+            pending = []
             started = cursor.get("started_at", now) if cursor else time.time()
             outcome = await self._run_step(ctx, step, bucket)
             last = index == len(flow.steps) - 1
@@ -286,6 +285,5 @@ class FlowRunner:
                                           time.time() + flow.retry.delay)]
 
     async def _write(self, ctx: StepContext, ops: list[WriteOp]) -> None:
-        lines: list[LogLine] = ctx.take_logs()
-        await self.store.write(*ops, *([InsertLogs(lines)] if lines else []))
+        await self.store.write(*ctx.take_writes(), *ops)
 

@@ -1,7 +1,8 @@
 """One service's request pipeline: security → mapping → activity → response, each timed.
 
-The phase timings (seconds) are kept in the context's `timings` and sent to the caller in a
-`Server-Timing` header (milliseconds), unless a rule sets that header itself.
+The phase timings (seconds) are kept in the context's `timings`; a service with
+`server_timing: true` also sends them in a `Server-Timing` header (milliseconds), unless a rule
+sets that header itself. It is opt-in because every header costs the HTTP server time.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ class ServiceHandler:
         started = perf_counter()
         response = await self._respond(ctx, raw, session, failure)
         ctx["timings"]["response"] = perf_counter() - started
-        if not response.has_header("server-timing"):
+        if self.spec.server_timing and not response.has_header("server-timing"):
             response.headers.append(("Server-Timing", timing_header(ctx["timings"])))
         await send_response(send, response)
 

@@ -170,3 +170,6 @@ class ServiceSpec(Spec):
     request_processor: RequestProcessor | None = None
     responses: list[ResponseRule] = Field(default_factory=list)
     variables: dict[str, Interp] = Field(default_factory=dict)
+    server_timing: bool = Field(
+        False, description="send each phase's duration in a Server-Timing header"
+    )

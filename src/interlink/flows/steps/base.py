@@ -9,11 +9,17 @@ bucket, `Wait` to be resumed later from a cursor (a durable wait), or `Failed`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from interlink.store.base import AttemptRecord, InsertAttempt, InsertLogs, LogLine, RunRecord
+from interlink.store.base import (
+    AttemptRecord,
+    InsertAttempt,
+    InsertLogs,
+    LogLine,
+    RunRecord,
+    WriteOp,
+)
 
 if TYPE_CHECKING:
     from interlink.flows.runner import FlowRunner
@@ -59,6 +65,8 @@ class StepContext:
     index: int
     #: where a resumed step picks up (what its `Wait` returned), or None on a first start
     cursor: dict[str, Any] | None = None
+    #: writes that can wait for the step's next write (the run's `running` status)
+    pending: list[WriteOp] = field(default_factory=list)
     _logs: list[LogLine] = field(default_factory=list)
 
     @property
@@ -83,15 +91,14 @@ class StepContext:
         text = self.runner.redactor.text(message)
         self._logs.append(LogLine(self.run.id, text, time.time(), level, self.step_id))
 
-    def take_logs(self) -> list[LogLine]:
-        """The lines logged since the last call."""
-        lines, self._logs = self._logs, []
-        return lines
+    def take_writes(self) -> list[WriteOp]:
+        """The pending writes and the lines logged since the last call, as write ops."""
+        ops, self.pending = self.pending, []
+        if self._logs:
+            ops.append(InsertLogs(self._logs))
+            self._logs = []
+        return ops
 
     async def record_attempt(self, attempt: AttemptRecord) -> None:
-        """Write an attempt (and the log lines so far) to the store now."""
-        ops: Sequence[InsertAttempt | InsertLogs] = [InsertAttempt(attempt)]
-        lines = self.take_logs()
-        if lines:
-            ops = [*ops, InsertLogs(lines)]
-        await self.runner.store.write(*ops)
+        """Write an attempt (with the pending writes and log lines) to the store now."""
+        await self.runner.store.write(*self.take_writes(), InsertAttempt(attempt))
