@@ -12,7 +12,8 @@ Scenario: POST a ~1 KB JSON order with an `X-API-Key`. If `order.status == 'HELD
   subprocess — exactly what a user runs (uvicorn, one process, the worker polling beside it).
 - **baseline**: a hand-written Starlette app (check the key with `hmac.compare_digest`, parse
   the JSON with orjson, same answers) on the same server: uvicorn with the same settings
-  (`server_header=False, date_header=False`, no access log, lifespan off, no proxy headers), one process.
+  (`server_header=False, date_header=False`, no access log, lifespan off, no proxy headers),
+  one process.
 
 Load: `wrk` (a separate process; one thread, `--connections` connections, `--duration`
 seconds, a Lua script for the POST bodies and headers) after a 2 s warm-up per server. The
