@@ -328,8 +328,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--switch-interval", type=float, metavar="MS",
                         help="sys.setswitchinterval of the measured process (default 5 ms)")
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
-                        help="event loop of the measured process (uvloop: if installed)")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop",
+                        help="event loop of the measured process (default uvloop, as "
+                        "interlink serve uses)")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--profile", metavar="FILE", help="py-spy output (.svg/.json/.txt)")
     parser.add_argument("--profile-gil", action="store_true",
