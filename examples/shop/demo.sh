@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The shop demo (`make demo`): a stand-in warehouse API, `interlink serve`, ten orders posted to
 # the push-orders webhook, then the run log: retries, re-authentication, every run succeeded.
+# Then the order-intake service (POST /orders): one request per response rule, and an order
+# queued while the warehouse is down that the request processor completes once it is back.
 #
 #   DEMO_PORT=8080        where `interlink serve` listens
 #   WAREHOUSE_PORT=9000   where the stand-in warehouse listens (the connector follows it)
@@ -22,10 +24,12 @@ server="http://127.0.0.1:$demo_port"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 pids=()
+scratch=$(mktemp -d)
 cleanup() {
     trap - EXIT INT TERM
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$scratch"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -58,10 +62,13 @@ say "interlink check"
 rm -rf "$here/.interlink"
 
 say "starting the stand-in warehouse on $WAREHOUSE_URL and interlink serve on $server"
-"$bin/python" "$here/warehouse.py" --port "$wh_port" --seed "${WAREHOUSE_SEED:-3}" &
-pids+=($!)
+start_warehouse() {  # pids[0] is always the warehouse, pids[1] interlink serve
+    "$bin/python" "$here/warehouse.py" --port "$wh_port" --seed "${WAREHOUSE_SEED:-3}" &
+    pids[0]=$!
+}
+start_warehouse
 "$bin/interlink" serve "$here" --port "$demo_port" &
-pids+=($!)
+pids[1]=$!
 wait_for "$WAREHOUSE_URL/stats" "the warehouse"
 wait_for "$server/_interlink/health" "interlink serve"
 
@@ -133,11 +140,107 @@ echo "warehouse stats: $(get "$WAREHOUSE_URL/stats")"
 ok=0
 [[ $summary == "$orders runs: $orders succeeded" ]] || ok=1
 
+# --- the order-intake service: one request per response rule -------------------------------
+key=$PARTNER_KEY
+# call EXPECTED RULE [HEADER…] -- BODY: POST BODY to $server/orders with the headers, print the
+# request, the answer (status, the headers worth seeing, body) and which rule answered it. The
+# body is left in $scratch/body. A status other than EXPECTED makes the demo exit 1.
+call() {
+    local expected=$1 rule=$2 status; shift 2
+    local headers=() body
+    while [[ $1 != -- ]]; do headers+=("$1"); shift; done
+    body=$2
+    printf '\n$ POST /orders'; printf '  %s' "${headers[@]}"; printf '  %s\n' "$body"
+    if command -v curl >/dev/null; then
+        local args=(); for h in "${headers[@]}"; do args+=(-H "$h"); done
+        status=$(curl -sS --max-time 30 -o "$scratch/body" -D "$scratch/headers" -w '%{http_code}' \
+                 -X POST -H 'Content-Type: application/json' "${args[@]}" --data "$body" "$server/orders")
+    else
+        status=$("$bin/python" - "$server/orders" "$body" "$scratch" "${headers[@]}" <<'PY'
+import sys, urllib.error, urllib.request as u
+url, body, out, *headers = sys.argv[1:]
+request = u.Request(url, body.encode(), {"Content-Type": "application/json"}, method="POST")
+for header in headers:
+    name, _, value = header.partition(":")
+    request.add_header(name.strip(), value.strip())
+try:
+    answer = u.urlopen(request, timeout=30)
+except urllib.error.HTTPError as error:
+    answer = error
+open(out + "/headers", "w").write("".join(f"{k}: {v}\n" for k, v in answer.headers.items()))
+open(out + "/body", "wb").write(answer.read())
+print(answer.status)
+PY
+)
+    fi
+    # Content-Type and the headers the rules set; Date, Server and Content-Length are noise here.
+    printf '  → %s  %s\n' "$status" "$(grep -iE '^(content-type|x-order-id):' "$scratch/headers" \
+        | tr -d '\r' | tr '[:upper:]' '[:lower:]' | paste -sd' ' | sed 's/ x-order-id/  x-order-id/')"
+    sed 's/^/    /' "$scratch/body"; [[ -z $(tail -c1 "$scratch/body") ]] || echo
+    echo "  ↳ $rule"
+    [[ $status == "$expected" ]] || { echo "  !! expected $expected"; ok=1; }
+}
+queue_item() { get "$server/_interlink/queue/$1"; }
+# queue_field ID EXPR: a Python expression over the queue item `q` (the JSON of GET …/queue/ID)
+queue_field() {
+    queue_item "$1" | "$bin/python" -c 'import json, sys; q = json.load(sys.stdin); print(eval(sys.argv[1]))' "$2"
+}
+
+say "services: order-intake answers POST $server/orders (partners send X-API-Key; see services/order-intake.yaml)"
+call 200 "on: default — the flow push-orders ran; the body is its result (to_erp.py's ERP shape)" \
+    "X-API-Key: $key" -- '{"order": {"id": "P-2001", "sku": "MUG-01", "qty": 2}}'
+call 202 "when: page.order.status == 'HELD' — the XML acknowledgement (templates/held.xml) and X-Order-Id" \
+    "X-API-Key: $key" -- '{"order": {"id": "P-2002", "sku": "TEE-M", "qty": 1, "status": "HELD"}}'
+call 400 "on: mapping_error — the body is not JSON, so the flow never ran" \
+    "X-API-Key: $key" -- '{"order": {"id": "P-2003",'
+call 401 "on: security_error — no X-API-Key (the body is never read)" \
+    -- '{"order": {"id": "P-2003", "sku": "CAP-02", "qty": 1}}'
+call 401 "on: security_error — a wrong X-API-Key" \
+    "X-API-Key: not-the-key" -- '{"order": {"id": "P-2003", "sku": "CAP-02", "qty": 1}}'
+
+say "services: the warehouse goes down; an order is queued (queue_when) and completed later"
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+echo "(warehouse stopped)"
+call 202 "queue_when: error is not none — push-orders failed (connection refused), so the request is queued durably" \
+    "X-API-Key: $key" -- '{"order": {"id": "P-2004", "sku": "SOCK-L", "qty": 3}}'
+queued=$("$bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("queued", "-"))' \
+         "$scratch/body" 2>/dev/null || echo -)
+queue_status=-
+if [[ $queued == q_* ]]; then
+    # The request processor retries it after 2 s, 4 s, 8 s… (request_processor in the service).
+    for _ in $(seq 50); do
+        [[ $(queue_field "$queued" 'q["attempts"]') -ge 1 ]] && break; sleep 0.2
+    done
+    echo "\$ GET /_interlink/queue/$queued   (while the warehouse is down)"
+    echo "    $(queue_field "$queued" '" ".join(f"{k}={q[k]}" for k in ("status", "attempts", "last_error"))')"
+    echo "(warehouse started again)"
+    start_warehouse
+    wait_for "$WAREHOUSE_URL/stats" "the warehouse"
+    for _ in $(seq 100); do
+        queue_status=$(queue_field "$queued" 'q["status"]')
+        [[ $queue_status == ready || $queue_status == leased ]] || break
+        sleep 0.2
+    done
+    echo "\$ GET /_interlink/queue/$queued   (the request processor ran it again)"
+    queue_item "$queued" | "$bin/python" -c '
+import json, sys
+q = json.load(sys.stdin)
+print("   ", json.dumps({k: q[k] for k in ("id", "status", "attempts", "last_error")}))
+print("    result:", json.dumps(q["result"]))'
+    echo "  ↳ the re-run succeeded: the warehouse logged in again (new session) and created the order;"
+    echo "    the kept result (keep_results) is what the partner would have got as the 200 body"
+fi
+[[ $queue_status == done ]] || { echo "demo: the queued order did not end done ($queue_status)"; ok=1; }
+echo
+echo "(on: service_error → 502 is never reached here: queue_when \"error is not none\" comes first"
+echo " and catches every failed activity; see examples/shop/README.md)"
+
 if [[ ${DEMO_EXIT:-0} == 1 ]]; then
     exit "$ok"
 fi
 say "interlink keeps serving at $server until Ctrl-C"
 echo "  try: curl -X POST -H 'Content-Type: application/json' -d '{\"id\": \"B-1\", \"sku\": \"MUG-01\", \"qty\": 1}' $server/hooks/orders"
+echo "       curl -i -X POST -H 'X-API-Key: $key' -d '{\"order\": {\"id\": \"B-2\", \"sku\": \"MUG-01\", \"qty\": 1}}' $server/orders"
 echo "  then (in another shell, from the repo):"
 echo "    set -a; . examples/shop/.env; set +a; export WAREHOUSE_URL=$WAREHOUSE_URL"
 echo "    .venv/bin/interlink runs examples/shop"

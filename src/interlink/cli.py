@@ -20,7 +20,7 @@ from interlink.flows.report import format_run, format_summary, item_json, run_js
 from interlink.server import parse_payload
 from interlink.spec import Project, load_project
 from interlink.spec.schema import json_schemas
-from interlink.store import QueueItem, Requeue, open_store
+from interlink.store import QueueItem, Requeue, Store, open_store
 
 RUN_STATUSES = {"queued", "running", "waiting", "succeeded", "failed", "stopped", "partial"}
 
@@ -285,19 +285,9 @@ def runs(ctx: click.Context, project: Path, flow: str | None, status: str | None
     ctx.obj = project
     if ctx.invoked_subcommand is not None:
         return
-    loaded = _load(project)
-
-    async def go() -> list[dict[str, Any]]:
-        async with open_store(loaded.config.store, loaded.root) as store:
-            return [run_summary(r) for r in
-                    await store.list_runs(flow=flow, status=status, limit=limit)]
-
-    found = _run_store_command(go)
-    if as_json:
-        _print_json(found)
-    else:
-        for run in found:
-            click.echo(format_summary(run))
+    found = _with_store(_load(project), lambda store: store.list_runs(
+        flow=flow, status=status, limit=limit))
+    _print_list([run_summary(r) for r in found], as_json, format_summary)
 
 
 @runs.command("show")
@@ -309,12 +299,11 @@ def runs_show(project: Path, run_id: str, as_json: bool, project_override: Path 
     """Show one run: its steps, every attempt and its log."""
     loaded = _load(project_override or project)
 
-    async def go() -> dict[str, Any] | None:
-        async with open_store(loaded.config.store, loaded.root) as store:
-            run = await store.get_run(run_id)
-            return None if run is None else await run_json(store, run)
+    async def show(store: Store) -> dict[str, Any] | None:
+        run = await store.get_run(run_id)
+        return None if run is None else await run_json(store, run)
 
-    found = _run_store_command(go)
+    found = _with_store(loaded, show)
     if found is None:
         _fail(f"showing run {run_id}: no such run in {loaded.config.store}")
     click.echo(json.dumps(found, indent=2) if as_json else format_run(found))
@@ -348,21 +337,11 @@ def queue(ctx: click.Context, project: Path, status: str | None, kind: str | Non
     ctx.obj = project
     if ctx.invoked_subcommand is not None:
         return
-    loaded = _load(project)
-
-    async def go() -> list[dict[str, Any]]:
-        async with open_store(loaded.config.store, loaded.root) as store:
-            return [item_json(i) for i in
-                    await store.list_items(status=status, kind=kind, limit=limit)]
-
-    found = _run_store_command(go)
-    if as_json:
-        _print_json(found)
-    else:
-        for item in found:
-            click.echo(f"{item['id']}  {item['kind']:<16} {item['status']:<7} "
-                       f"attempts {item['attempts']}  run_at {item['run_at']}  "
-                       f"{item['last_error'] or ''}".rstrip())
+    found = _with_store(_load(project), lambda store: store.list_items(
+        status=status, kind=kind, limit=limit))
+    _print_list([item_json(i) for i in found], as_json, lambda item: (
+        f"{item['id']}  {item['kind']:<16} {item['status']:<7} attempts {item['attempts']}  "
+        f"run_at {item['run_at']}  {item['last_error'] or ''}".rstrip()))
 
 
 @queue.command("requeue")
@@ -371,14 +350,11 @@ def queue(ctx: click.Context, project: Path, status: str | None, kind: str | Non
 @click.pass_obj
 def queue_requeue(project: Path, item_id: str, project_override: Path | None) -> None:
     """Make a broken or failed queue item ready again now, its attempts reset; print its id."""
-    loaded = _load(project_override or project)
+    async def requeue(store: Store) -> tuple[bool, QueueItem | None]:
+        (requeued,) = await store.write(Requeue(item_id))
+        return bool(requeued), None if requeued else await store.get_item(item_id)
 
-    async def go() -> tuple[bool, QueueItem | None]:
-        async with open_store(loaded.config.store, loaded.root) as store:
-            (requeued,) = await store.write(Requeue(item_id))
-            return bool(requeued), None if requeued else await store.get_item(item_id)
-
-    requeued, item = _run_store_command(go)
+    requeued, item = _with_store(_load(project_override or project), requeue)
     if not requeued:
         why = "no such queue item" if item is None else f"it is {item.status}"
         _fail(f"requeueing {item_id}: {why}; only broken or failed items can be requeued")
@@ -386,6 +362,25 @@ def queue_requeue(project: Path, item_id: str, project_override: Path | None) ->
 
 
 T = TypeVar("T")
+
+
+def _with_store(loaded: Project, fn: Callable[[Store], Coroutine[Any, Any, T]]) -> T:
+    """Open the project's store, run `fn` with it, close it; store errors exit 1."""
+
+    async def go() -> T:
+        async with open_store(loaded.config.store, loaded.root) as store:
+            return await fn(store)
+
+    return _run_store_command(go)
+
+
+def _print_list(rows: list[dict[str, Any]], as_json: bool,
+                line: Callable[[dict[str, Any]], str]) -> None:
+    if as_json:
+        _print_json(rows)
+    else:
+        for row in rows:
+            click.echo(line(row))
 
 
 def _run_store_command(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
