@@ -175,7 +175,7 @@ PY
     fi
     # Content-Type and the headers the rules set; Date, Server and Content-Length are noise here.
     printf '  → %s  %s\n' "$status" "$(grep -iE '^(content-type|x-order-id):' "$scratch/headers" \
-        | tr -d '\r' | tr '[:upper:]' '[:lower:]' | paste -sd' ' | sed 's/ x-order-id/  x-order-id/')"
+        | tr -d '\r' | awk '{ printf "%s%s", (NR > 1 ? "  " : ""), $0 }')"
     sed 's/^/    /' "$scratch/body"; [[ -z $(tail -c1 "$scratch/body") ]] || echo
     echo "  ↳ $rule"
     [[ $status == "$expected" ]] || { echo "  !! expected $expected"; ok=1; }
@@ -208,10 +208,13 @@ queued=$("$bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1])).
 queue_status=-
 if [[ $queued == q_* ]]; then
     # The request processor retries it after 2 s, 4 s, 8 s… (request_processor in the service).
-    for _ in $(seq 50); do
-        [[ $(queue_field "$queued" 'q["attempts"]') -ge 1 ]] && break; sleep 0.2
+    # Wait for its first re-run to fail (the warehouse is still down), so it shows last_error.
+    for _ in $(seq 100); do
+        [[ $(queue_field "$queued" 'q["status"] == "ready" and q["last_error"] is not None') == True ]] \
+            && break
+        sleep 0.2
     done
-    echo "\$ GET /_interlink/queue/$queued   (while the warehouse is down)"
+    echo; echo "\$ GET /_interlink/queue/$queued   (while the warehouse is down)"
     echo "    $(queue_field "$queued" '" ".join(f"{k}={q[k]}" for k in ("status", "attempts", "last_error"))')"
     echo "(warehouse started again)"
     start_warehouse
@@ -221,13 +224,14 @@ if [[ $queued == q_* ]]; then
         [[ $queue_status == ready || $queue_status == leased ]] || break
         sleep 0.2
     done
-    echo "\$ GET /_interlink/queue/$queued   (the request processor ran it again)"
+    echo; echo "\$ GET /_interlink/queue/$queued   (the request processor ran it again)"
     queue_item "$queued" | "$bin/python" -c '
 import json, sys
 q = json.load(sys.stdin)
 print("   ", json.dumps({k: q[k] for k in ("id", "status", "attempts", "last_error")}))
 print("    result:", json.dumps(q["result"]))'
-    echo "  ↳ the re-run succeeded: the warehouse logged in again (new session) and created the order;"
+    echo "  ↳ the re-run succeeded: the restarted warehouse (fresh, in memory) refused the old session,"
+    echo "    Interlink logged in again and the order was created;"
     echo "    the kept result (keep_results) is what the partner would have got as the 200 body"
 fi
 [[ $queue_status == done ]] || { echo "demo: the queued order did not end done ($queue_status)"; ok=1; }

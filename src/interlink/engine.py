@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 from interlink.activities import ProjectActivities, RequestProcessor
 from interlink.connectors.client import ConnectorClient
 from interlink.flows.runner import RUN_KIND, FlowRunner
+from interlink.metrics import Metrics
 from interlink.redaction import Redactor
 from interlink.scripts import ScriptPool
 from interlink.services import QUEUE_KIND, ServicesApp, build_services_app
@@ -36,6 +37,7 @@ class Engine:
         self.store: Store = open_store(store_url or project.config.store, project.root)
         self.redactor = Redactor(project.secrets)
         self.scripts = ScriptPool(project.root, project.config.scripts)
+        self.metrics = Metrics()
         self._stack = contextlib.AsyncExitStack()
         self._http: aiohttp.ClientSession | None = None
         self._runner: FlowRunner | None = None
@@ -59,7 +61,7 @@ class Engine:
         cfg = self.project.config.worker
         self._runner = FlowRunner(self.project, self.store, connectors=connectors,
                                   scripts=self.scripts, redactor=self.redactor,
-                                  owner=self.owner, lease_s=cfg.lease)
+                                  owner=self.owner, lease_s=cfg.lease, metrics=self.metrics)
         self._activities = ProjectActivities(self._runner, self.scripts)
         return self
 
@@ -87,7 +89,7 @@ class Engine:
         """The project's services as one ASGI app; unrouted requests go to `fallback`."""
         return build_services_app(self.project, activity_runner=self.activities,
                                   function_caller=self.activities, store=self.store,
-                                  fallback=fallback)
+                                  fallback=fallback, observer=self.metrics.request)
 
     def handlers(self) -> dict[str, Handler]:
         """Queue item kind → the handler that runs it."""

@@ -24,6 +24,7 @@ from interlink import __version__, _loop
 from interlink.engine import Engine
 from interlink.errors import RunError
 from interlink.flows.report import item_json, run_json
+from interlink.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from interlink.services.openapi import openapi_document
 from interlink.spec import Project
 from interlink.spec.flow import WebhookTrigger
@@ -87,7 +88,11 @@ def build_app(engine: Engine, worker: Worker | None) -> ASGIApp:
     async def openapi_json(request: Request) -> Response:
         return Response(openapi, media_type="application/json")
 
+    async def metrics(request: Request) -> Response:
+        return Response(engine.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
+
     routes: list[BaseRoute] = [
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/_interlink/health", health, methods=["GET"]),
         Route("/_interlink/openapi.json", openapi_json, methods=["GET"]),
         Route("/_interlink/flows/{name}/runs", start_run, methods=["POST"]),

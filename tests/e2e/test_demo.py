@@ -1,8 +1,9 @@
 """`make demo` as a user runs it: examples/shop/demo.sh with the stand-in warehouse, for real.
 
 The demo runs on a copy of examples/shop (so its store never touches the checkout) at free
-ports, with `DEMO_EXIT=1` so that it exits after printing the run log. The demo itself
-(`interlink check`, `interlink serve`, the warehouse) is tested in its own processes.
+ports, with `DEMO_EXIT=1` so that it exits after printing the run log and the order-intake
+service's answers. The demo itself (`interlink check`, `interlink serve`, the warehouse, which
+it stops and starts again) is tested in its own processes.
 `interlink check examples/shop` is tested in tests/e2e/test_cli.py.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -26,6 +28,9 @@ from interlink.store import open_store
 REPO = Path(__file__).resolve().parents[2]
 SHOP = REPO / "examples" / "shop"
 ORDERS = 10
+#: the order-intake requests demo.sh sends, in order: (what it shows, the status expected)
+SERVICE_CALLS = [("default", 200), ("held", 202), ("mapping_error", 400),
+                 ("no key", 401), ("wrong key", 401), ("queued", 202)]
 
 
 def free_port() -> int:
@@ -76,6 +81,29 @@ async def stored_runs(shop: Path, warehouse_port: int) -> list[Any]:
         return list(await store.list_runs(limit=1000))
 
 
+async def stored_item(shop: Path, warehouse_port: int, item_id: str) -> Any:
+    """A queue item the demo left in the copy's store."""
+    environ = {**demo_env(shop), "WAREHOUSE_URL": f"http://127.0.0.1:{warehouse_port}"}
+    project = load_project(shop, environ)
+    async with open_store(project.config.store, project.root) as store:
+        return await store.get_item(item_id)
+
+
+def service_answers(output: str) -> list[tuple[str, int, dict[str, str], str]]:
+    """Each order-intake request the demo printed: (request line, status, headers, body)."""
+    answers = []
+    for block in output.split("\n$ POST /orders")[1:]:
+        request, _, rest = block.partition("\n")
+        answer = re.search(r"^  → (\d{3})  (.*)$", rest, re.MULTILINE)
+        assert answer, block
+        body = rest[answer.end() + 1:].split("\n  ↳ ", 1)[0]
+        pairs = (header.split(": ", 1) for header in answer[2].split("  "))
+        headers = {name.lower(): value for name, value in pairs}
+        answers.append((request, int(answer[1]), headers,
+                        "\n".join(line.removeprefix("    ") for line in body.splitlines())))
+    return answers
+
+
 def warehouse_stats(output: str) -> dict[str, Any]:
     """The warehouse's `GET /stats` answer, as the demo prints it at the end."""
     lines = [line for line in output.splitlines() if line.startswith("warehouse stats: ")]
@@ -89,10 +117,9 @@ async def test_demo_exits_0_and_every_run_succeeded(demo: Any) -> None:
     done, shop, warehouse_port = demo
     assert done.returncode == 0, done.stdout
     assert f"{ORDERS} runs: {ORDERS} succeeded" in done.stdout
-    runs = await stored_runs(shop, warehouse_port)
+    runs = [r for r in await stored_runs(shop, warehouse_port) if r.trigger == "webhook"]
     assert len(runs) == ORDERS
-    assert {(r.flow, r.status, r.trigger) for r in runs} == {
-        ("push-orders", "succeeded", "webhook")}
+    assert {(r.flow, r.status) for r in runs} == {("push-orders", "succeeded")}
 
 
 def test_demo_shows_a_retry_and_a_reauthentication(demo: Any) -> None:
@@ -113,3 +140,51 @@ def test_the_warehouse_created_each_order_exactly_once(demo: Any) -> None:
     stats = warehouse_stats(demo[0].stdout)
     assert stats["orders_created"] == ORDERS
     assert stats["created_per_order"] == {f"A-{1000 + i}": 1 for i in range(1, ORDERS + 1)}
+
+
+def test_order_intake_answers_by_each_rule(demo: Any) -> None:
+    """The service answers 200 JSON, 202 XML + X-Order-Id, 400, 401, 401, 202 queued in turn."""
+    answers = service_answers(demo[0].stdout)
+    assert [status for _, status, _, _ in answers] == [s for _, s in SERVICE_CALLS], answers
+    ok, held, bad, no_key, wrong_key, queued = answers
+    # (a) on: default: the flow's result, shaped by to_erp.py
+    assert ok[2]["content-type"] == "application/json"
+    payload = json.loads(ok[3])
+    assert payload["order_id"] == "P-2001"
+    assert payload["warehouse_ref"].startswith("WH-")
+    assert payload["channel"] == "web"
+    # (b) when HELD: the XML template with the order id, and the X-Order-Id header
+    assert held[2]["x-order-id"] == "P-2002"
+    assert held[2]["content-type"].startswith("application/xml")
+    assert held[3].startswith("<?xml")
+    assert '<order id="P-2002" status="held"/>' in held[3]
+    # (c) on: mapping_error, (d) on: security_error
+    assert bad[3] == "bad request"
+    assert "X-API-Key" not in no_key[0]
+    for refused in (no_key, wrong_key):
+        assert json.loads(refused[3])["error"]["phase"] == "security"
+    # (e) queue_when: the queue item's id
+    assert re.fullmatch(r"q_\w+", json.loads(queued[3])["queued"])
+
+
+async def test_the_queued_order_is_done_once_the_warehouse_is_back(demo: Any) -> None:
+    """The order sent while the warehouse was down ends `done`, its result kept and shown."""
+    done, shop, warehouse_port = demo
+    item_id = json.loads(service_answers(done.stdout)[-1][3])["queued"]
+    item = await stored_item(shop, warehouse_port, item_id)
+    assert item is not None
+    assert (item.kind, item.status) == ("service_request", "done")
+    # Its first re-run failed (the warehouse was still down), a later one succeeded.
+    assert item.attempts >= 2
+    assert item.last_error is not None
+    assert item.result["status"] == "succeeded"
+    assert item.result["payload"]["order_id"] == "P-2004"
+    shown = done.stdout.split(f"$ GET /_interlink/queue/{item_id}")[-1]
+    assert '"status": "done"' in shown
+    assert '"order_id": "P-2004"' in shown
+    runs = [r for r in await stored_runs(shop, warehouse_port)
+            if r.trigger == "service:order-intake"]
+    assert {r.id for r in runs if r.status == "succeeded"} >= {item.result["run_id"]}
+    # P-2001, P-2002 and the re-run of P-2004 succeeded; P-2004's tries while it was down failed.
+    assert sum(r.status == "succeeded" for r in runs) == 3
+    assert {r.status for r in runs} == {"succeeded", "failed"}

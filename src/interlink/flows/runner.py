@@ -23,6 +23,7 @@ from interlink.connectors.client import ConnectorClient
 from interlink.errors import LeaseLost, RunError
 from interlink.flows.steps import STEP_KINDS, Done, Failed, StepContext, StepOutcome
 from interlink.ids import new_id
+from interlink.metrics import Metrics
 from interlink.redaction import Redactor
 from interlink.scripts import Isolation, ScriptOutcome, ScriptPool
 from interlink.spec import Project
@@ -64,6 +65,7 @@ class FlowRunner:
         redactor: Redactor,
         owner: str,
         lease_s: float = 30.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.project = project
         self.store = store
@@ -72,6 +74,7 @@ class FlowRunner:
         self.redactor = redactor
         self.owner = owner
         self.lease_s = lease_s
+        self.metrics = metrics or Metrics()
         self._finished: dict[str, asyncio.Event] = {}
         # Each run keeps its flow as data; dumping and re-validating it per run is measurable
         # work, so the project's current flows are dumped once and reused when a run's matches.
@@ -218,6 +221,8 @@ class FlowRunner:
                     ops = [*ops, *self._ending(run, "succeeded", None),
                            Complete(item.id, owner, keep=False)]
                 await self._write(ctx, ops)
+                if last:
+                    self.metrics.run_ended(run.flow, "succeeded")
                 cursor = None
                 continue
             if isinstance(outcome, Failed):
@@ -228,6 +233,7 @@ class FlowRunner:
                        *self._flow_retry(ctx, flow, outcome),
                        Complete(item.id, owner, keep=False)]
                 await self._write(ctx, ops)
+                self.metrics.run_ended(run.flow, "failed")
                 break
             ctx.log(outcome.reason, "warning")
             await self._write(ctx, [

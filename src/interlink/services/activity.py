@@ -8,13 +8,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from interlink.services.failures import ActivityFailure
 from interlink.spec.service import ServiceSpec
 
-__all__ = ["ActivityResult", "ActivityRunner", "FunctionCaller", "redact", "run_activity"]
+__all__ = [
+    "ActivityResult",
+    "ActivityRunner",
+    "FunctionCaller",
+    "RequestObserver",
+    "redact",
+    "run_activity",
+]
 
 #: run statuses that make the activity a service error even though the runner returned
 FAILED_STATUSES = frozenset({"failed", "stopped"})
@@ -38,6 +46,13 @@ class ActivityRunner(Protocol):
 
     async def run(self, service: ServiceSpec, context: dict[str, Any]) -> ActivityResult:
         """Run `service.activity` with the request context; return its outcome."""
+
+
+class RequestObserver(Protocol):
+    """Told of every answered request: the service, its outcome and its phases' seconds."""
+
+    def __call__(self, service: str, outcome: str, timings: Mapping[str, float]) -> None:
+        """Record one request (called after the answer was sent)."""
 
 
 class FunctionCaller(Protocol):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from interlink.services.activity import ActivityRunner, FunctionCaller
+from interlink.services.activity import ActivityRunner, FunctionCaller, RequestObserver
 from interlink.services.handler import ServiceHandler
 from interlink.services.responses import Response, error_body, send_response
 from interlink.services.routing import Router
@@ -75,7 +75,7 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 def build_services_app(
     project: Project, *, activity_runner: ActivityRunner | None = None,
     function_caller: FunctionCaller | None = None, store: Store | None = None,
-    fallback: ASGIApp | None = None,
+    fallback: ASGIApp | None = None, observer: RequestObserver | None = None,
 ) -> ServicesApp:
     """Compile every service of `project` into one ASGI app.
 
@@ -87,7 +87,7 @@ def build_services_app(
     for service in project.services.values():
         handler = ServiceHandler(
             project, service, activity_runner=activity_runner,
-            function_caller=function_caller, store=store,
+            function_caller=function_caller, store=store, observer=observer,
         )
         router.add(service.method, service.path, handler, name=service.name)
     return ServicesApp(router, fallback)

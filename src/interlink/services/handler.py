@@ -17,7 +17,13 @@ from starlette.types import Receive, Scope, Send
 
 from interlink.errors import ExpressionError
 from interlink.expressions import compile_interpolation
-from interlink.services.activity import ActivityRunner, FunctionCaller, redact, run_activity
+from interlink.services.activity import (
+    ActivityRunner,
+    FunctionCaller,
+    RequestObserver,
+    redact,
+    run_activity,
+)
 from interlink.services.body import ClientDisconnected, parse_body, read_body
 from interlink.services.context import decode_headers, decode_query, new_context
 from interlink.services.failures import (
@@ -63,7 +69,7 @@ class ServiceHandler:
     def __init__(
         self, project: Project, service: ServiceSpec, *,
         activity_runner: ActivityRunner | None, function_caller: FunctionCaller | None,
-        store: Store | None,
+        store: Store | None, observer: RequestObserver | None = None,
     ) -> None:
         name = service.name
         package = None
@@ -73,6 +79,7 @@ class ServiceHandler:
                 raise ServiceError(f"service {name}: no package {service.package!r}")
         self.spec = service
         self.name = name
+        self.observer = observer
         self.secrets = project.secrets
         self.auth = build_authenticator(package.auth if package else None)
         self.mapper = RequestMapper(name, service.request.map)
@@ -107,6 +114,8 @@ class ServiceHandler:
             return
         except BodyTooLarge as exc:
             await send_response(send, Response(413, error_body("mapping", exc.message), JSON))
+            if self.observer is not None:
+                self.observer(self.name, "body_too_large", ctx["timings"])
             return
         started = perf_counter()
         response = await self._respond(ctx, raw, session, failure)
@@ -114,6 +123,8 @@ class ServiceHandler:
         if self.spec.server_timing and not response.has_header("server-timing"):
             response.headers.append(("Server-Timing", timing_header(ctx["timings"])))
         await send_response(send, response)
+        if self.observer is not None:
+            self.observer(self.name, failure.outcome if failure else "success", ctx["timings"])
 
     async def _phases(
         self, ctx: dict[str, Any], receive: Receive

@@ -119,6 +119,7 @@ def _output(exchange: Exchange) -> Any:
 async def _record(ctx: StepContext, step: ConnectorStep, n: int, exchange: Exchange,
                   decision: Decision | None, wait: float, error: str | None = None) -> None:
     record = exchange.record()
+    ctx.runner.metrics.attempt(step.connector, decision.name if decision else "fail")
     await ctx.record_attempt(AttemptRecord(
         run_id=ctx.run.id, step_id=step.id, n=n, request=record["request"],
         response=record["response"], code=decision.code if decision else 3,

@@ -1,0 +1,40 @@
+"""GET /metrics counts service requests by outcome, their phases, runs and attempts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from interlink.server import build_app
+from interlink.services import call_app
+from tests.projects import running_engine, write_project
+from tests.upstream import Upstream
+
+
+async def test_metrics_count_requests_phases_runs_and_attempts(tmp_path: Path) -> None:
+    """A served request, a failed mapping and a run with a retried attempt all show up."""
+    async with Upstream() as up:
+        up.route("/orders", statuses=[503, 200])
+        project = write_project(tmp_path, {
+            "connectors/wh.yaml": f"name: wh\nbase_url: {up.url}\n"
+                                  "retry: {initial: 1ms}\n"
+                                  "endpoints: {create: {method: POST, path: /orders}}\n",
+            "flows/push.yaml": "name: push\nsteps:\n"
+                               "  - {id: push, type: connector, connector: wh, endpoint: create}\n",
+            "services/intake.yaml": "name: intake\npath: /intake\nactivity: {flow: push}\n",
+        })
+        async with running_engine(project) as engine:
+            app = build_app(engine, None)
+            ok = await call_app(app, "POST", "/intake", body=b'{"id": 1}')
+            bad = await call_app(app, "POST", "/intake", body=b"{not json")
+            metrics = await call_app(app, "GET", "/metrics")
+    assert (ok.status, bad.status, metrics.status) == (200, 500, 200)
+    text = metrics.text
+    assert 'interlink_service_requests_total{outcome="success",service="intake"} 1.0' in text
+    assert ('interlink_service_requests_total{outcome="mapping_error",service="intake"} 1.0'
+            in text)
+    assert 'interlink_service_phase_seconds_count{phase="activity",service="intake"} 1.0' in text
+    assert 'interlink_runs_ended_total{flow="push",status="succeeded"} 1.0' in text
+    assert ('interlink_connector_attempts_total{connector="wh",decision="retry_step"} 1.0'
+            in text)
+    assert ('interlink_connector_attempts_total{connector="wh",decision="continue"} 1.0'
+            in text)
