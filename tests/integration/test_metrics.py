@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from interlink.server import build_app
-from interlink.services import call_app
 from tests.projects import running_engine, write_project
 from tests.upstream import Upstream
+
+from interlink.server import build_app
+from interlink.services import call_app
 
 
 async def test_metrics_count_requests_phases_runs_and_attempts(tmp_path: Path) -> None:
@@ -38,3 +39,21 @@ async def test_metrics_count_requests_phases_runs_and_attempts(tmp_path: Path) -
             in text)
     assert ('interlink_connector_attempts_total{connector="wh",decision="continue"} 1.0'
             in text)
+
+
+def test_phase_histograms_are_cumulative() -> None:
+    """Bucket counts are cumulative and end at the observation count, as Prometheus expects."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from interlink.metrics import Metrics
+
+    metrics = Metrics()
+    for seconds in (0.0001, 0.003, 0.003, 7.0, 100.0):
+        metrics.request("s", "success", {"activity": seconds})
+    [family] = [f for f in text_string_to_metric_families(metrics.exposition().decode())
+                if f.name == "interlink_service_phase_seconds"]
+    buckets = {s.labels["le"]: s.value for s in family.samples if s.name.endswith("_bucket")}
+    assert (buckets["0.0005"], buckets["0.005"], buckets["10.0"], buckets["+Inf"]) == (
+        1.0, 3.0, 4.0, 5.0)
+    [total] = [s.value for s in family.samples if s.name.endswith("_sum")]
+    assert total == 0.0001 + 0.003 + 0.003 + 7.0 + 100.0
