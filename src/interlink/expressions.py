@@ -217,12 +217,16 @@ class Expression:
         """Evaluate against `context`; any failure becomes an `ExpressionError`."""
         if self._path is not None:
             value = _walk(self._path, context)
-            return self._evaluate(context) if value is _UNSURE else value
+            if value is _UNSURE:
+                return self._evaluate(context)
+            return None if value is _MISSING else value
         if self._compare is not None:
             path, equal, literal = self._compare
             value = _walk(path, context)
             if value is _UNSURE:
                 return self._evaluate(context)
+            if value is _MISSING:
+                value = None
             return value == literal if equal else value != literal
         return self._evaluate(context)
 
@@ -240,6 +244,8 @@ class Expression:
 
 _Path = tuple[str, tuple[str, ...]]
 _UNSURE = object()
+_MISSING = object()
+_WHOLE_PATH = re.compile(r"^\{\{\s*([A-Za-z_][\w.]*)\s*\}\}$")
 _COMPARISON = re.compile(
     r"""^\s*([A-Za-z_][\w.]*)\s*(==|!=)\s*('[^'\\]*'|"[^"\\]*"|-?\d+(?:\.\d+)?)\s*$"""
 )
@@ -253,15 +259,16 @@ def _plain_path(source: str) -> _Path | None:
 
 
 def _walk(path: _Path, context: Mapping[str, Any]) -> Any:
-    """The value at `path`, None when a key is missing, `_UNSURE` past a non-dict."""
+    """The value at `path`; `_MISSING` when a key is missing (or a step is None), `_UNSURE`
+    past something that is not a dict (Jinja's attribute rules then decide)."""
     first, rest = path
-    value = context.get(first)
+    value = context.get(first, _MISSING)
     for part in rest:
-        if value is None:
-            return None
+        if value is None or value is _MISSING:
+            return _MISSING
         if type(value) is not dict:
             return _UNSURE
-        value = value.get(part)
+        value = value.get(part, _MISSING)
     return value
 
 
@@ -275,16 +282,21 @@ _NOT_KEYS = (
 class Interpolation:
     """A string that may contain `{{ … }}`; plain strings render without Jinja."""
 
-    __slots__ = ("_template", "source")
+    __slots__ = ("_path", "_template", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
         self._template: jinja2.Template | None = None
+        self._path: _Path | None = None
         if "{{" in source or "{%" in source:
             try:
                 self._template = _PLAIN.from_string(source)
             except jinja2.TemplateSyntaxError as exc:
                 raise ExpressionError(f"invalid template string {source!r}: {exc.message}") from exc
+            # `{{ page.order.id }}` alone, the usual case, is a dict walk (see Expression).
+            whole = _WHOLE_PATH.match(source)
+            if whole:
+                self._path = _plain_path(whole.group(1))
 
     @property
     def is_constant(self) -> bool:
@@ -295,6 +307,12 @@ class Interpolation:
         """Render against `context`; any failure becomes an `ExpressionError`."""
         if self._template is None:
             return self.source
+        if self._path is not None:
+            value = _walk(self._path, context)
+            if value is _MISSING:
+                return ""
+            if value is not _UNSURE:
+                return value if type(value) is str else str(value)
         try:
             return self._template.render(context)
         except Exception as exc:  # user code: every failure is reported alike

@@ -7,7 +7,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interlink.expressions import compile_expression
+from interlink.expressions import compile_expression, compile_interpolation, environment
+
+_JINJA = environment()
 
 _names = st.sampled_from(["a", "b", "items", "none", "request", "body", "x1", "keys", "range"])
 _data = st.recursive(
@@ -49,3 +51,14 @@ def test_comparison_fast_path_matches_jinja(
     """`path == literal` and `path != literal` agree with Jinja for any data."""
     expression = compile_expression(f"{'.'.join(path)} {op} {literal}")
     assert expression.evaluate(context) == expression._evaluate(context)
+
+
+@settings(max_examples=400, deadline=None)
+@given(context=st.dictionaries(_names, _data | st.booleans() | st.floats(allow_nan=False),
+                               max_size=4),
+       path=st.lists(_names, min_size=1, max_size=4))
+def test_interpolation_fast_path_matches_jinja(context: dict[str, Any], path: list[str]) -> None:
+    """`{{ a.b }}` alone renders exactly as Jinja renders it, for any data."""
+    source = "{{ " + ".".join(path) + " }}"
+    fast = compile_interpolation(source).render(context)
+    assert fast == _JINJA.from_string(source).render(context)
