@@ -258,7 +258,7 @@ def write_bench_project(root: Path, upstream_url: str, store_url: str,
 async def run_interlink(root: Path, store_url: str, args: argparse.Namespace) -> dict[str, Any]:
     """Serve the project, let the load generator drive it; returns timings and store stats."""
     from interlink.engine import Engine
-    from interlink.server import build_app
+    from interlink.server import build_app, uvicorn_config
     from interlink.spec import load_project
 
     project = load_project(root)
@@ -271,8 +271,7 @@ async def run_interlink(root: Path, store_url: str, args: argparse.Namespace) ->
     async with Engine(project, store_url=store_url) as engine:
         stop = asyncio.Event()
         worker = engine.worker()
-        config = uvicorn.Config(build_app(engine, worker), log_level="warning",
-                                access_log=False, lifespan="off")
+        config = uvicorn_config(build_app(engine, worker), "127.0.0.1", 0)
         server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         working = asyncio.create_task(worker.run(stop))
@@ -306,7 +305,7 @@ def _start_profiler(args: argparse.Namespace) -> subprocess.Popen[bytes]:
     spy = args.py_spy or shutil.which("py-spy") or "py-spy"
     fmt = "speedscope" if args.profile.endswith(".json") else (
         "raw" if args.profile.endswith(".txt") else "flamegraph")
-    proc = subprocess.Popen([spy, "record", "--pid", str(os.getpid()), "--rate", "250",
+    proc = subprocess.Popen([spy, "record", "--pid", str(os.getpid()), "--rate", "1000",
                              "--threads", "--format", fmt, "--output", args.profile,
                              "--nonblocking", *(["--gil"] if args.profile_gil else [])],
                             stdout=subprocess.DEVNULL)

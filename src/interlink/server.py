@@ -30,7 +30,7 @@ from interlink.spec import Project
 from interlink.spec.flow import WebhookTrigger
 from interlink.worker import Worker
 
-__all__ = ["build_app", "parse_payload", "run_worker", "serve"]
+__all__ = ["Webhooks", "build_app", "parse_payload", "run_worker", "serve", "uvicorn_config"]
 
 log = logging.getLogger("interlink.server")
 
@@ -99,13 +99,9 @@ def build_app(engine: Engine, worker: Worker | None) -> ASGIApp:
         Route("/_interlink/runs/{run_id}", get_run, methods=["GET"]),
         Route("/_interlink/queue/{item_id}", get_queue_item, methods=["GET"]),
     ]
-    for flow in engine.project.flows.values():
-        if isinstance(flow.trigger, WebhookTrigger):
-            routes.append(Route(flow.trigger.path, _webhook(engine, flow.name),
-                                methods=[flow.trigger.method]))
-    # Services first: they are the hot path; everything else is the fallback, a bare Router
-    # (no middleware stack: every handler here answers its own errors).
-    return engine.services_app(fallback=_default_headers(Router(routes=routes)))
+    # Webhooks and services are the hot paths and answer without a framework; the engine's
+    # endpoints are the fallback, a bare Router (every handler here answers its own errors).
+    return Webhooks(engine, engine.services_app(fallback=_default_headers(Router(routes=routes))))
 
 
 def _default_headers(app: ASGIApp) -> ASGIApp:
@@ -136,30 +132,83 @@ def _default_headers(app: ASGIApp) -> ASGIApp:
     return wrapped
 
 
-def _webhook(engine: Engine, flow: str) -> Any:
-    async def webhook(request: Request) -> Response:
-        try:
-            run_id = await engine.runner.start(flow, parse_payload(await request.body()),
-                                               trigger="webhook")
-        except RunError as exc:
-            return _error(500, str(exc))
-        return _json({"run_id": run_id, "status": "queued"}, 202)
+#: the largest webhook body accepted (larger ones get 413)
+MAX_WEBHOOK_BODY = 10 * 1024 * 1024
 
-    return webhook
+
+class Webhooks:
+    """Webhook triggers: a POST to a flow's path queues a run durably and answers 202."""
+
+    def __init__(self, engine: Engine, app: ASGIApp) -> None:
+        self.engine = engine
+        self.app = app
+        self.routes = {
+            (flow.trigger.method, flow.trigger.path): flow.name
+            for flow in engine.project.flows.values()
+            if isinstance(flow.trigger, WebhookTrigger)
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point: a webhook, or on to the services and the engine's endpoints."""
+        flow = self.routes.get((scope["method"], scope["path"])) if scope["type"] == "http" \
+            else None
+        if flow is None:
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive, MAX_WEBHOOK_BODY)
+        if body is None:
+            await _send_json(send, 413, {"error": {"message": "the body is too large"}})
+            return
+        try:
+            run_id = await self.engine.runner.start(flow, parse_payload(body), trigger="webhook")
+        except RunError as exc:
+            await _send_json(send, 500, {"error": {"message": str(exc)}})
+            return
+        # The run and its queue item are committed: from here on nothing can lose it.
+        await _send_json(send, 202, {"run_id": run_id, "status": "queued"})
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send_json(send: Send, status: int, body: Any) -> None:
+    payload = orjson.dumps(body)
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+        (b"server", b"interlink"), (b"cache-control", b"no-store"),
+        (b"date", formatdate(usegmt=True).encode())]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def uvicorn_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
+    """How `interlink serve` runs uvicorn (benchmarks use the same)."""
+    return uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+        proxy_headers=False,
+        # The services app sets Server and Date itself (rules may override them).
+        server_header=False, date_header=False,
+    )
 
 
 async def _serve(project: Project, host: str | None, port: int | None, with_worker: bool) -> None:
     async with Engine(project) as engine:
         stop = asyncio.Event()
         worker = engine.worker() if with_worker else None
-        config = uvicorn.Config(
-            build_app(engine, worker),
-            host=host or project.config.server.host,
-            port=project.config.server.port if port is None else port,
-            log_level="warning", access_log=False, lifespan="off", proxy_headers=False,
-            # The services app sets Server and Date itself (rules may override them).
-            server_header=False, date_header=False,
-        )
+        config = uvicorn_config(build_app(engine, worker), host or project.config.server.host,
+                                project.config.server.port if port is None else port)
         server = uvicorn.Server(config)
         tasks = [asyncio.create_task(server.serve())]
         if worker is not None:

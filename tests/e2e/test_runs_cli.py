@@ -111,3 +111,25 @@ async def test_health_reports_the_worker(tmp_path: Path) -> None:
         health = await call_app(build_app(engine, None), "GET", "/_interlink/health")
     assert health.status == 200
     assert health.json()["project"] == "test"
+
+
+async def test_webhooks_queue_runs_and_refuse_huge_bodies(tmp_path: Path) -> None:
+    """A webhook POST answers 202 with a queued run; a body over 10 MB gets 413, no run."""
+    files = {**FILES, "flows/hook.yaml": "name: hook\ntrigger: {type: webhook, path: /hooks/x}\n"
+             "variables: {greeting: Hello}\n"
+             "steps:\n  - {id: greet, type: script, script: scripts/greet.py}\n"}
+    project = write_project(tmp_path, files)
+    async with running_engine(project) as engine:
+        app = build_app(engine, None)
+        queued = await call_app(app, "POST", "/hooks/x", body=b'{"name": "Cy"}')
+        run = await engine.runner.wait_for(queued.json()["run_id"], 20)
+        huge = await call_app(app, "POST", "/hooks/x", body=b"x" * (10 * 1024 * 1024 + 1))
+        wrong_method = await call_app(app, "GET", "/hooks/x")
+        runs = await engine.store.list_runs()
+    assert (queued.status, queued.json()["status"]) == (202, "queued")
+    assert {"server", "date", "cache-control", "content-type"} <= set(queued.headers)
+    assert (run.trigger, run.status, run.bucket) == ("webhook", "succeeded",
+                                                    [{"message": "Hello, Cy"}])
+    assert huge.status == 413
+    assert wrong_method.status in (404, 405)
+    assert len(runs) == 1
