@@ -11,7 +11,7 @@ from pathlib import Path
 from interlink.engine import Engine
 from interlink.spec import Project, load_project
 
-__all__ = ["running_engine", "write_project"]
+__all__ = ["push_to", "running_engine", "write_project"]
 
 
 def write_project(root: Path, files: dict[str, str], *, name: str = "test",
@@ -25,6 +25,25 @@ def write_project(root: Path, files: dict[str, str], *, name: str = "test",
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(textwrap.dedent(text).lstrip("\n"))
     return load_project(root)
+
+
+def push_to(url: str, *, retry: str = "{max_attempts: 1}") -> dict[str, str]:
+    """Files of a connector `wh` to `url` and a flow `push` posting its input to `/orders`."""
+    return {
+        "connectors/wh.yaml": f"""
+            name: wh
+            base_url: {url}
+            timeout: 5s
+            retry: {retry}
+            endpoints:
+              create_order: {{method: POST, path: /orders}}
+            """,
+        "flows/push.yaml": """
+            name: push
+            steps:
+              - {id: push, type: connector, connector: wh, endpoint: create_order}
+            """,
+    }
 
 
 @contextlib.asynccontextmanager

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from tests.projects import write_project
+from tests.projects import push_to, write_project
 from tests.upstream import Upstream
 
 from interlink.spec import Project
@@ -35,19 +35,7 @@ def project(root: Path, upstream: Upstream, processor: str) -> Project:
             store: sqlite:///.interlink/e2e.db
             worker: {poll: 50ms, lease: 1s}
             """,
-        "connectors/wh.yaml": f"""
-            name: wh
-            base_url: {upstream.url}
-            timeout: 5s
-            retry: {{max_attempts: 1}}
-            endpoints:
-              create_order: {{method: POST, path: /orders}}
-            """,
-        "flows/push.yaml": """
-            name: push
-            steps:
-              - {id: push, type: connector, connector: wh, endpoint: create_order}
-            """,
+        **push_to(upstream.url),
         "services/orders.yaml": f"""
             name: orders
             path: /orders

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 from starlette.types import ASGIApp
-from tests.projects import running_engine, write_project
+from tests.projects import push_to, running_engine, write_project
 from tests.upstream import Upstream
 
 from interlink.server import build_app
@@ -56,19 +56,7 @@ def project(root: Path, upstream: Upstream, services: dict[str, str]) -> Project
     """A project whose flow `push` posts its input to the upstream's /orders (one attempt)."""
     files = {
         "interlink.yaml": CONFIG,
-        "connectors/wh.yaml": f"""
-            name: wh
-            base_url: {upstream.url}
-            timeout: 5s
-            retry: {{max_attempts: 1}}
-            endpoints:
-              create_order: {{method: POST, path: /orders}}
-            """,
-        "flows/push.yaml": """
-            name: push
-            steps:
-              - {id: push, type: connector, connector: wh, endpoint: create_order}
-            """,
+        **push_to(upstream.url),
         "scripts/validate.py": VALIDATE,
         "scripts/answers.py": ANSWERS,
         **{f"services/{name}.yaml": text for name, text in services.items()},
