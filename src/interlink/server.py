@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 from email.utils import formatdate
 from typing import Any
 
 import orjson
+import structlog
 import uvicorn
 from starlette.requests import Request
 from starlette.responses import Response
@@ -233,8 +236,22 @@ async def _work(project: Project) -> None:
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    """Engine logs through structlog: readable lines, or JSON with INTERLINK_LOG_FORMAT=json."""
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if os.environ.get("INTERLINK_LOG_FORMAT") == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+                           structlog.processors.TimeStamper(fmt="iso", utc=True),
+                           structlog.processors.format_exc_info],
+    ))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
 
 
 def serve(project: Project, *, host: str | None = None, port: int | None = None,
