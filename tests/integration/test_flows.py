@@ -264,3 +264,62 @@ async def test_a_bucket_flows_from_step_to_step(tmp_path: Path) -> None:
     assert run["status"] == "succeeded", run["error"]
     assert up.requests_to("/orders")[0].json == {"order": {"n": 42}, "channel": "web"}
     assert [s["id"] for s in run["steps"]] == ["shape", "push"]
+
+
+async def test_a_raising_response_script_fails_the_step_and_records_the_attempt(
+    tmp_path: Path,
+) -> None:
+    """A response script that raises fails the step; the attempt is kept with the reason."""
+    async with Upstream() as up:
+        project = shop(tmp_path, up, response_script="scripts/boom.py",
+                       extra={"scripts/boom.py": "def handle(data):\n    raise KeyError('x')\n"})
+        async with running_engine(project) as engine:
+            run = await finished(engine, await engine.runner.start("push", {"id": 1}))
+    assert run["status"] == "failed"
+    assert "response script failed" in run["error"]
+    [attempt] = run["steps"][0]["attempts"]
+    assert attempt["response"]["status"] == 200
+    assert "raised KeyError" in attempt["error"]
+
+
+async def test_reauthentication_is_bounded(tmp_path: Path) -> None:
+    """A script that keeps answering 4 gets one re-login, then the step fails."""
+    auth = ("auth: {type: session, login: {method: POST, path: /login}, "
+            "token: response.json.token}")
+    always4 = 'def handle(data):\n    data["response_code"] = 4\n    return data\n'
+    async with Upstream() as up:
+        project = shop(tmp_path, up, auth=auth, response_script="scripts/always4.py",
+                       extra={"scripts/always4.py": always4})
+        async with running_engine(project) as engine:
+            run = await finished(engine, await engine.runner.start("push", {"id": 1}))
+    assert run["status"] == "failed"
+    assert "still not authenticated after 1 re-authentication(s)" in run["error"]
+    assert [a["decision"] for a in run["steps"][0]["attempts"]] == ["reauth", "reauth"]
+    assert up.login_calls == 2
+
+
+async def test_a_body_expression_that_fails_fails_the_step(tmp_path: Path) -> None:
+    """An error in the step's body expression fails the run with the expression named."""
+    files = {"flows/calc.yaml": "name: calc\nsteps:\n  - {id: push, type: connector, "
+                                "connector: wh, endpoint: create_order, body: \"payload.n + 1\"}\n"}
+    async with Upstream() as up, running_engine(shop(tmp_path, up, extra=files)) as engine:
+        run = await finished(engine, await engine.runner.start("calc", {"n": "text"}))
+    assert run["status"] == "failed"
+    assert "building the request body" in run["error"]
+    assert "payload.n + 1" in run["error"]
+    assert up.requests_to("/orders") == []
+
+
+async def test_a_script_step_can_fail_the_flow_and_log(tmp_path: Path) -> None:
+    """A script step returning code 3 fails the run; its message and logs are in the run log."""
+    script = ('def handle(data):\n    data["logs"] = ["checked stock"]\n'
+              '    data["message"] = "out of stock"\n    data["response_code"] = 3\n'
+              '    return data\n')
+    files = {"flows/check.yaml": "name: check\nsteps:\n  - {id: s, type: script, "
+                                 "script: scripts/check.py}\n",
+             "scripts/check.py": script}
+    async with running_engine(write_project(tmp_path, files)) as engine:
+        run = await finished(engine, await engine.runner.start("check", 1))
+    assert run["status"] == "failed"
+    assert run["error"] == "step s: out of stock"
+    assert [line["message"] for line in run["logs"]][:2] == ["checked stock", "out of stock"]

@@ -193,12 +193,6 @@ class FlowRunner:
         cursor = item.payload.get("cursor")
         bucket: list[Any] = run.bucket if run.bucket is not None else [run.input]
         now = time.time()
-        if run.step_index >= len(flow.steps):
-            # Its last step was recorded but not the end of the run: record that now.
-            await self.store.write(*self._ending(run, "succeeded", None),
-                                   Complete(item.id, owner, keep=False))
-            self._announce(run.id)
-            return
         # The `running` status goes out with the step's first write (one commit fewer).
         pending: list[WriteOp] = [] if run.status == "running" else [UpdateRun(run.id, {
             "status": "running", "started_at": run.started_at or now, "updated_at": now})]
