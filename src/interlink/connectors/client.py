@@ -28,7 +28,12 @@ from interlink.connectors.auth import AuthProvider, auth_provider
 from interlink.connectors.exchange import Exchange, ExchangeRequest, ExchangeResponse, excerpt
 from interlink.connectors.ratelimit import RateLimiter
 from interlink.connectors.retry import RetryPolicy
-from interlink.connectors.transport import describe_error, encode_body, join_url
+from interlink.connectors.transport import (
+    client_timeout,
+    describe_error,
+    encode_body,
+    join_url,
+)
 from interlink.errors import AuthError, ConnectorError
 from interlink.expressions import compile_interpolation
 from interlink.redaction import Redactor
@@ -136,7 +141,7 @@ class ConnectorClient:
             try:
                 async with self.http.request(
                     spec.method, url, headers=all_headers, data=encoded.data,
-                    timeout=aiohttp.ClientTimeout(total=timeout),
+                    timeout=client_timeout(timeout),
                     # no body: do not let aiohttp claim one is application/octet-stream
                     skip_auto_headers=_NO_CONTENT_TYPE if encoded.data is None else None,
                 ) as raw:

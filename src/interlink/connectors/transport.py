@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import aiohttp
 import orjson
 from yarl import URL
 
-__all__ = ["EncodedBody", "describe_error", "encode_body", "format_seconds", "join_url"]
+__all__ = [
+    "EncodedBody",
+    "client_timeout",
+    "describe_error",
+    "encode_body",
+    "format_seconds",
+    "join_url",
+]
 
 
+@functools.lru_cache(maxsize=1024)
 def join_url(base_url: str, path: str) -> URL:
     """`path` under `base_url` (`/api` + `/orders/1` → `/api/orders/1`); an absolute URL in
     `path` is used as is."""
@@ -19,6 +28,12 @@ def join_url(base_url: str, path: str) -> URL:
     if not path:
         return URL(base_url)
     return URL(base_url.rstrip("/") + "/" + path.lstrip("/"))
+
+
+@functools.lru_cache(maxsize=64)
+def client_timeout(total: float) -> aiohttp.ClientTimeout:
+    """An aiohttp timeout object (immutable, so one per value is shared)."""
+    return aiohttp.ClientTimeout(total=total)
 
 
 class EncodedBody:
