@@ -30,6 +30,7 @@ def test_init_scaffolds_a_project_that_checks(tmp_path: Path) -> None:
     made = interlink("init", str(target))
     assert made.returncode == 0, made.stderr
     assert "name: acme" in (target / "interlink.yaml").read_text()
+    assert ".interlink/" in (target / ".gitignore").read_text()  # the store stays out of git
     checked = interlink("check", str(target))
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.startswith("ok: acme:")
