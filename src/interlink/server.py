@@ -27,6 +27,7 @@ from interlink import __version__, _loop
 from interlink.engine import Engine
 from interlink.errors import RunError
 from interlink.flows.report import item_json, run_json
+from interlink.flows.schedule import Scheduler
 from interlink.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from interlink.services.openapi import openapi_document
 from interlink.spec import Project
@@ -213,15 +214,18 @@ async def _serve(project: Project, host: str | None, port: int | None, with_work
         config = uvicorn_config(build_app(engine, worker), host or project.config.server.host,
                                 project.config.server.port if port is None else port)
         server = uvicorn.Server(config)
-        tasks = [asyncio.create_task(server.serve())]
+        # The server and the worker run until stopped; the scheduler ends at once without
+        # scheduled flows, so it is not one of the tasks whose end ends the process.
+        lasting = [asyncio.create_task(server.serve())]
         if worker is not None:
-            tasks.append(asyncio.create_task(worker.run(stop)))
+            lasting.append(asyncio.create_task(worker.run(stop)))
+        scheduler = asyncio.create_task(Scheduler(engine.runner, project.flows).run(stop))
         log.info("serving %s on http://%s:%s", project.name, config.host, config.port)
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(lasting, return_when=asyncio.FIRST_COMPLETED)
         # uvicorn returns on SIGINT/SIGTERM; the worker then finishes what it holds.
         stop.set()
         server.should_exit = True
-        await asyncio.gather(*tasks)
+        await asyncio.gather(*lasting, scheduler)
 
 
 async def _work(project: Project) -> None:

@@ -610,6 +610,11 @@ CASES: dict[str, tuple[dict[str, str], str, str]] = {
                                           "template}\n"},
         "services/extra.yaml:7: ", "header 'X' from template needs 'template'",
     ),
+    "bad cron expression": (
+        {"flows/extra.yaml": "name: extra\ntrigger: {type: schedule, cron: '61 * * * *'}\n"
+                             "steps:\n  - {id: s, type: script, script: scripts/to_erp.py}\n"},
+        "flows/extra.yaml:2: ", "minute: '61' is outside 0-59",
+    ),
 }
 
 

@@ -17,12 +17,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from interlink.connectors.client import ConnectorClient
 from interlink.errors import LeaseLost, RunError
 from interlink.flows.steps import STEP_KINDS, Done, Failed, StepContext, StepOutcome
-from interlink.ids import new_id
+from interlink.ids import derived_id, new_id
 from interlink.metrics import Metrics
 from interlink.redaction import Redactor
 from interlink.scripts import Isolation, ScriptOutcome, ScriptPool
@@ -117,11 +118,20 @@ class FlowRunner:
             raise RunError(f"flow {name!r} is not defined in this project") from None
 
     async def start(self, flow: str, input: Any, *, trigger: str = "api",
-                    run_at: float | None = None) -> str:
-        """Queue a run of `flow` with `input` durably; returns the run id."""
+                    run_at: float | None = None, key: str | None = None) -> str:
+        """Queue a run of `flow` with `input` durably; returns the run id.
+
+        With `key`, the run and queue item ids derive from it (and `run_at`), so starting the
+        same key twice, from any process, queues one run.
+        """
         run = self.new_run(self.flow(flow), input, trigger=trigger)
-        await self.store.write(InsertRun(run), Enqueue(new_id("q_"), RUN_KIND,
-                                                       {"run_id": run.id}, run_at))
+        item_id = new_id("q_")
+        if key is not None:
+            at = run_at or run.created_at
+            run = replace(run, id=derived_id("r_", at, key))
+            item_id = derived_id("q_", at, key)
+        await self.store.write(InsertRun(run), Enqueue(item_id, RUN_KIND, {"run_id": run.id},
+                                                       run_at))
         return run.id
 
     async def run_now(self, flow: str, input: Any, *, trigger: str) -> RunRecord:

@@ -5,10 +5,12 @@ Steps are a discriminated union on `type`; a new step kind is one more model in 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from interlink.cron import Cron
 from interlink.spec._base import Duration, Expr, Interp, Name, Spec, duration_field
 
 __all__ = [
@@ -33,10 +35,16 @@ class WebhookTrigger(Spec):
 
 
 class ScheduleTrigger(Spec):
-    """Start a run on a cron schedule."""
+    """Start a run on a cron schedule (UTC); one run per fire time across all processes."""
 
     type: Literal["schedule"]
-    cron: str = Field(description="five-field cron expression")
+    cron: str = Field(description="five-field cron expression, UTC: minute hour day month weekday")
+
+    @field_validator("cron")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        Cron.parse(value).next_after(datetime.now(UTC))  # CronError is a ValueError
+        return value
 
 
 class ManualTrigger(Spec):

@@ -2,10 +2,13 @@
 -- Parameters are %(name)s; the same names are used by ../sqlite/queries.sql.
 
 -- name: insert_run
+-- Idempotent by id: a scheduled run has an id derived from its flow and fire time, so two
+-- schedulers firing the same time insert one run.
 INSERT INTO runs (id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count,
                   step_index, bucket, error, started_at, finished_at, updated_at)
 VALUES (%(id)s, %(flow)s, %(status)s, %(trigger)s, %(input)s, %(flow_spec)s, %(created_at)s, %(retry_of)s, %(retry_count)s,
         %(step_index)s, %(bucket)s, %(error)s, %(started_at)s, %(finished_at)s, %(updated_at)s)
+ON CONFLICT (id) DO NOTHING
 
 -- name: save_step
 INSERT INTO steps (run_id, idx, step_id, status, started_at, finished_at, error, output)

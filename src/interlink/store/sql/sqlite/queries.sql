@@ -2,10 +2,13 @@
 -- Parameters are :name; the same names are used by ../postgres/queries.sql.
 
 -- name: insert_run
+-- Idempotent by id: a scheduled run has an id derived from its flow and fire time, so two
+-- schedulers firing the same time insert one run.
 INSERT INTO runs (id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count,
                   step_index, bucket, error, started_at, finished_at, updated_at)
 VALUES (:id, :flow, :status, :trigger, :input, :flow_spec, :created_at, :retry_of, :retry_count,
         :step_index, :bucket, :error, :started_at, :finished_at, :updated_at)
+ON CONFLICT (id) DO NOTHING
 
 -- name: save_step
 INSERT INTO steps (run_id, idx, step_id, status, started_at, finished_at, error, output)
