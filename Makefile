@@ -23,6 +23,8 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/store.py
+	$(BIN)/python bench/flows.py
+	$(BIN)/python bench/services.py   # needs wrk (apt-get install wrk)
 
 schema: $(BIN)/.installed
 	$(BIN)/interlink schema --out schema
