@@ -11,7 +11,7 @@ from pathlib import Path
 from interlink.engine import Engine
 from interlink.spec import Project, load_project
 
-__all__ = ["push_to", "running_engine", "write_project"]
+__all__ = ["push_to", "queued_orders", "running_engine", "write_project"]
 
 
 def write_project(root: Path, files: dict[str, str], *, name: str = "test",
@@ -44,6 +44,23 @@ def push_to(url: str, *, retry: str = "{max_attempts: 1}") -> dict[str, str]:
               - {id: push, type: connector, connector: wh, endpoint: create_order}
             """,
     }
+
+
+def queued_orders(processor: str) -> str:
+    """A service whose failed requests are queued (`queue_when`) under `processor`."""
+    return f"""
+        name: orders
+        path: /orders
+        activity: {{flow: push}}
+        request_processor: {processor}
+        responses:
+          - queue_when: "error is not none"
+            status: 202
+            body: {{from: json, value: {{queued: "{{{{ queue_item_id }}}}"}}}}
+          - on: default
+            status: 200
+            body: {{from: context, key: result.payload}}
+        """
 
 
 @contextlib.asynccontextmanager

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from tests.projects import push_to, write_project
+from tests.projects import push_to, queued_orders, write_project
 from tests.upstream import Upstream
 
 from interlink.spec import Project
@@ -36,19 +36,7 @@ def project(root: Path, upstream: Upstream, processor: str) -> Project:
             worker: {poll: 50ms, lease: 1s}
             """,
         **push_to(upstream.url),
-        "services/orders.yaml": f"""
-            name: orders
-            path: /orders
-            activity: {{flow: push}}
-            request_processor: {processor}
-            responses:
-              - queue_when: "error is not none"
-                status: 202
-                body: {{from: json, value: {{queued: "{{{{ queue_item_id }}}}"}}}}
-              - on: default
-                status: 200
-                body: {{from: context, key: result.payload}}
-            """,
+        "services/orders.yaml": queued_orders(processor),
     })
 
 

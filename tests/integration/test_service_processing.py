@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 from starlette.types import ASGIApp
-from tests.projects import push_to, running_engine, write_project
+from tests.projects import push_to, queued_orders, running_engine, write_project
 from tests.upstream import Upstream
 
 from interlink.server import build_app
@@ -134,23 +134,6 @@ async def test_flow_activity_answers_by_default_and_when_rules(tmp_path: Path) -
     assert held_run is not None and held_run.status == "succeeded"
     assert [r.json for r in up.requests_to("/orders")] == [{"id": 7, "qty": 2},
                                                            {"id": 8, "qty": 1}]
-
-
-def queued_orders(processor: str) -> str:
-    """A service whose failed requests are queued (`queue_when`) under `processor`."""
-    return f"""
-        name: orders
-        path: /orders
-        activity: {{flow: push}}
-        request_processor: {processor}
-        responses:
-          - queue_when: "error is not none"
-            status: 202
-            body: {{from: json, value: {{queued: "{{{{ queue_item_id }}}}"}}}}
-          - on: default
-            status: 200
-            body: {{from: context, key: result.payload}}
-        """
 
 
 async def test_queue_when_answers_202_and_completes_once_upstream_is_back(
