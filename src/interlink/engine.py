@@ -36,6 +36,7 @@ class Engine:
         self.owner = owner or worker_name()
         self.store: Store = open_store(store_url or project.config.store, project.root)
         self.redactor = Redactor(project.secrets)
+        self.store.redact_with(self.redactor)
         self.scripts = ScriptPool(project.root, project.config.scripts)
         self.metrics = Metrics()
         self._stack = contextlib.AsyncExitStack()
@@ -62,6 +63,7 @@ class Engine:
         self._runner = FlowRunner(self.project, self.store, connectors=connectors,
                                   scripts=self.scripts, redactor=self.redactor,
                                   owner=self.owner, lease_s=cfg.lease, metrics=self.metrics)
+        self._stack.push_async_callback(self._runner.close)
         self._activities = ProjectActivities(self._runner, self.scripts)
         return self
 

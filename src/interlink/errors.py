@@ -6,7 +6,8 @@ InterlinkError
 │   └── ProjectErrors     several ProjectErrors found in one load
 ├── ExpressionError       an expression or template failed while being evaluated
 ├── StoreError            the durable store could not do what was asked
-│   └── LeaseLost         a queue item's lease expired and another worker took it
+│   └── Conflict          a write found its record changed by another process (nothing applied)
+│       └── LeaseLost     a queue item's lease expired and another worker took it
 ├── ConnectorError        an outbound call could not be made or answered
 │   └── AuthError         logging in / fetching a token failed
 ├── ScriptError           a user script raised, timed out, ran out of memory or returned garbage
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "AuthError",
+    "Conflict",
     "ConnectorError",
     "ExpressionError",
     "InterlinkError",
@@ -69,7 +71,15 @@ class StoreError(InterlinkError):
     """The durable store could not do what was asked."""
 
 
-class LeaseLost(StoreError):
+class Conflict(StoreError):
+    """A write expected a record in a state it is no longer in; the whole write was rolled back.
+
+    Raised when two processes race for the same thing (running a run, re-driving it): the one
+    that gets `Conflict` lost the race and must leave the work to the other.
+    """
+
+
+class LeaseLost(Conflict):
     """The worker no longer holds the lease of a queue item (it expired and was reclaimed)."""
 
     def __init__(self, item_id: str, owner: str) -> None:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Mapping
 from typing import Protocol
 
-from interlink.errors import LeaseLost
+from interlink.errors import Conflict, LeaseLost
 from interlink.ids import new_id
 from interlink.store.base import Fail, QueueItem, Release, Store
 
@@ -102,6 +102,8 @@ class Worker:
             await self.handlers[item.kind](item, self.owner)
         except LeaseLost:
             log.warning("queue item %s: lease lost; another worker has it", item.id)
+        except Conflict as exc:
+            log.warning("queue item %s: %s; another process has it", item.id, exc)
         except Exception as exc:
             log.exception("queue item %s (%s): handler crashed", item.id, item.kind)
             error = f"handler crashed: {type(exc).__name__}: {exc}"

@@ -15,7 +15,7 @@ from interlink.store import (
     DeleteSession,
     Enqueue,
     Fail,
-    InsertAttempt,
+    SaveAttempt,
     InsertLogs,
     InsertRun,
     LogLine,
@@ -113,8 +113,8 @@ async def test_attempts_and_logs_come_back_in_insertion_order(store: Store) -> N
     second = AttemptRecord("r1", "s1", 2, {"method": "GET"}, None, 1, "retry", 2.0,
                            error="timed out")
     lines = [LogLine("r1", f"line {i}", float(i), "info", "s1") for i in range(5)]
-    await store.write(InsertAttempt(first), InsertLogs(lines[:3]))
-    await store.write(InsertAttempt(second), InsertLogs(lines[3:]), InsertLogs([]))
+    await store.write(SaveAttempt(first), InsertLogs(lines[:3]))
+    await store.write(SaveAttempt(second), InsertLogs(lines[3:]), InsertLogs([]))
     assert await store.get_attempts("r1") == [first, second]
     assert await store.get_logs("r1") == lines
     assert await store.get_logs("other") == []

@@ -79,9 +79,15 @@ class AuthProvider(abc.ABC):
     async def apply(self) -> AppliedAuth:
         """Headers and query parameters for the next request (may log in first)."""
 
-    async def reauthenticate(self, seen_version: int | None) -> None:  # noqa: B027 - optional
-        """Make sure a credential newer than `seen_version` exists; static ones have nothing
-        to refresh, so by default this does nothing."""
+    async def reauthenticate(self, seen_version: int | None) -> bool:
+        """Make sure a credential newer than `seen_version` exists; True when that used up a
+        re-authentication. Static credentials have nothing to refresh: sending them again is
+        all a retry can do, so it counts (a retry loop on them stays bounded)."""
+        return True
+
+    async def replaced(self, seen_version: int | None) -> bool:
+        """Whether the credential `seen_version` was replaced already (static: never)."""
+        return False
 
 
 class NoAuth(AuthProvider):
@@ -156,14 +162,20 @@ class TokenAuth(AuthProvider):
         credential = await self.credential.get()
         if self.token_key not in credential.token:
             # Stored by another auth type (the connector's auth changed): replace it.
-            credential = await self.credential.refresh(credential.version)
+            credential = (await self.credential.refresh(credential.version)).credential
         self._redact_token(credential.token)
         return AppliedAuth(headers=self.headers_for(credential.token), version=credential.version)
 
-    async def reauthenticate(self, seen_version: int | None) -> None:
-        """Refresh the token unless someone already replaced the version seen."""
-        credential = await self.credential.refresh(seen_version)
-        self._redact_token(credential.token)
+    async def reauthenticate(self, seen_version: int | None) -> bool:
+        """Refresh the token unless someone already replaced the version seen; True when this
+        call logged in."""
+        refreshed = await self.credential.refresh(seen_version)
+        self._redact_token(refreshed.credential.token)
+        return refreshed.logged_in
+
+    async def replaced(self, seen_version: int | None) -> bool:
+        """Whether a newer token than `seen_version` exists (in this process or the store)."""
+        return await self.credential.replaced(seen_version)
 
     @abc.abstractmethod
     def headers_for(self, token: dict[str, Any]) -> dict[str, str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -40,9 +41,26 @@ from interlink.redaction import Redactor
 from interlink.spec.connector import ConnectorSpec
 from interlink.store.base import Store
 
-__all__ = ["ConnectorClient"]
+__all__ = ["ConnectorClient", "PreparedRequest"]
 
 _NO_STRINGS: Mapping[str, str] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    """A request ready to send: what goes on the wire, and its redacted record."""
+
+    endpoint: str
+    method: str
+    url: URL
+    headers: CIMultiDict[str]
+    data: bytes | None
+    timeout: float
+    #: the request as it may be stored: credentials masked, secrets replaced
+    record: ExchangeRequest
+    credential_version: int | None = None
+    #: why it cannot be sent (getting credentials failed); `transmit` then sends nothing
+    error: str | None = None
 _NO_CONTENT_TYPE = ("Content-Type",)
 
 
@@ -91,12 +109,31 @@ class ConnectorClient:
         query: Mapping[str, str] = _NO_STRINGS,
         idempotency_key: str | None = None,
     ) -> Exchange:
-        """Send one request to `endpoint` and return what happened.
+        """Prepare and transmit one request to `endpoint`; return what happened.
 
         `context` (`payload`, `variables`, `meta`, …) is what the endpoint's path, query and
         headers interpolate. `body`: dict/list → JSON, str → text, None → no body.
         Raises `ConnectorError` for an unknown endpoint and `ExpressionError` when the endpoint
         cannot be rendered; never for an HTTP status or a network failure.
+        """
+        prepared = await self.prepare(endpoint, context, body, headers=headers, query=query,
+                                      idempotency_key=idempotency_key)
+        return await self.transmit(prepared)
+
+    async def prepare(
+        self,
+        endpoint: str,
+        context: Mapping[str, Any],
+        body: Any,
+        *,
+        headers: Mapping[str, str] = _NO_STRINGS,
+        query: Mapping[str, str] = _NO_STRINGS,
+        idempotency_key: str | None = None,
+    ) -> PreparedRequest:
+        """Build the request (credentials included, logging in if needed) without sending it.
+
+        A flow step records the prepared request as an attempt *before* `transmit`, so an
+        attempt that may have reached the upstream is never uncounted, whatever crashes.
         """
         spec = self.spec.endpoints.get(endpoint)
         if spec is None:
@@ -119,20 +156,29 @@ class ConnectorClient:
             all_headers["Idempotency-Key"] = idempotency_key
         url = join_url(self.spec.base_url, path)
         timeout = spec.timeout if spec.timeout is not None else self.spec.timeout
-
+        error = None
+        version = None
         try:
             applied = await self.auth.apply()
         except AuthError as exc:
-            if all_query:
-                url = url.update_query(all_query)
-            return self._failed_before_sending(endpoint, spec.method, url, all_headers,
-                                               encoded.text, str(exc))
-        all_headers.update(applied.headers)
-        all_query.update(applied.query)
+            error = str(exc)
+        else:
+            all_headers.update(applied.headers)
+            all_query.update(applied.query)
+            version = applied.version
         if all_query:
             url = url.update_query(all_query)
-        request = self._request_record(spec.method, url, all_headers, encoded.text)
+        return PreparedRequest(
+            endpoint, spec.method, url, all_headers, encoded.data, timeout,
+            self._request_record(spec.method, url, all_headers, encoded.text),
+            credential_version=version, error=error,
+        )
 
+    async def transmit(self, prepared: PreparedRequest) -> Exchange:
+        """Send a prepared request (waiting for the concurrency cap and the rate limit)."""
+        endpoint, request = prepared.endpoint, prepared.record
+        if prepared.error is not None:
+            return Exchange(self.name, endpoint, request, error=prepared.error)
         async with self._semaphore:
             waited_start = time.monotonic()
             if self._limiter is not None:
@@ -140,25 +186,26 @@ class ConnectorClient:
             started = time.monotonic()
             try:
                 async with self.http.request(
-                    spec.method, url, headers=all_headers, data=encoded.data,
-                    timeout=client_timeout(timeout),
+                    prepared.method, prepared.url, headers=prepared.headers, data=prepared.data,
+                    timeout=client_timeout(prepared.timeout),
                     # no body: do not let aiohttp claim one is application/octet-stream
-                    skip_auto_headers=_NO_CONTENT_TYPE if encoded.data is None else None,
+                    skip_auto_headers=_NO_CONTENT_TYPE if prepared.data is None else None,
                 ) as raw:
                     text = await raw.text(errors="replace")
                     response_headers = _flatten(raw.headers)
                     status = raw.status
             except (TimeoutError, aiohttp.ClientError) as exc:
                 return Exchange(
-                    self.name, endpoint, request, error=describe_error(exc, timeout),
+                    self.name, endpoint, request,
+                    error=describe_error(exc, prepared.timeout),
                     elapsed=time.monotonic() - started, waited=started - waited_start,
-                    credential_version=applied.version,
+                    credential_version=prepared.credential_version,
                 )
         elapsed = time.monotonic() - started
         response = _response(status, response_headers, text)
         return Exchange(
             self.name, endpoint, request, response=response, elapsed=elapsed,
-            waited=started - waited_start, credential_version=applied.version,
+            waited=started - waited_start, credential_version=prepared.credential_version,
             response_record={
                 "status": status,
                 "headers": self.redactor.headers(response_headers),
@@ -166,10 +213,20 @@ class ConnectorClient:
             },
         )
 
-    async def reauthenticate(self, seen_version: int | None) -> None:
+    async def reauthenticate(self, seen_version: int | None) -> bool:
         """Refresh the connector's credentials unless a version newer than `seen_version`
-        exists already (one refresh at a time across all processes). Raises `AuthError`."""
-        await self.auth.reauthenticate(seen_version)
+        exists already (one refresh at a time across all processes). Raises `AuthError`.
+
+        True when this counts as a re-authentication (this call logged in, or the
+        credentials are static and cannot be refreshed); False when a newer credential had
+        replaced the one the refused request was sent with — retrying with it is free.
+        """
+        return await self.auth.reauthenticate(seen_version)
+
+    async def replaced(self, seen_version: int | None) -> bool:
+        """Whether the credential `seen_version` was replaced by a newer one already (a 401
+        answered to it says nothing about the current one)."""
+        return await self.auth.replaced(seen_version)
 
     def _request_record(
         self, method: str, url: URL, headers: Mapping[str, str], body: str | None
@@ -186,13 +243,6 @@ class ConnectorClient:
         if url.query:
             url = url.with_query([(k, self.redactor.text(v)) for k, v in url.query.items()])
         return self.redactor.text(url.human_repr())
-
-    def _failed_before_sending(
-        self, endpoint: str, method: str, url: URL, headers: Mapping[str, str],
-        body: str | None, error: str,
-    ) -> Exchange:
-        request = self._request_record(method, url, headers, body)
-        return Exchange(self.name, endpoint, request, error=error)
 
 
 def _flatten(headers: Mapping[str, str]) -> dict[str, str]:

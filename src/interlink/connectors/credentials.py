@@ -12,6 +12,8 @@ requests in 5 processes all see a 401 they must cause *one* login, not 50. Two l
 
 "Newer" is judged by the credential's `version`, which the store increments at every refresh;
 an exchange records the version it was sent with and passes it back as `seen_version`.
+`refresh` says whether *it* logged in: a step whose 401 was answered to a version somebody
+else already replaced has not used up a re-authentication (`Refreshed.logged_in` is False).
 """
 
 from __future__ import annotations
@@ -19,16 +21,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from interlink.errors import AuthError
 from interlink.ids import new_id
 from interlink.store.base import Credential, PutCredential, Store
 
-__all__ = ["Login", "SharedCredential"]
+__all__ = ["Login", "Refreshed", "SharedCredential"]
 
 #: Logs in and returns the token data and when it expires (epoch seconds, or None).
 Login = Callable[[], Awaitable[tuple[dict[str, Any], float | None]]]
+
+
+class Refreshed(NamedTuple):
+    """A credential newer than the one seen, and whether this refresh logged in for it."""
+
+    credential: Credential
+    logged_in: bool
 
 
 class SharedCredential:
@@ -72,9 +81,25 @@ class SharedCredential:
             assert stored is not None
             self._cached = stored
             return stored
-        return await self.refresh(stored.version if stored is not None else None)
+        refreshed = await self.refresh(stored.version if stored is not None else None)
+        return refreshed.credential
 
-    async def refresh(self, seen_version: int | None) -> Credential:
+    async def replaced(self, seen_version: int | None) -> bool:
+        """Whether a usable credential newer than `seen_version` exists (here or in the
+        store): a request refused with the old one should just be sent again."""
+        if seen_version is None:
+            return False
+        if self._cached is not None and self._cached.version > seen_version and self.usable(
+            self._cached
+        ):
+            return True
+        stored = await self._store.get_credential(self.name)
+        if stored is not None and stored.version > seen_version and self.usable(stored):
+            self._cached = stored
+            return True
+        return False
+
+    async def refresh(self, seen_version: int | None) -> Refreshed:
         """A credential newer than `seen_version`: someone else's refresh, or our own login.
 
         Raises `AuthError` when logging in fails or another process's login never lands.
@@ -84,12 +109,12 @@ class SharedCredential:
             if self._cached is not None and self._cached.version > seen and self.usable(
                 self._cached
             ):
-                return self._cached
-            credential = await self._refresh_shared(seen)
-            self._cached = credential
-            return credential
+                return Refreshed(self._cached, logged_in=False)
+            refreshed = await self._refresh_shared(seen)
+            self._cached = refreshed.credential
+            return refreshed
 
-    async def _refresh_shared(self, seen: int) -> Credential:
+    async def _refresh_shared(self, seen: int) -> Refreshed:
         # Long enough for a holder's login to time out and the lock to expire behind it.
         deadline = time.monotonic() + 2 * self._lock_ttl + 1.0
         while True:
@@ -101,20 +126,20 @@ class SharedCredential:
             await asyncio.sleep(self._poll)
             stored = await self._store.get_credential(self.name)
             if stored is not None and stored.version > seen and self.usable(stored):
-                return stored
+                return Refreshed(stored, logged_in=False)
             if time.monotonic() > deadline:
                 raise AuthError(
                     f"refreshing credential {self.name}: another process held "
                     f"{self.lock_name} and no new token appeared"
                 )
 
-    async def _refresh_locked(self, seen: int) -> Credential:
+    async def _refresh_locked(self, seen: int) -> Refreshed:
         stored = await self._store.get_credential(self.name)
         if stored is not None and stored.version > seen and self.usable(stored):
-            return stored
+            return Refreshed(stored, logged_in=False)
         token, expires_at = await self._login()
         await self._store.write(PutCredential(self.name, token, expires_at))
         fresh = await self._store.get_credential(self.name)
         if fresh is None:
             raise AuthError(f"refreshing credential {self.name}: the store did not keep it")
-        return fresh
+        return Refreshed(fresh, logged_in=True)

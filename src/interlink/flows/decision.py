@@ -16,21 +16,34 @@ statuses or exceptions itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
 __all__ = [
     "CODE_NAMES",
     "Decision",
+    "ResponseCode",
     "classify",
     "decision_for",
 ]
 
+
+class ResponseCode(IntEnum):
+    """The response codes 0–4 of a response script (the source document's values)."""
+
+    CONTINUE = 0
+    RETRY_STEP = 1
+    RETRY_FLOW = 2
+    FAIL = 3
+    REAUTHENTICATE = 4
+
+
 #: Response code → the decision's name (the names of FORMAT.md).
 CODE_NAMES: dict[int, str] = {
-    0: "continue",
-    1: "retry_step",
-    2: "retry_flow",
-    3: "fail",
-    4: "reauth",
+    ResponseCode.CONTINUE: "continue",
+    ResponseCode.RETRY_STEP: "retry_step",
+    ResponseCode.RETRY_FLOW: "retry_flow",
+    ResponseCode.FAIL: "fail",
+    ResponseCode.REAUTHENTICATE: "reauth",
 }
 
 #: Statuses worth retrying besides 5xx: the request may succeed if sent again later.
@@ -41,7 +54,7 @@ _RETRYABLE_STATUSES = frozenset({408, 425, 429})
 class Decision:
     """What to do after one attempt: a response code 0-4, its name, why, and a server hint."""
 
-    code: int
+    code: ResponseCode
     name: str
     message: str | None = None
     #: seconds the server asked to wait (`Retry-After`), when it did
@@ -50,7 +63,7 @@ class Decision:
     @property
     def accepted(self) -> bool:
         """True when the attempt is accepted (code 0)."""
-        return self.code == 0
+        return self.code == ResponseCode.CONTINUE
 
 
 def decision_for(
@@ -60,7 +73,7 @@ def decision_for(
     # bool is an int; a script returning True must not read as code 1
     if isinstance(code, bool) or not isinstance(code, int) or code not in CODE_NAMES:
         raise ValueError(f"response_code must be one of 0, 1, 2, 3, 4, not {code!r}")
-    return Decision(code, CODE_NAMES[code], message, retry_after)
+    return Decision(ResponseCode(code), CODE_NAMES[code], message, retry_after)
 
 
 def classify(

@@ -8,6 +8,14 @@ cursor and `run_at`; whichever worker claims it next resumes the step from the c
 
 Each run keeps the flow definition it started with (`flow_spec`), so editing a flow never
 changes a run in flight or a retry of an earlier run (response code 2, `interlink runs retry`).
+
+One accepted thing, one run. A run executed in the caller's task (`run_now`, a service's
+activity) is inserted *exclusively* with its queue item leased to this process, in the same
+commit as its first attempt: if another process created that run first, this one raises
+`Conflict` before sending anything. A failed run can be re-driven (`redrive_now`: the request
+processor retrying a queued service request) — it resumes at its failed step with the same
+idempotency keys and a fresh attempt budget. A code-2 retry run has an id derived from the
+run it retries, so it is found (`retry_id`) rather than started twice.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from dataclasses import replace
 from typing import Any
 
 from interlink.connectors.client import ConnectorClient
-from interlink.errors import LeaseLost, RunError
+from interlink.errors import Conflict, RunError
 from interlink.flows.steps import STEP_KINDS, Done, Failed, StepContext, StepOutcome
 from interlink.ids import derived_id, new_id
 from interlink.metrics import Metrics
@@ -77,6 +85,9 @@ class FlowRunner:
         self.lease_s = lease_s
         self.metrics = metrics or Metrics()
         self._finished: dict[str, asyncio.Event] = {}
+        #: runs executing in tasks of their own (`run_now`): they outlive a caller that
+        #: stops waiting (an activity timeout), and `close()` lets them finish
+        self._tasks: set[asyncio.Task[RunRecord]] = set()
         # Each run keeps its flow as data; dumping and re-validating it per run is measurable
         # work, so the project's current flows are dumped once and reused when a run's matches.
         self._dumps = {name: flow.model_dump(mode="json", by_alias=True)
@@ -100,15 +111,21 @@ class FlowRunner:
     # --- starting runs ----------------------------------------------------------------------
 
     def new_run(self, flow: FlowSpec | Mapping[str, Any], input: Any, *, trigger: str,
-                retry_of: str | None = None, retry_count: int = 0) -> RunRecord:
+                retry_of: str | None = None, retry_count: int = 0,
+                run_id: str | None = None) -> RunRecord:
         """A queued run record of `flow` (a spec, or a spec kept by an earlier run)."""
         if isinstance(flow, FlowSpec):
             spec = self._dumps.get(flow.name) or flow.model_dump(mode="json", by_alias=True)
         else:
             spec = dict(flow)
-        return RunRecord(id=new_id("r_"), flow=spec["name"], status="queued", trigger=trigger,
-                         input=input, flow_spec=spec, created_at=time.time(),
+        return RunRecord(id=run_id or new_id("r_"), flow=spec["name"], status="queued",
+                         trigger=trigger, input=input, flow_spec=spec, created_at=time.time(),
                          retry_of=retry_of, retry_count=retry_count)
+
+    @staticmethod
+    def retry_id(run: RunRecord) -> str:
+        """The id the code-2 retry of `run` gets (or got): one retry run per failed run."""
+        return derived_id("r_", run.created_at, f"{run.id}:retry")
 
     def flow(self, name: str) -> FlowSpec:
         """A flow of the project by name."""
@@ -134,26 +151,63 @@ class FlowRunner:
                                                        run_at))
         return run.id
 
-    async def run_now(self, flow: str, input: Any, *, trigger: str) -> RunRecord:
-        """Run `flow` in this task and return the ended run (a service's sync activity).
+    async def run_now(self, flow: str, input: Any, *, trigger: str,
+                      run_id: str | None = None) -> RunRecord:
+        """Run `flow` in this process and return the ended run (a service's sync activity).
 
-        The run and its queue item are written first, the item already leased to this
-        process, so if this process dies the lease expires and a worker finishes the run.
-        A durable wait hands the run to the workers; this then waits for it to end.
+        The run and its queue item, leased to this process, are written with the run's first
+        step, so if this process dies the lease expires and a worker finishes the run; a run
+        `run_id` that exists already is never run here (`Conflict`). A durable wait hands the
+        run to the workers; this then waits for it to end. A caller that stops waiting (is
+        cancelled) leaves the run going on.
         """
-        run = self.new_run(self.flow(flow), input, trigger=trigger)
+        run = self.new_run(self.flow(flow), input, trigger=trigger, run_id=run_id)
         item_id = new_id("q_")
-        payload = {"run_id": run.id}
-        await self.store.write(InsertRun(run), Enqueue(item_id, RUN_KIND, payload,
-                                                       owner=self.owner, lease_s=self.lease_s))
+        first: list[WriteOp] = [InsertRun(run, exclusive=True),
+                 Enqueue(item_id, RUN_KIND, {"run_id": run.id}, owner=self.owner,
+                         lease_s=self.lease_s)]
+        return await self._run_here(run, item_id, first)
+
+    async def redrive_now(self, run: RunRecord) -> RunRecord:
+        """Run a failed run again from its failed step, here; return it once it ended.
+
+        Steps that succeeded are not run again, payloads the failed step already delivered
+        are not sent again, and the others are sent with the same idempotency keys; the
+        failed step gets a fresh attempt budget. Raises `Conflict` when the run is no longer
+        the failed run given (another process re-drove it first).
+        """
+        redrive = run.redrive + 1
+        item_id = derived_id("q_", run.created_at, f"{run.id}:redrive:{redrive}")
+        fields: dict[str, Any] = {"status": "running", "redrive": redrive, "error": None,
+                                  "finished_at": None}
+        await self.store.write(
+            UpdateRun(run.id, fields, expect={"status": "failed", "redrive": run.redrive}),
+            Enqueue(item_id, RUN_KIND, {"run_id": run.id}, owner=self.owner,
+                    lease_s=self.lease_s))
+        return await self._run_here(replace(run, **fields), item_id, [])
+
+    async def _run_here(self, run: RunRecord, item_id: str, first: list[WriteOp]) -> RunRecord:
+        task = asyncio.create_task(self._own(run, item_id, first), name=f"interlink-run-{run.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        # Shielded: the run's record and outcome must not depend on how long a caller waits.
+        return await asyncio.shield(task)
+
+    async def _own(self, run: RunRecord, item_id: str, first: list[WriteOp]) -> RunRecord:
         now = time.time()
-        item = QueueItem(item_id, RUN_KIND, payload, "leased", 0, now, 1, now, now, self.owner)
+        item = QueueItem(item_id, RUN_KIND, {"run_id": run.id}, "leased", 0, now, 1, now, now,
+                         self.owner)
         renewal = asyncio.create_task(self._renew(item_id))
         try:
-            await self._execute(run, item, self.owner)
+            await self._execute(run, item, self.owner, first)
         finally:
             renewal.cancel()
         return await self.wait_for(run.id)
+
+    async def close(self) -> None:
+        """Let the runs executing here (`run_now`) finish; the engine is closing."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _renew(self, item_id: str) -> None:
         while True:
@@ -198,18 +252,23 @@ class FlowRunner:
             return
         await self._execute(run, item, owner)
 
-    async def _execute(self, run: RunRecord, item: QueueItem, owner: str) -> None:
+    async def _execute(self, run: RunRecord, item: QueueItem, owner: str,
+                       first: list[WriteOp] | None = None) -> None:
         flow = self._flow_of(run)
         cursor = item.payload.get("cursor")
         bucket: list[Any] = run.bucket if run.bucket is not None else [run.input]
         now = time.time()
         # The `running` status goes out with the step's first write (one commit fewer).
-        pending: list[WriteOp] = [] if run.status == "running" else [UpdateRun(run.id, {
-            "status": "running", "started_at": run.started_at or now, "updated_at": now})]
+        pending: list[WriteOp] = list(first or [])
+        if run.status != "running":
+            pending.append(UpdateRun(run.id, {
+                "status": "running", "started_at": run.started_at or now, "updated_at": now}))
+        # Only the step an earlier execution may have begun has anything in the store.
+        resumed = run.status != "queued"
         for index in range(run.step_index, len(flow.steps)):
             step = flow.steps[index]
-            ctx = StepContext(self, run, flow, index, cursor, pending)
-            pending = []
+            ctx = StepContext(self, run, flow, index, cursor, pending, resumed)
+            pending, resumed = [], False
             started = cursor.get("started_at", now) if cursor else time.time()
             outcome = await self._run_step(ctx, step, bucket)
             last = index == len(flow.steps) - 1
@@ -267,8 +326,8 @@ class FlowRunner:
     async def _run_step(self, ctx: StepContext, step: Any, bucket: list[Any]) -> StepOutcome:
         try:
             return await STEP_KINDS[step.type](ctx, step, bucket)
-        except LeaseLost:
-            raise
+        except Conflict:
+            raise  # another process owns the run now: record nothing
         except Exception as exc:
             log.exception("run %s step %s crashed", ctx.run.id, step.id)
             return Failed(f"step {step.id}: internal error: {type(exc).__name__}: {exc}")
@@ -288,11 +347,11 @@ class FlowRunner:
             ctx.log(f"not retrying the flow: {run.retry_count} of {limit} retries used", "error")
             return []
         retry = self.new_run(run.flow_spec, run.input, trigger="retry", retry_of=run.id,
-                             retry_count=run.retry_count + 1)
+                             retry_count=run.retry_count + 1, run_id=self.retry_id(run))
         ctx.log(f"queued retry run {retry.id} ({retry.retry_count} of {limit}) "
                 f"in {flow.retry.delay:g}s")
-        return [InsertRun(retry), Enqueue(new_id("q_"), RUN_KIND, {"run_id": retry.id},
-                                          time.time() + flow.retry.delay)]
+        return [InsertRun(retry), Enqueue(derived_id("q_", run.created_at, retry.id), RUN_KIND,
+                                          {"run_id": retry.id}, time.time() + flow.retry.delay)]
 
     async def _write(self, ctx: StepContext, ops: list[WriteOp]) -> None:
         await self.store.write(*ctx.take_writes(), *ops)

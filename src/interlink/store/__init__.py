@@ -15,13 +15,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from interlink.errors import StoreError
 from interlink.store.base import (
+    UNKNOWN_DECISION,
     AttemptRecord,
     Complete,
     Credential,
     DeleteSession,
     Enqueue,
     Fail,
-    InsertAttempt,
     InsertLogs,
     InsertRun,
     LogLine,
@@ -33,6 +33,7 @@ from interlink.store.base import (
     Requeue,
     RunRecord,
     RunStatus,
+    SaveAttempt,
     SaveStep,
     SessionRecord,
     StepRecord,
@@ -42,13 +43,13 @@ from interlink.store.base import (
 )
 
 __all__ = [
+    "UNKNOWN_DECISION",
     "AttemptRecord",
     "Complete",
     "Credential",
     "DeleteSession",
     "Enqueue",
     "Fail",
-    "InsertAttempt",
     "InsertLogs",
     "InsertRun",
     "LogLine",
@@ -60,6 +61,7 @@ __all__ = [
     "Requeue",
     "RunRecord",
     "RunStatus",
+    "SaveAttempt",
     "SaveStep",
     "SessionRecord",
     "StepRecord",

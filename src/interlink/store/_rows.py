@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from interlink.errors import StoreError
+from interlink.redaction import Redactor
 from interlink.store.base import (
     AttemptRecord,
     Credential,
@@ -27,6 +28,7 @@ from interlink.store.base import (
 __all__ = [
     "RUN_COLUMNS",
     "RUN_JSON_COLUMNS",
+    "Encoder",
     "attempt_from_row",
     "attempt_params",
     "credential_from_row",
@@ -65,32 +67,62 @@ def load_json(text: str | bytes | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
-def run_params(run: RunRecord) -> dict[str, Any]:
+class Encoder:
+    """Values to column values, with secrets replaced by `***`: the store's boundary.
+
+    Everything a write stores (run inputs and outputs, errors, attempts, log lines, queue
+    payloads and results) passes through here, so no secret the redactor knows can reach the
+    store, and from there `interlink runs`, the API or the UI. JSON is scanned as text first
+    (one regex search); only a value that holds a secret is walked and encoded again.
+    """
+
+    __slots__ = ("redactor",)
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        self.redactor = redactor
+
+    def json(self, value: Any) -> str | None:
+        """`value` as JSON text, secrets replaced."""
+        text = dump_json(value)
+        redactor = self.redactor
+        if text is None or redactor is None or not redactor.found(text):
+            return text
+        return dump_json(redactor.data(value))
+
+    def text(self, value: str | None) -> str | None:
+        """A text column, secrets replaced."""
+        if value is None or self.redactor is None:
+            return value
+        return self.redactor.text(value)
+
+
+def run_params(run: RunRecord, encode: Encoder) -> dict[str, Any]:
     """Query parameters of `insert_run`."""
     params = {name: getattr(run, name) for name in RUN_COLUMNS}
     for name in RUN_JSON_COLUMNS:
-        params[name] = dump_json(params[name])
+        params[name] = encode.json(params[name])
+    params["error"] = encode.text(run.error)
     return params
 
 
 def run_from_row(row: Row) -> RunRecord:
     """A `runs` row selected in field order."""
     (id_, flow, status, trigger, input_, flow_spec, created_at, retry_of, retry_count,
-     step_index, bucket, error, started_at, finished_at, updated_at) = row
+     step_index, bucket, error, started_at, finished_at, updated_at, redrive) = row
     return RunRecord(
         id=id_, flow=flow, status=status, trigger=trigger, input=load_json(input_),
         flow_spec=load_json(flow_spec), created_at=created_at, retry_of=retry_of,
         retry_count=retry_count, step_index=step_index, bucket=load_json(bucket), error=error,
-        started_at=started_at, finished_at=finished_at, updated_at=updated_at,
+        started_at=started_at, finished_at=finished_at, updated_at=updated_at, redrive=redrive,
     )
 
 
-def step_params(step: StepRecord) -> dict[str, Any]:
+def step_params(step: StepRecord, encode: Encoder) -> dict[str, Any]:
     """Query parameters of `save_step`."""
     return {
         "run_id": step.run_id, "idx": step.index, "step_id": step.step_id,
         "status": step.status, "started_at": step.started_at, "finished_at": step.finished_at,
-        "error": step.error, "output": dump_json(step.output),
+        "error": encode.text(step.error), "output": encode.json(step.output),
     }
 
 
@@ -101,24 +133,32 @@ def step_from_row(row: Row) -> StepRecord:
                       load_json(output))
 
 
-def attempt_params(attempt: AttemptRecord) -> dict[str, Any]:
-    """Query parameters of `insert_attempt`."""
+def attempt_params(attempt: AttemptRecord, encode: Encoder) -> dict[str, Any]:
+    """Query parameters of `save_attempt`."""
     params = {f.name: getattr(attempt, f.name) for f in fields(AttemptRecord)}
-    params["request"] = dump_json(attempt.request)
-    params["response"] = dump_json(attempt.response)
+    params["request"] = encode.json(attempt.request)
+    params["response"] = encode.json(attempt.response)
+    params["output"] = encode.json(attempt.output)
+    params["message"] = encode.text(attempt.message)
+    params["error"] = encode.text(attempt.error)
+    params["reauth"] = int(attempt.reauth)  # an INTEGER column on both backends
     return params
 
 
 def attempt_from_row(row: Row) -> AttemptRecord:
     """An `attempts` row selected in field order."""
-    run_id, step_id, n, request, response, code, decision, created_at, message, wait_s, error = row
+    (run_id, step_id, n, request, response, code, decision, created_at, message, wait_s, error,
+     item, redrive, reauth, output) = row
     return AttemptRecord(run_id, step_id, n, load_json(request), load_json(response), code,
-                         decision, created_at, message, wait_s, error)
+                         decision, created_at, message, wait_s, error, item, redrive,
+                         bool(reauth), load_json(output))
 
 
-def log_params(line: LogLine) -> dict[str, Any]:
+def log_params(line: LogLine, encode: Encoder) -> dict[str, Any]:
     """Query parameters of `insert_log`."""
-    return {f.name: getattr(line, f.name) for f in fields(LogLine)}
+    params = {f.name: getattr(line, f.name) for f in fields(LogLine)}
+    params["message"] = encode.text(line.message)
+    return params
 
 
 def log_from_row(row: Row) -> LogLine:

@@ -17,16 +17,19 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from interlink.redaction import Redactor
 
 __all__ = [
+    "UNKNOWN_DECISION",
     "AttemptRecord",
     "Complete",
     "Credential",
     "DeleteSession",
     "Enqueue",
     "Fail",
-    "InsertAttempt",
     "InsertLogs",
     "InsertRun",
     "LogLine",
@@ -38,6 +41,7 @@ __all__ = [
     "Requeue",
     "RunRecord",
     "RunStatus",
+    "SaveAttempt",
     "SaveStep",
     "SessionRecord",
     "StepRecord",
@@ -72,6 +76,9 @@ class RunRecord:
     started_at: float | None = None
     finished_at: float | None = None
     updated_at: float | None = None
+    #: how many times the run was re-driven from its failed step (0: never); attempts made
+    #: since the last re-drive are the ones that count against the retry policy
+    redrive: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +95,18 @@ class StepRecord:
     output: list[Any] | None = None
 
 
+#: `AttemptRecord.decision` of an attempt whose outcome is not recorded: it is being sent, or
+#: the process stopped before its answer was written (it counts as made: it may have arrived)
+UNKNOWN_DECISION = "unknown"
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:
-    """One attempt of a connector step: request, response, the decision taken and why."""
+    """One attempt of a connector step: request, response, the decision taken and why.
+
+    An attempt is saved twice under the same key (run, step, item, n): before it is sent,
+    with decision `unknown` (so a crash can never make it uncounted), then with its outcome.
+    """
 
     run_id: str
     step_id: str
@@ -103,6 +119,14 @@ class AttemptRecord:
     message: str | None = None
     wait_s: float = 0.0
     error: str | None = None
+    #: index of the payload in the step's bucket
+    item: int = 0
+    #: the run's `redrive` when the attempt was made
+    redrive: int = 0
+    #: True when this attempt's refusal made the step log in again (counts against max_reauth)
+    reauth: bool = False
+    #: the step's output for this payload, on the accepted attempt (a resumed step reuses it)
+    output: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,17 +183,25 @@ class Credential:
 
 @dataclass(frozen=True, slots=True)
 class InsertRun:
-    """Create a run."""
+    """Create a run. A run whose id exists already is left as it is; with `exclusive` the
+    write raises `Conflict` instead (the caller is about to execute the run and must be the
+    only one)."""
 
     run: RunRecord
+    exclusive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class UpdateRun:
-    """Change some columns of a run (names as in `RunRecord`, except `id`)."""
+    """Change some columns of a run (names as in `RunRecord`, except `id`).
+
+    With `expect` (column → value), the run is changed only while those columns hold those
+    values; otherwise the write raises `Conflict` (another process got there first).
+    """
 
     run_id: str
     fields: dict[str, Any]
+    expect: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +212,8 @@ class SaveStep:
 
 
 @dataclass(frozen=True, slots=True)
-class InsertAttempt:
-    """Record an attempt."""
+class SaveAttempt:
+    """Insert an attempt, or replace the one with the same run, step, item and `n`."""
 
     attempt: AttemptRecord
 
@@ -222,7 +254,11 @@ class Complete:
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """Give a leased item back, claimable again from `run_at` (a retry or a durable wait)."""
+    """Give a leased item back, claimable again from `run_at` (a retry or a durable wait).
+
+    `count_attempt=False` takes back the attempt its claim counted: the item was not worked
+    on (what it waits for is still in progress elsewhere).
+    """
 
     item_id: str
     owner: str
@@ -230,6 +266,7 @@ class Release:
     error: str | None = None
     payload: Any = field(default=None)
     replace_payload: bool = False
+    count_attempt: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +314,7 @@ WriteOp = (
     InsertRun
     | UpdateRun
     | SaveStep
-    | InsertAttempt
+    | SaveAttempt
     | InsertLogs
     | Enqueue
     | Complete
@@ -314,6 +351,11 @@ class Store(abc.ABC):
         await self.close()
 
     # writes
+
+    @abc.abstractmethod
+    def redact_with(self, redactor: Redactor | None) -> None:
+        """Replace the secrets `redactor` knows with `***` in everything written from now on
+        (every column but the connectors' own tokens)."""
 
     @abc.abstractmethod
     async def write(self, *ops: WriteOp) -> list[Any]:

@@ -19,9 +19,10 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from interlink.errors import LeaseLost, StoreError
+from interlink.errors import StoreError
+from interlink.redaction import Redactor
 from interlink.store import _rows
-from interlink.store._plan import Statement, plan
+from interlink.store._plan import Planner, Statement
 from interlink.store._reads import NamedQueryReads
 from interlink.store._sqlfiles import load_migrations, load_queries
 from interlink.store.base import (
@@ -50,6 +51,7 @@ class PostgresStore(NamedQueryReads):
         self.min_size = min_size
         self.max_size = max_size
         self._queries = load_queries("postgres")
+        self._planner = Planner(self._queries, _placeholder)
         self._pool: AsyncConnectionPool | None = None
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
@@ -136,10 +138,14 @@ class PostgresStore(NamedQueryReads):
 
     # --- writes ----------------------------------------------------------------------------
 
+    def redact_with(self, redactor: Redactor | None) -> None:
+        """Redact what `redactor` knows from every later write; see `Store.redact_with`."""
+        self._planner.set_redactor(redactor)
+
     async def write(self, *ops: WriteOp) -> list[Any]:
         """Apply `ops` in one transaction; see `Store.write`."""
         now = time.time()
-        planned = [plan(op, now, self._queries, _placeholder) for op in ops]
+        planned = [self._planner.plan(op, now) for op in ops]
         statements = [statement for op_statements in planned for statement in op_statements]
         try:
             async with self._connection() as conn:
@@ -224,7 +230,7 @@ async def _apply(cur: psycopg.AsyncCursor[Any], planned: list[list[Statement]]) 
     for statements in planned:
         result = None
         for statement in statements:
-            if statement.lease is None and not statement.found:
+            if not statement.checked:
                 if pending and pending[0].sql != statement.sql:
                     await _execute_many(cur, pending)
                     pending = []
@@ -233,8 +239,8 @@ async def _apply(cur: psycopg.AsyncCursor[Any], planned: list[list[Statement]]) 
             await _execute_many(cur, pending)
             pending = []
             await cur.execute(statement.sql, statement.params)
-            if statement.lease is not None and cur.rowcount != 1:
-                raise LeaseLost(*statement.lease)
+            if statement.must_change is not None and cur.rowcount != 1:
+                raise statement.must_change
             if statement.found:
                 result = cur.rowcount > 0
         results.append(result)

@@ -28,9 +28,10 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 
-from interlink.errors import LeaseLost, StoreError
+from interlink.errors import StoreError
+from interlink.redaction import Redactor
 from interlink.store import _rows
-from interlink.store._plan import Statement, plan, wakes_workers
+from interlink.store._plan import Planner, Statement, wakes_workers
 from interlink.store._reads import NamedQueryReads
 from interlink.store._sqlfiles import load_migrations, load_queries
 from interlink.store.base import (
@@ -90,6 +91,7 @@ class SqliteStore(NamedQueryReads):
         self.jobs = 0
         """Jobs (`write()` calls, claims, …) the writer has run."""
         self._queries = load_queries("sqlite")
+        self._planner = Planner(self._queries, _placeholder)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._reader: ThreadPoolExecutor | None = None
@@ -251,10 +253,14 @@ class SqliteStore(NamedQueryReads):
 
     # --- writes ----------------------------------------------------------------------------
 
+    def redact_with(self, redactor: Redactor | None) -> None:
+        """Redact what `redactor` knows from every later write; see `Store.redact_with`."""
+        self._planner.set_redactor(redactor)
+
     async def write(self, *ops: WriteOp) -> list[Any]:
         """Apply `ops` atomically in the next group commit; see `Store.write`."""
         now = time.time()
-        planned = [plan(op, now, self._queries, _placeholder) for op in ops]
+        planned = [self._planner.plan(op, now) for op in ops]
         return await self._submit(  # type: ignore[no-any-return]
             lambda conn, _now: _apply(conn, planned),
             wakes=any(wakes_workers(op) for op in ops),
@@ -362,8 +368,8 @@ def _apply(conn: sqlite3.Connection, planned: list[list[Statement]]) -> list[Any
                 cursor = conn.executemany(statement.sql, statement.params)
             else:
                 cursor = conn.execute(statement.sql, statement.params)
-            if statement.lease is not None and cursor.rowcount != 1:
-                raise LeaseLost(*statement.lease)
+            if statement.must_change is not None and cursor.rowcount != 1:
+                raise statement.must_change
             if statement.found:
                 result = cursor.rowcount > 0
         results.append(result)

@@ -1,31 +1,37 @@
 """What a step kind receives and returns.
 
 A step kind is one module in this package with a `run(ctx, step, bucket)` coroutine. It gets a
-`StepContext` (the run, its flow, the engine's services, a resume cursor) and the *bucket* of
-payloads the previous step produced, and returns one of three outcomes: `Done` with the next
-bucket, `Wait` to be resumed later from a cursor (a durable wait), or `Failed`.
+`StepContext` (the run, its flow, the engine services it may use, a resume cursor) and the
+*bucket* of payloads the previous step produced, and returns one of three outcomes: `Done` with
+the next bucket, `Wait` to be resumed later from a cursor (a durable wait), or `Failed`.
+
+Steps see the engine through `StepServices`, a narrow protocol the flow runner implements, so
+this package never imports the runner.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from interlink.store.base import (
     AttemptRecord,
-    InsertAttempt,
     InsertLogs,
     LogLine,
     RunRecord,
+    Store,
     WriteOp,
 )
 
 if TYPE_CHECKING:
-    from interlink.flows.runner import FlowRunner
+    from interlink.connectors.client import ConnectorClient
+    from interlink.metrics import Metrics
+    from interlink.redaction import Redactor
+    from interlink.scripts import ScriptOutcome
     from interlink.spec.flow import FlowSpec
 
-__all__ = ["Done", "Failed", "StepContext", "StepOutcome", "Wait"]
+__all__ = ["Done", "Failed", "StepContext", "StepOutcome", "StepServices", "Wait"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,18 +61,45 @@ class Failed:
 StepOutcome = Done | Wait | Failed
 
 
+class StepServices(Protocol):
+    """What the engine lends a step: the store, connectors, scripts, redaction, metrics."""
+
+    @property
+    def store(self) -> Store:
+        """The durable store."""
+
+    @property
+    def redactor(self) -> Redactor:
+        """The project's redactor."""
+
+    @property
+    def metrics(self) -> Metrics:
+        """The engine's metrics."""
+
+    def connector(self, name: str) -> ConnectorClient:
+        """The client of a connector the project defines (`RunError` if it does not)."""
+
+    async def run_script(self, script: str, data: dict[str, Any], *, isolation: str = "process",
+                         time_limit: float | None = None) -> ScriptOutcome:
+        """Run `handle(data)` of a project script."""
+
+
 @dataclass(slots=True)
 class StepContext:
     """Everything a step needs: the run, the flow it runs, the engine's services, a cursor."""
 
-    runner: FlowRunner
+    services: StepServices
     run: RunRecord
     flow: FlowSpec
     index: int
     #: where a resumed step picks up (what its `Wait` returned), or None on a first start
     cursor: dict[str, Any] | None = None
-    #: writes that can wait for the step's next write (the run's `running` status)
+    #: writes that can wait for the step's next write (the run's `running` status, the
+    #: outcome of the attempt before)
     pending: list[WriteOp] = field(default_factory=list)
+    #: True when an earlier execution may have begun this step (after a crash, a durable
+    #: wait or a re-drive): what it did is in the store, and `attempts()` reads it
+    resumed: bool = False
     _logs: list[LogLine] = field(default_factory=list)
 
     @property
@@ -88,8 +121,12 @@ class StepContext:
 
     def log(self, message: str, level: str = "info") -> None:
         """Add a line to the run log (written with the next record, redacted)."""
-        text = self.runner.redactor.text(message)
+        text = self.services.redactor.text(message)
         self._logs.append(LogLine(self.run.id, text, time.time(), level, self.step_id))
+
+    def defer(self, *ops: WriteOp) -> None:
+        """Write `ops` with the step's next write (they must not be needed durably before)."""
+        self.pending.extend(ops)
 
     def take_writes(self) -> list[WriteOp]:
         """The pending writes and the lines logged since the last call, as write ops."""
@@ -99,6 +136,15 @@ class StepContext:
             self._logs = []
         return ops
 
-    async def record_attempt(self, attempt: AttemptRecord) -> None:
-        """Write an attempt (with the pending writes and log lines) to the store now."""
-        await self.runner.store.write(*self.take_writes(), InsertAttempt(attempt))
+    async def flush(self, *ops: WriteOp) -> None:
+        """Write the pending writes, the log lines and `ops` to the store now, atomically."""
+        await self.services.store.write(*self.take_writes(), *ops)
+
+    async def attempts(self) -> list[AttemptRecord]:
+        """This step's attempts made by earlier executions of the run (none on a first start:
+        then nothing is read)."""
+        if not self.resumed:
+            return []
+        step_id = self.step_id
+        return [a for a in await self.services.store.get_attempts(self.run.id)
+                if a.step_id == step_id]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from interlink.errors import ScriptError
+from interlink.flows.decision import ResponseCode
 from interlink.flows.steps.base import Done, Failed, StepContext, StepOutcome
 from interlink.spec.flow import ScriptStep
 
@@ -16,7 +17,7 @@ async def run(ctx: StepContext, step: ScriptStep, bucket: list[Any]) -> StepOutc
     outputs = []
     for payload in bucket:
         try:
-            outcome = await ctx.runner.run_script(
+            outcome = await ctx.services.run_script(
                 step.script, ctx.data(payload), isolation=step.isolation, time_limit=step.timeout
             )
         except ScriptError as exc:
@@ -25,8 +26,8 @@ async def run(ctx: StepContext, step: ScriptStep, bucket: list[Any]) -> StepOutc
             ctx.log(line)
         if outcome.message:
             ctx.log(outcome.message)
-        if outcome.response_code in (2, 3):
+        if outcome.response_code in (ResponseCode.RETRY_FLOW, ResponseCode.FAIL):
             return Failed(f"step {step.id}: {outcome.message or 'the script failed the flow'}",
-                          retry_flow=outcome.response_code == 2)
+                          retry_flow=outcome.response_code == ResponseCode.RETRY_FLOW)
         outputs.append(outcome.data.get("payload"))
     return Done(outputs)

@@ -5,9 +5,10 @@
 -- Idempotent by id: a scheduled run has an id derived from its flow and fire time, so two
 -- schedulers firing the same time insert one run.
 INSERT INTO runs (id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count,
-                  step_index, bucket, error, started_at, finished_at, updated_at)
+                  step_index, bucket, error, started_at, finished_at, updated_at, redrive)
 VALUES (%(id)s, %(flow)s, %(status)s, %(trigger)s, %(input)s, %(flow_spec)s, %(created_at)s, %(retry_of)s, %(retry_count)s,
-        %(step_index)s, %(bucket)s, %(error)s, %(started_at)s, %(finished_at)s, %(updated_at)s)
+        %(step_index)s, %(bucket)s, %(error)s, %(started_at)s, %(finished_at)s, %(updated_at)s,
+        %(redrive)s)
 ON CONFLICT (id) DO NOTHING
 
 -- name: save_step
@@ -17,11 +18,18 @@ ON CONFLICT (run_id, idx) DO UPDATE SET
     step_id = excluded.step_id, status = excluded.status, started_at = excluded.started_at,
     finished_at = excluded.finished_at, error = excluded.error, output = excluded.output
 
--- name: insert_attempt
+-- name: save_attempt
+-- An attempt is saved before it is sent (decision 'unknown') and again with its outcome; the
+-- second save replaces the first, keeping its row id (the order attempts are listed in).
 INSERT INTO attempts (run_id, step_id, n, request, response, code, decision, created_at, message,
-                      wait_s, error)
+                      wait_s, error, item, redrive, reauth, output)
 VALUES (%(run_id)s, %(step_id)s, %(n)s, %(request)s, %(response)s, %(code)s, %(decision)s, %(created_at)s, %(message)s,
-        %(wait_s)s, %(error)s)
+        %(wait_s)s, %(error)s, %(item)s, %(redrive)s, %(reauth)s, %(output)s)
+ON CONFLICT (run_id, step_id, item, n) DO UPDATE SET
+    request = excluded.request, response = excluded.response, code = excluded.code,
+    decision = excluded.decision, message = excluded.message, wait_s = excluded.wait_s,
+    error = excluded.error, redrive = excluded.redrive, reauth = excluded.reauth,
+    output = excluded.output
 
 -- name: insert_log
 INSERT INTO logs (run_id, step_id, level, message, created_at)
@@ -50,7 +58,8 @@ DELETE FROM queue WHERE id = %(id)s AND status = 'leased' AND lease_owner = %(ow
 UPDATE queue
 SET status = 'ready', run_at = %(run_at)s, last_error = %(error)s, lease_owner = NULL,
     lease_expires_at = NULL, updated_at = %(now)s,
-    payload = CASE WHEN %(replace_payload)s::boolean THEN %(payload)s ELSE payload END
+    payload = CASE WHEN %(replace_payload)s::boolean THEN %(payload)s ELSE payload END,
+    attempts = CASE WHEN %(count_attempt)s::boolean THEN attempts ELSE attempts - 1 END
 WHERE id = %(id)s AND status = 'leased' AND lease_owner = %(owner)s
 
 -- name: fail
@@ -115,12 +124,12 @@ LIMIT %(limit)s
 
 -- name: get_run
 SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count, step_index,
-       bucket, error, started_at, finished_at, updated_at
+       bucket, error, started_at, finished_at, updated_at, redrive
 FROM runs WHERE id = %(id)s
 
 -- name: list_runs
 SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count, step_index,
-       bucket, error, started_at, finished_at, updated_at
+       bucket, error, started_at, finished_at, updated_at, redrive
 FROM runs
 WHERE (%(flow)s::text IS NULL OR flow = %(flow)s::text) AND (%(status)s::text IS NULL OR status = %(status)s::text)
 ORDER BY created_at DESC, id DESC
@@ -131,7 +140,8 @@ SELECT run_id, idx, step_id, status, started_at, finished_at, error, output
 FROM steps WHERE run_id = %(run_id)s ORDER BY idx
 
 -- name: get_attempts
-SELECT run_id, step_id, n, request, response, code, decision, created_at, message, wait_s, error
+SELECT run_id, step_id, n, request, response, code, decision, created_at, message, wait_s, error,
+       item, redrive, reauth, output
 FROM attempts WHERE run_id = %(run_id)s ORDER BY id
 
 -- name: get_logs

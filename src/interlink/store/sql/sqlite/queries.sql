@@ -5,9 +5,10 @@
 -- Idempotent by id: a scheduled run has an id derived from its flow and fire time, so two
 -- schedulers firing the same time insert one run.
 INSERT INTO runs (id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count,
-                  step_index, bucket, error, started_at, finished_at, updated_at)
+                  step_index, bucket, error, started_at, finished_at, updated_at, redrive)
 VALUES (:id, :flow, :status, :trigger, :input, :flow_spec, :created_at, :retry_of, :retry_count,
-        :step_index, :bucket, :error, :started_at, :finished_at, :updated_at)
+        :step_index, :bucket, :error, :started_at, :finished_at, :updated_at,
+        :redrive)
 ON CONFLICT (id) DO NOTHING
 
 -- name: save_step
@@ -17,11 +18,18 @@ ON CONFLICT (run_id, idx) DO UPDATE SET
     step_id = excluded.step_id, status = excluded.status, started_at = excluded.started_at,
     finished_at = excluded.finished_at, error = excluded.error, output = excluded.output
 
--- name: insert_attempt
+-- name: save_attempt
+-- An attempt is saved before it is sent (decision 'unknown') and again with its outcome; the
+-- second save replaces the first, keeping its row id (the order attempts are listed in).
 INSERT INTO attempts (run_id, step_id, n, request, response, code, decision, created_at, message,
-                      wait_s, error)
+                      wait_s, error, item, redrive, reauth, output)
 VALUES (:run_id, :step_id, :n, :request, :response, :code, :decision, :created_at, :message,
-        :wait_s, :error)
+        :wait_s, :error, :item, :redrive, :reauth, :output)
+ON CONFLICT (run_id, step_id, item, n) DO UPDATE SET
+    request = excluded.request, response = excluded.response, code = excluded.code,
+    decision = excluded.decision, message = excluded.message, wait_s = excluded.wait_s,
+    error = excluded.error, redrive = excluded.redrive, reauth = excluded.reauth,
+    output = excluded.output
 
 -- name: insert_log
 INSERT INTO logs (run_id, step_id, level, message, created_at)
@@ -50,7 +58,8 @@ DELETE FROM queue WHERE id = :id AND status = 'leased' AND lease_owner = :owner
 UPDATE queue
 SET status = 'ready', run_at = :run_at, last_error = :error, lease_owner = NULL,
     lease_expires_at = NULL, updated_at = :now,
-    payload = CASE WHEN :replace_payload THEN :payload ELSE payload END
+    payload = CASE WHEN :replace_payload THEN :payload ELSE payload END,
+    attempts = CASE WHEN :count_attempt THEN attempts ELSE attempts - 1 END
 WHERE id = :id AND status = 'leased' AND lease_owner = :owner
 
 -- name: fail
@@ -128,12 +137,12 @@ LIMIT :limit
 
 -- name: get_run
 SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count, step_index,
-       bucket, error, started_at, finished_at, updated_at
+       bucket, error, started_at, finished_at, updated_at, redrive
 FROM runs WHERE id = :id
 
 -- name: list_runs
 SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count, step_index,
-       bucket, error, started_at, finished_at, updated_at
+       bucket, error, started_at, finished_at, updated_at, redrive
 FROM runs
 WHERE (:flow IS NULL OR flow = :flow) AND (:status IS NULL OR status = :status)
 ORDER BY created_at DESC, id DESC
@@ -144,7 +153,8 @@ SELECT run_id, idx, step_id, status, started_at, finished_at, error, output
 FROM steps WHERE run_id = :run_id ORDER BY idx
 
 -- name: get_attempts
-SELECT run_id, step_id, n, request, response, code, decision, created_at, message, wait_s, error
+SELECT run_id, step_id, n, request, response, code, decision, created_at, message, wait_s, error,
+       item, redrive, reauth, output
 FROM attempts WHERE run_id = :run_id ORDER BY id
 
 -- name: get_logs
