@@ -2,8 +2,20 @@
 
 The services app knows nothing of flows or the script pool; it is handed `ProjectActivities`
 (runs a service's flow or script, calls `from: function` functions). The worker is handed
-`RequestProcessor`, which re-runs queued service requests (`queue_when`, `execution: async`)
+`RequestProcessor`, which finishes queued service requests (`queue_when`, `execution: async`)
 under the service's `request_processor` settings.
+
+A queued request names the run its flow activity has (`run_id`, given before the activity
+started), so every processor attempt works on that one run (docs/decisions/0005):
+
+| the run named by the item     | a processor attempt                                       |
+|-------------------------------|-----------------------------------------------------------|
+| does not exist yet            | runs the activity as that run (exclusively: never twice)  |
+| is running or waiting         | leaves it be and looks again later (not counted)          |
+| failed (after its code-2 retries) | re-drives it from its failed step, same keys          |
+| succeeded                     | takes its result                                          |
+
+A request queued after its activity *succeeded* carries the result and is only marked done.
 """
 
 from __future__ import annotations
@@ -12,23 +24,27 @@ import logging
 import time
 from typing import Any, Literal
 
-from interlink.errors import ScriptError
+from interlink.errors import Conflict, ScriptError
 from interlink.expressions import compile_expression
-from interlink.flows.runner import FlowRunner
+from interlink.flows.runner import TERMINAL, FlowRunner
+from interlink.ids import derived_id
+from interlink.redaction import Redactor
 from interlink.scripts import ScriptPool
 from interlink.services import ActivityResult, replay_request
-from interlink.services.activity import run_activity
+from interlink.services.activity import ActivityInProgress, run_activity
 from interlink.services.failures import PhaseFailure
 from interlink.spec import Project
 from interlink.spec.service import RequestProcessor as ProcessorSpec
 from interlink.spec.service import ServiceSpec
-from interlink.store.base import Complete, Fail, QueueItem, Release, Store
+from interlink.store.base import Complete, Fail, QueueItem, Release, RunRecord, Store
 
 __all__ = ["ProjectActivities", "RequestProcessor"]
 
 log = logging.getLogger("interlink.services")
 
 _DEFAULT_PROCESSOR = ProcessorSpec()
+#: longest wait before looking again at a queued request whose run is still going on
+RECHECK_S = 5.0
 
 
 class ProjectActivities:
@@ -38,19 +54,19 @@ class ProjectActivities:
         self.runner = runner
         self.scripts = scripts
 
-    async def run(self, service: ServiceSpec, context: dict[str, Any]) -> ActivityResult:
-        """Run the service's flow (to its end) or script with the request's payload."""
+    async def run(self, service: ServiceSpec, context: dict[str, Any], *,
+                  run_id: str) -> ActivityResult:
+        """Run the service's flow (to its end, as run `run_id`) or script."""
         activity = service.activity
         assert activity is not None
         payload = _input(service, context)
         if activity.flow is not None:
-            run = await self.runner.run_now(activity.flow, payload,
-                                            trigger=f"service:{service.name}")
-            bucket = run.bucket or []
-            # One payload in, one out: the usual case reads as a value, not a list.
-            output = bucket[0] if len(bucket) == 1 else bucket
-            return ActivityResult(run.status, output if run.status == "succeeded" else None,
-                                  run.id)
+            try:
+                run = await self.runner.run_now(activity.flow, payload,
+                                                trigger=f"service:{service.name}", run_id=run_id)
+            except Conflict:
+                raise ActivityInProgress(run_id) from None
+            return _result(run)
         assert activity.script is not None
         data = {"payload": payload, "variables": dict(context.get("variables") or {}),
                 "meta": {"service": service.name, "queue_item_id": context.get("queue_item_id")},
@@ -62,9 +78,56 @@ class ProjectActivities:
             raise ScriptError(outcome.message or f"script {activity.script} failed the request")
         return ActivityResult("succeeded", outcome.data.get("payload"))
 
+    async def resume(self, service: ServiceSpec, context: dict[str, Any], *,
+                     run_id: str) -> ActivityResult:
+        """The activity of a queued request: continue run `run_id` (see the module's table),
+        or run the script again."""
+        assert service.activity is not None
+        if service.activity.flow is None:
+            return await self.run(service, context, run_id=run_id)
+        run = await self._latest(run_id)
+        if run is None:
+            return await self.run(service, context, run_id=run_id)
+        if run.status not in TERMINAL:
+            raise ActivityInProgress(run.id)
+        if run.status == "failed":
+            try:
+                run = await self.runner.redrive_now(run)
+            except Conflict:
+                raise ActivityInProgress(run.id) from None
+        return _result(run)
+
+    async def _latest(self, run_id: str) -> RunRecord | None:
+        """Run `run_id`, or the last of the code-2 retries it led to."""
+        run = await self.runner.store.get_run(run_id)
+        while run is not None and run.status == "failed":
+            retry = await self.runner.store.get_run(self.runner.retry_id(run))
+            if retry is None:
+                break
+            run = retry
+        return run
+
     async def __call__(self, path: str, name: str, context: dict[str, Any]) -> Any:
         """A `from: function` source: call `name` in the script at `path`."""
         return await self.scripts.call_function(path, name, context)
+
+
+class _Resuming:
+    """`ProjectActivities` as the `ActivityRunner` of queued requests."""
+
+    def __init__(self, activities: ProjectActivities) -> None:
+        self.activities = activities
+
+    async def run(self, service: ServiceSpec, context: dict[str, Any], *,
+                  run_id: str) -> ActivityResult:
+        return await self.activities.resume(service, context, run_id=run_id)
+
+
+def _result(run: RunRecord) -> ActivityResult:
+    bucket = run.bucket or []
+    # One payload in, one out: the usual case reads as a value, not a list.
+    output = bucket[0] if len(bucket) == 1 else bucket
+    return ActivityResult(run.status, output if run.status == "succeeded" else None, run.id)
 
 
 def _input(service: ServiceSpec, context: dict[str, Any]) -> Any:
@@ -76,24 +139,39 @@ def _input(service: ServiceSpec, context: dict[str, Any]) -> Any:
 
 
 class RequestProcessor:
-    """Worker handler of `service_request` items: run the activity again, or give up."""
+    """Worker handler of `service_request` items: finish the queued request, or give up."""
 
-    def __init__(self, project: Project, store: Store, activities: ProjectActivities) -> None:
+    def __init__(self, project: Project, store: Store, activities: ProjectActivities,
+                 redactor: Redactor) -> None:
         self.project = project
         self.store = store
-        self.activities = activities
+        self.activities = _Resuming(activities)
+        self.redactor = redactor
 
     async def __call__(self, item: QueueItem, owner: str) -> None:
-        """Re-run the queued request's activity; record the result, a retry, or the end."""
-        service = self.project.services.get(item.payload.get("service", ""))
+        """Run (or continue) the queued request's activity; record the result, a retry, or
+        the end."""
+        payload = item.payload
+        service = self.project.services.get(payload.get("service", ""))
         settings = (service.request_processor if service else None) or _DEFAULT_PROCESSOR
+        if "result" in payload:  # its activity succeeded before it was queued
+            kept = payload["result"] if settings.keep_results else None
+            await self.store.write(Complete(item.id, owner, result=kept, keep=True))
+            return
+        # Items queued before requests named their run get one derived from the item.
+        run_id = payload.get("run_id") or derived_id("r_", item.created_at, item.id)
         try:
             if service is None or service.activity is None:
-                raise _Unrunnable(f"service {item.payload.get('service')!r} has no activity")
-            context = await replay_request(self.project, item.payload, store=self.store,
+                raise _Unrunnable(f"service {payload.get('service')!r} has no activity")
+            context = await replay_request(self.project, payload, store=self.store,
                                            queue_item_id=item.id)
-            result = await run_activity(self.activities, service, context,
-                                        self.project.secrets)
+            result = await run_activity(self.activities, service, context, self.redactor,
+                                        run_id=run_id)
+        except ActivityInProgress:
+            recheck = time.time() + min(settings.delay, RECHECK_S)
+            await self.store.write(Release(item.id, owner, recheck, count_attempt=False,
+                                           error=f"run {run_id} is still in progress"))
+            return
         except (PhaseFailure, _Unrunnable) as exc:
             await self._failed(item, owner, settings, _reason(exc))
             return

@@ -91,12 +91,14 @@ class Engine:
         """The project's services as one ASGI app; unrouted requests go to `fallback`."""
         return build_services_app(self.project, activity_runner=self.activities,
                                   function_caller=self.activities, store=self.store,
-                                  fallback=fallback, observer=self.metrics.request)
+                                  fallback=fallback, observer=self.metrics.request,
+                                  redactor=self.redactor)
 
     def handlers(self) -> dict[str, Handler]:
         """Queue item kind → the handler that runs it."""
         return {RUN_KIND: self.runner.handle,
-                QUEUE_KIND: RequestProcessor(self.project, self.store, self.activities)}
+                QUEUE_KIND: RequestProcessor(self.project, self.store, self.activities,
+                                             self.redactor)}
 
     def worker(self) -> Worker:
         """A worker running this engine's handlers with the project's worker settings."""

@@ -25,7 +25,8 @@ def _basic(user: str, password: str) -> str:
 class Runner:
     """Activity runner echoing the mapped page."""
 
-    async def run(self, service: _ServiceSpec, context: dict[str, Any]) -> ActivityResult:
+    async def run(self, service: _ServiceSpec, context: dict[str, Any], *,
+                  run_id: str = "") -> ActivityResult:
         """Return the page as the payload."""
         return ActivityResult("succeeded", context["page"], "run_1")
 

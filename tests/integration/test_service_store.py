@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ class Runner:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def run(self, service: _ServiceSpec, context: dict[str, Any]) -> ActivityResult:
+    async def run(self, service: _ServiceSpec, context: dict[str, Any], *,
+                  run_id: str = "") -> ActivityResult:
         """Bump `session.visits` (stateful services) and echo the page."""
         self.calls += 1
         if context["page"].get("fail"):
@@ -150,7 +152,9 @@ async def test_queue_when_enqueues_and_answers_with_the_item_id(
         "path_params": {"id": "9"}, "query": {"x": "1"},
         "headers": {"x-trace": "t1", "content-length": "14"},
         "session_id": None, "body": '{"fail": true}',
+        "run_id": item.payload["run_id"],
     }
+    assert re.fullmatch(r"r_[0-9a-z]{26}", item.payload["run_id"])  # the request's run
 
     ok = await call_app(app, "POST", "/orders/9", headers={"X-HMAC-HASH": hmac.new(
         secret.encode(), b"{}", hashlib.sha256).hexdigest()}, body=b"{}")

@@ -30,7 +30,8 @@ class Runner:
         self.delay = delay
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
-    async def run(self, service: ServiceSpec, context: dict[str, Any]) -> ActivityResult:
+    async def run(self, service: ServiceSpec, context: dict[str, Any], *,
+                  run_id: str = "") -> ActivityResult:
         """Record the call, wait, then raise or answer."""
         self.calls.append((service.name, context))
         if self.delay:

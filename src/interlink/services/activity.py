@@ -3,6 +3,10 @@
 `ActivityRunner` runs a service's activity (its flow or script); `FunctionCaller` calls a
 `scripts/x.py:name` function for a `from: function` header or body. Both are injected into
 `build_services_app`, so this package knows nothing about flows or the script pool.
+
+Each request that has an activity gets a run id up front, before the activity starts: if the
+request is then queued (`queue_when`), the queue item names that run, and the request
+processor continues it rather than starting another — one request, one run.
 """
 
 from __future__ import annotations
@@ -12,15 +16,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from interlink.redaction import Redactor
 from interlink.services.failures import ActivityFailure
 from interlink.spec.service import ServiceSpec
 
 __all__ = [
+    "ActivityInProgress",
     "ActivityResult",
     "ActivityRunner",
     "FunctionCaller",
     "RequestObserver",
-    "redact",
     "run_activity",
 ]
 
@@ -41,11 +46,18 @@ class ActivityResult:
         return {"status": self.status, "payload": self.payload, "run_id": self.run_id}
 
 
+class ActivityInProgress(Exception):
+    """The activity's run is still going on elsewhere; ask again later (not a failure)."""
+
+
 class ActivityRunner(Protocol):
     """Runs a service's activity. Raising (or a `failed` result) is a service error."""
 
-    async def run(self, service: ServiceSpec, context: dict[str, Any]) -> ActivityResult:
-        """Run `service.activity` with the request context; return its outcome."""
+    async def run(self, service: ServiceSpec, context: dict[str, Any], *,
+                  run_id: str) -> ActivityResult:
+        """Run `service.activity` with the request context as run `run_id` (a flow
+        activity's run); return its outcome. Raises `ActivityInProgress` when that run is
+        already going on elsewhere."""
 
 
 class RequestObserver(Protocol):
@@ -62,30 +74,28 @@ class FunctionCaller(Protocol):
         """Return the function's value for the context."""
 
 
-def redact(text: str, secrets: frozenset[str]) -> str:
-    """`text` with every secret value replaced by `***`."""
-    for secret in secrets:
-        if secret and secret in text:
-            text = text.replace(secret, "***")
-    return text
-
-
 async def run_activity(
     runner: ActivityRunner, service: ServiceSpec, context: dict[str, Any],
-    secrets: frozenset[str],
+    redactor: Redactor, *, run_id: str,
 ) -> ActivityResult:
-    """Run the activity under its timeout; every way it can fail becomes `ActivityFailure`."""
+    """Run the activity under its timeout; every way it can fail becomes `ActivityFailure`.
+
+    A flow activity that times out goes on running (its run is durable); only the answer
+    stops waiting for it.
+    """
     assert service.activity is not None
     timeout = service.activity.timeout
     try:
         async with asyncio.timeout(timeout):
-            result = await runner.run(service, context)
+            result = await runner.run(service, context, run_id=run_id)
     except TimeoutError:
         raise ActivityFailure(
             "activity_timeout", f"the service activity timed out after {timeout:g}s"
         ) from None
+    except ActivityInProgress:
+        raise
     except Exception as exc:  # any failure of user work is a service error
-        detail = redact(f"{type(exc).__name__}: {exc}", secrets)
+        detail = redactor.text(f"{type(exc).__name__}: {exc}")
         raise ActivityFailure("activity_failed", "the service activity failed", detail) from None
     if not isinstance(result, ActivityResult):
         raise ActivityFailure(
@@ -96,6 +106,6 @@ async def run_activity(
     if result.status in FAILED_STATUSES:
         raise ActivityFailure(
             "activity_failed", "the service activity failed",
-            redact(f"run {result.run_id} ended {result.status}", secrets),
+            redactor.text(f"run {result.run_id} ended {result.status}"),
         )
     return result

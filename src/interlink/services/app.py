@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from interlink.redaction import Redactor
 from interlink.services.activity import ActivityRunner, FunctionCaller, RequestObserver
 from interlink.services.handler import ServiceHandler
 from interlink.services.responses import Response, error_body, send_response
@@ -76,18 +77,21 @@ def build_services_app(
     project: Project, *, activity_runner: ActivityRunner | None = None,
     function_caller: FunctionCaller | None = None, store: Store | None = None,
     fallback: ASGIApp | None = None, observer: RequestObserver | None = None,
+    redactor: Redactor | None = None,
 ) -> ServicesApp:
     """Compile every service of `project` into one ASGI app.
 
-    Raises `ServiceError` for what the loader cannot see: an activity without a runner, a
-    `from: function` without a caller, queueing or sessions without a store, two services on
-    the same method and path.
+    `redactor` keeps secrets out of error details and logs (by default one that knows the
+    project's secrets). Raises `ServiceError` for what the loader cannot see: an activity
+    without a runner, a `from: function` without a caller, queueing or sessions without a
+    store, two services on the same method and path.
     """
     router: Router[ServiceHandler] = Router()
     for service in project.services.values():
         handler = ServiceHandler(
             project, service, activity_runner=activity_runner,
             function_caller=function_caller, store=store, observer=observer,
+            redactor=redactor,
         )
         router.add(service.method, service.path, handler, name=service.name)
     return ServicesApp(router, fallback)

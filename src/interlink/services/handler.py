@@ -17,11 +17,12 @@ from starlette.types import Receive, Scope, Send
 
 from interlink.errors import ExpressionError
 from interlink.expressions import compile_interpolation
+from interlink.ids import new_id
+from interlink.redaction import Redactor
 from interlink.services.activity import (
     ActivityRunner,
     FunctionCaller,
     RequestObserver,
-    redact,
     run_activity,
 )
 from interlink.services.body import ClientDisconnected, parse_body, read_body
@@ -54,10 +55,10 @@ DEFAULT_STATUS = {"success": 200, "security_error": 401, "mapping_error": 500,
                   "service_error": 500}
 
 
-def _internal(phase: str, exc: BaseException, secrets: frozenset[str]) -> ActivityFailure:
+def _internal(phase: str, exc: BaseException, redactor: Redactor) -> ActivityFailure:
     failure = ActivityFailure(
         "internal", "the service could not answer",
-        redact(f"{type(exc).__name__}: {exc}", secrets),
+        redactor.text(f"{type(exc).__name__}: {exc}"),
     )
     failure.phase = phase
     return failure
@@ -70,6 +71,7 @@ class ServiceHandler:
         self, project: Project, service: ServiceSpec, *,
         activity_runner: ActivityRunner | None, function_caller: FunctionCaller | None,
         store: Store | None, observer: RequestObserver | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         name = service.name
         package = None
@@ -80,7 +82,7 @@ class ServiceHandler:
         self.spec = service
         self.name = name
         self.observer = observer
-        self.secrets = project.secrets
+        self.redactor = redactor if redactor is not None else Redactor(project.secrets)
         self.auth = build_authenticator(package.auth if package else None)
         self.mapper = RequestMapper(name, service.request.map)
         self.rules = RuleBook(service, project.templates, function_caller)
@@ -108,8 +110,10 @@ class ServiceHandler:
         headers = decode_headers(scope["headers"])
         query = decode_query(scope.get("query_string", b""))
         ctx = new_context(self.name, scope["method"], scope["path"], path_params, query, headers)
+        # The run a flow activity gets; named before it starts, so a queued request names it.
+        run_id = new_id("r_") if self.spec.activity is not None else ""
         try:
-            raw, session, failure = await self._phases(ctx, receive)
+            raw, session, failure = await self._phases(ctx, receive, run_id)
         except ClientDisconnected:
             return
         except BodyTooLarge as exc:
@@ -118,7 +122,7 @@ class ServiceHandler:
                 self.observer(self.name, "body_too_large", ctx["timings"])
             return
         started = perf_counter()
-        response = await self._respond(ctx, raw, session, failure)
+        response = await self._respond(ctx, raw, session, failure, run_id)
         ctx["timings"]["response"] = perf_counter() - started
         if self.spec.server_timing and not response.has_header("server-timing"):
             response.headers.append(("Server-Timing", timing_header(ctx["timings"])))
@@ -127,7 +131,7 @@ class ServiceHandler:
             self.observer(self.name, failure.outcome if failure else "success", ctx["timings"])
 
     async def _phases(
-        self, ctx: dict[str, Any], receive: Receive
+        self, ctx: dict[str, Any], receive: Receive, run_id: str
     ) -> tuple[bytes, Session | None, PhaseFailure | None]:
         """Run security, mapping and activity; the first failing phase ends the run."""
         timings = ctx["timings"]
@@ -158,11 +162,13 @@ class ServiceHandler:
             timings["mapping"] = perf_counter() - started
 
             phase, started = "activity", perf_counter()
-            if self.is_async:
-                ctx["queue_item_id"] = await self._enqueue(ctx, raw, session)
+            if self.is_async or (self.spec.activity is not None
+                                 and self.rules.queued_before_activity(ctx) is not None):
+                # The activity runs once, in the request processor.
+                ctx["queue_item_id"] = await self._enqueue(ctx, raw, session, run_id)
             elif self.spec.activity is not None:
                 assert self.runner is not None
-                await run_activity(self.runner, self.spec, ctx, self.secrets)
+                await run_activity(self.runner, self.spec, ctx, self.redactor, run_id=run_id)
             timings["activity"] = perf_counter() - started
             return raw, session, None
         except (ClientDisconnected, BodyTooLarge):
@@ -170,7 +176,7 @@ class ServiceHandler:
         except PhaseFailure as exc:
             failure = exc
         except Exception as exc:  # the engine's own failure is a service error
-            failure = _internal(phase, exc, self.secrets)
+            failure = _internal(phase, exc, self.redactor)
         timings[phase] = perf_counter() - started
         ctx["error"] = failure.as_context()
         if failure.outcome == "service_error":
@@ -184,22 +190,32 @@ class ServiceHandler:
             raise MappingFailure("map_failed", "rendering the service variables failed",
                                  str(exc)) from None
 
-    async def _enqueue(self, ctx: dict[str, Any], raw: bytes, session: Session | None) -> str:
+    async def _enqueue(self, ctx: dict[str, Any], raw: bytes, session: Session | None,
+                       run_id: str, failure: PhaseFailure | None = None, *,
+                       after_activity: bool = False) -> str:
+        """Queue the request for the request processor, naming the run its activity has.
+
+        Not run yet (async, or queued before the activity): the processor runs it at once.
+        Run and failed: the processor waits its delay, then continues that run. Run and
+        succeeded: the item carries the result and the processor only marks it done.
+        """
         assert self.store is not None
         payload = request_payload(
             self.name, ctx, raw, drop_headers=self.auth.credential_headers,
             drop_query=self.auth.credential_query,
-            session_id=session.id if session is not None else None,
+            session_id=session.id if session is not None else None, run_id=run_id,
         )
-        # A queue_when request already ran its activity once: the processor waits its delay
-        # before the next try. An async request has not run at all: it goes at once.
-        processor = self.spec.request_processor
-        run_at = None if self.is_async or processor is None else time.time() + processor.delay
+        run_at = None
+        if after_activity and failure is None:
+            payload["result"] = ctx["result"]
+        elif after_activity:
+            processor = self.spec.request_processor
+            run_at = None if processor is None else time.time() + processor.delay
         return await enqueue_request(self.store, payload, run_at=run_at)
 
     async def _respond(
         self, ctx: dict[str, Any], raw: bytes, session: Session | None,
-        failure: PhaseFailure | None,
+        failure: PhaseFailure | None, run_id: str,
     ) -> Response:
         """Choose the rule for the outcome and build the answer; a failure here falls back
         to `on: service_error` rules, then to the built-in 500."""
@@ -207,12 +223,13 @@ class ServiceHandler:
         try:
             rule = self.rules.first_match(outcome, ctx)
             if rule is not None and rule.queues and ctx["queue_item_id"] is None:
-                ctx["queue_item_id"] = await self._enqueue(ctx, raw, session)
+                ctx["queue_item_id"] = await self._enqueue(ctx, raw, session, run_id, failure,
+                                                           after_activity=True)
             response = await self._build(rule, outcome, ctx, failure)
             await self._save_session(session, response)
             return response
         except Exception as exc:  # any failure to answer is a service error
-            failure = _internal("response", exc, self.secrets)
+            failure = _internal("response", exc, self.redactor)
             failure.message = "the service could not build its answer"
             if isinstance(exc, ResponseBuildError):
                 failure.kind = "response_failed"
@@ -223,7 +240,7 @@ class ServiceHandler:
             return await self._build(rule, "service_error", ctx, failure)
         except Exception as exc:  # last resort: the built-in answer
             log.warning("service %s: service_error rule failed: %s", self.name,
-                        redact(str(exc), self.secrets))
+                        self.redactor.text(str(exc)))
             return Response(500, error_body("response", failure.message), JSON)
 
     async def _build(

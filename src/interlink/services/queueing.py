@@ -35,8 +35,10 @@ _ALWAYS_DROPPED = frozenset({"authorization", "cookie", "proxy-authorization"})
 def request_payload(
     service: str, context: dict[str, Any], raw: bytes, *,
     drop_headers: frozenset[str], drop_query: frozenset[str], session_id: str | None,
+    run_id: str = "",
 ) -> dict[str, Any]:
-    """The queue payload replaying this request: credentials dropped, body kept raw."""
+    """The queue payload replaying this request: credentials dropped, body kept raw, and the
+    id of the run its activity has (or will have)."""
     request = context["request"]
     dropped = _ALWAYS_DROPPED | drop_headers
     payload: dict[str, Any] = {
@@ -47,6 +49,7 @@ def request_payload(
         "query": {k: v for k, v in request["query"].items() if k not in drop_query},
         "headers": {k: v for k, v in request["headers"].items() if k not in dropped},
         "session_id": session_id,
+        "run_id": run_id,
     }
     try:
         payload["body"] = raw.decode("utf-8")

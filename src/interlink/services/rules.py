@@ -11,6 +11,11 @@ So an unauthenticated caller never reaches a `when` or `default` answer, and a f
 never gets a `default` one. When evaluating a condition or building the chosen answer fails,
 the request becomes a service error and only `on: service_error` rules are considered (never
 `when` again, so a broken rule cannot loop).
+
+A `queue_when` whose condition reads neither `result` nor `error` does not depend on the
+activity, so it is decided *before* the activity runs (`queued_before_activity`): a request it
+matches is queued and its activity runs once, in the request processor — never twice
+(docs/decisions/0005-queued-requests-run-once.md).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from interlink.errors import ExpressionError
-from interlink.expressions import Expression, Template, compile_expression
+from interlink.expressions import Expression, Template, compile_expression, expression_names
 from interlink.services.activity import FunctionCaller
 from interlink.services.sources import (
     BodyBuilder,
@@ -33,6 +38,9 @@ from interlink.spec.service import ResponseRule, ServiceSpec
 __all__ = ["CompiledRule", "Outcome", "RuleBook"]
 
 Outcome = Literal["success", "security_error", "mapping_error", "service_error"]
+
+#: context entries the activity fills: a condition reading them must wait for the activity
+OUTCOME_NAMES = frozenset({"result", "error"})
 
 #: rule kinds considered for each outcome (`when`/`queue_when` are kinds too)
 CONSIDERED: dict[str, frozenset[str]] = {
@@ -53,6 +61,8 @@ class CompiledRule:
     status: int
     headers: tuple[tuple[str, HeaderBuilder], ...]
     body: BodyBuilder | None
+    #: the condition reads `result` or `error`, so it can only be decided after the activity
+    reads_outcome: bool = False
 
     @property
     def queues(self) -> bool:
@@ -73,12 +83,15 @@ def _compile(
     index: int, rule: ResponseRule, service: str, templates: dict[str, Template],
     caller: FunctionCaller | None,
 ) -> CompiledRule:
+    source = rule.when if rule.when is not None else rule.queue_when
     if rule.when is not None:
         kind, condition = "when", compile_expression(rule.when)
     elif rule.queue_when is not None:
         kind, condition = "queue_when", compile_expression(rule.queue_when)
     else:
         kind, condition = str(rule.on), None
+    reads_outcome = source is not None and bool(
+        OUTCOME_NAMES & expression_names(source, interpolated=False))
     headers = tuple(
         (h.name, build_header(h, service=service, templates=templates, caller=caller))
         for h in rule.headers
@@ -87,13 +100,13 @@ def _compile(
         build_body(rule.body, service=service, templates=templates, caller=caller)
         if rule.body is not None else None
     )
-    return CompiledRule(index, kind, condition, rule.status, headers, body)
+    return CompiledRule(index, kind, condition, rule.status, headers, body, reads_outcome)
 
 
 class RuleBook:
     """A service's compiled rules, pre-sorted by the outcome that considers them."""
 
-    __slots__ = ("_by_outcome", "has_queue_rules", "rules")
+    __slots__ = ("_before_activity", "_by_outcome", "has_queue_rules", "rules")
 
     def __init__(
         self, service: ServiceSpec, templates: dict[str, Template],
@@ -111,6 +124,23 @@ class RuleBook:
             r for r in self.rules if r.kind == "service_error"
         )
         self.has_queue_rules = any(r.queues for r in self.rules)
+        self._before_activity = _decidable_before_activity(self.rules)
+
+    def queued_before_activity(self, context: dict[str, Any]) -> CompiledRule | None:
+        """The `queue_when` rule that wins whatever the activity does, if one matches now.
+
+        Rules are tried in file order while their outcome cannot depend on the activity
+        (`when`/`queue_when` conditions that read neither `result` nor `error`); the first
+        that matches decides. A condition that fails here is left for the response phase.
+        """
+        for rule in self._before_activity:
+            try:
+                matched = rule.matches(context)
+            except ResponseBuildError:
+                return None
+            if matched:
+                return rule if rule.queues else None
+        return None
 
     def considered(self, outcome: str) -> tuple[CompiledRule, ...]:
         """The rules considered for `outcome`, in file order.
@@ -126,3 +156,16 @@ class RuleBook:
             if rule.matches(context):
                 return rule
         return None
+
+
+def _decidable_before_activity(rules: tuple[CompiledRule, ...]) -> tuple[CompiledRule, ...]:
+    """The leading rules whose match does not depend on the activity (empty unless a
+    `queue_when` is among them: without one there is nothing to decide early)."""
+    leading: list[CompiledRule] = []
+    for rule in rules:
+        if rule.kind in ("mapping_error", "security_error"):
+            continue  # never considered once the activity phase is reached
+        if rule.kind not in ("when", "queue_when") or rule.reads_outcome:
+            break  # `default`/`service_error` depend on the outcome, and so does this one
+        leading.append(rule)
+    return tuple(leading) if any(r.queues for r in leading) else ()
