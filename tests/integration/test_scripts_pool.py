@@ -158,6 +158,68 @@ async def test_endless_loop_times_out_and_next_call_succeeds(
     assert [r.data["payload"] for r in results] == [0, 1]
 
 
+SPAWNS = """
+    import os, subprocess, time
+
+    def handle(data):
+        child = subprocess.Popen(["sleep", "100"])
+        with open(data["pidfile"], "w") as f:
+            f.write(str(child.pid))
+        if data["then"] == "sleep":
+            time.sleep(100)
+        elif data["then"] == "exit":
+            os._exit(1)
+        return data
+"""
+
+
+def _running(pid: int) -> bool:
+    """True while `pid` runs (a zombie waiting for init to reap it does not)."""
+    try:
+        os.kill(pid, 0)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (ProcessLookupError, FileNotFoundError):
+        return False
+    return state != "Z"
+
+
+async def _gone(pid: int) -> bool:
+    """True once `pid` has stopped running, within 5 seconds (a SIGKILL lands at once)."""
+    for _ in range(50):
+        if not _running(pid):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("ending", ["timeout", "cancel", "crash", "close"])
+async def test_processes_a_script_started_die_with_its_worker(
+    tmp_path: Path, write: Write, ending: str
+) -> None:
+    """A child the script started is killed with the worker's whole process group."""
+    script = write("spawns.py", SPAWNS)
+    pidfile = tmp_path / "child.pid"
+    data = {"pidfile": str(pidfile), "then": {"crash": "exit", "close": "return"}.get(
+        ending, "sleep")}
+    async with ScriptPool(tmp_path, config()) as pool:
+        if ending == "timeout":
+            with pytest.raises(ScriptCallError, match="timed out after 1s"):
+                await pool.run(script, data, time_limit=1)
+        elif ending == "cancel":
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(pool.run(script, data), 1)
+        elif ending == "crash":
+            with pytest.raises(ScriptCallError, match="exited with code 1"):
+                await pool.run(script, data)
+        else:
+            await pool.run(script, data)
+            child = int(pidfile.read_text())
+            assert _running(child)  # a call that returned leaves its children be
+            await pool.close()
+        child = int(pidfile.read_text())
+        assert await _gone(child)
+
+
 async def test_memory_hog_fails_with_memory_reason_and_next_call_succeeds(
     pool: ScriptPool, write: Write
 ) -> None:

@@ -9,6 +9,10 @@ the event loop's selector and sockets (upstream connections, the listening socke
 open SQLite/PostgreSQL handles and every secret in memory. A fresh interpreter inherits none
 of that, and talking to it over its stdin/stdout keeps the engine fully async (no thread
 parked on a blocking pipe read).
+
+Each worker leads its own session and process group (`start_new_session`), and every kill —
+timeout, crash, cancel, out of memory, close — signals the whole group: processes a script
+started (`subprocess.Popen("sleep 100")`) die with its worker instead of living on.
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ class WorkerProcess:
             str(os.getpid()),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            # its own process group, so that a kill reaches what the script started
+            start_new_session=True,
         )
         self._proc = proc
         try:
@@ -128,13 +134,14 @@ class WorkerProcess:
         return tag, body
 
     async def kill(self) -> None:
-        """Kill the process at once and reap it."""
+        """Kill the process and every process in its group at once, and reap it."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+        # Even when the worker has exited: the group lives on while a child of the script
+        # does, and the kernel does not reuse a process group's id while it has members.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
 
     async def stop(self) -> None:
