@@ -310,6 +310,67 @@ async def test_four_calls_at_once_on_a_pool_of_two(pool: ScriptPool, write: Writ
     assert os.getpid() not in {r.data["pid"] for r in results}
 
 
+SLEEPS = """
+    import time
+
+    def handle(data):
+        time.sleep(data["seconds"])
+        return data
+"""
+
+
+async def _occupy(pool: ScriptPool, script: str, calls: int, seconds: float) -> list[Any]:
+    """Start `calls` calls that sleep `seconds`; return once they hold their workers."""
+    tasks = [asyncio.create_task(pool.run(script, {"seconds": seconds})) for _ in range(calls)]
+    await asyncio.sleep(0)  # each task takes a free worker before its first real wait
+    return tasks
+
+
+async def test_a_call_waiting_for_a_busy_pool_times_out_naming_the_wait(
+    pool: ScriptPool, write: Write
+) -> None:
+    """With both workers busy past its limit, a third call fails saying it waited in vain."""
+    script = write("slow.py", SLEEPS)
+    busy = await _occupy(pool, script, 2, 2.0)
+    with pytest.raises(ScriptCallError) as caught:
+        await pool.run(script, {"seconds": 0}, time_limit=1)
+    assert str(caught.value) == (
+        "script scripts/slow.py: timed out after 1s waiting for a free script process "
+        "(all 2 busy)"
+    )
+    assert caught.value.kind == "timeout"
+    assert [r.waited for r in await asyncio.gather(*busy)] == [0.0, 0.0]
+
+
+async def test_a_call_that_waited_reports_the_wait(
+    pool: ScriptPool, write: Write, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The third of three slow calls on two workers runs late and says how long it waited."""
+    script = write("slow.py", SLEEPS)
+    busy = await _occupy(pool, script, 2, 1.0)
+    with caplog.at_level("INFO", logger="interlink.scripts"):
+        late = await pool.run(script, {"seconds": 0})
+    assert late.waited >= 1.0
+    assert [r.waited for r in await asyncio.gather(*busy)] == [0.0, 0.0]
+    [record] = caplog.records
+    assert record.getMessage() == (
+        f"scripts/slow.py waited {late.waited:.1f}s for a free script process (all 2 busy)"
+    )
+
+
+async def test_the_wait_counts_in_the_time_limit(pool: ScriptPool, write: Write) -> None:
+    """A call that waited 1s of its 1.5s limit is stopped 0.5s into its run, and says so."""
+    script = write("slow.py", SLEEPS)
+    busy = await _occupy(pool, script, 2, 1.0)
+    with pytest.raises(
+        ScriptCallError,
+        match=r"^script scripts/slow.py: timed out after 1.5s "
+        r"\(1\.\ds of it waiting for a free script process\)$",
+    ):
+        await pool.run(script, {"seconds": 1.0}, time_limit=1.5)
+    await asyncio.gather(*busy)
+
+
 async def test_module_is_loaded_once_per_process_and_reloaded_when_edited(
     tmp_path: Path, write: Write
 ) -> None:
