@@ -29,13 +29,20 @@ project_argument = click.argument(
 )
 
 
-def _load(project: Path) -> Project:
-    """Load a project, or print its errors (`FILE:LINE: message`) and exit 1."""
+def _load(project: Path, *, warn: bool = False) -> Project:
+    """Load a project, or print its errors (`FILE:LINE: message`) and exit 1.
+
+    With `warn`, its warnings (`FILE:LINE: warning: message`) are printed on stderr.
+    """
     try:
-        return load_project(project)
+        loaded = load_project(project)
     except ProjectError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
+    if warn:
+        for line in loaded.warnings:
+            click.echo(line, err=True)
+    return loaded
 
 
 def _fail(message: str) -> NoReturn:
@@ -69,8 +76,9 @@ def init(directory: Path, name: str | None) -> None:
 @main.command()
 @project_argument
 def check(project: Path) -> None:
-    """Validate a project; errors are printed as FILE:LINE: message (exit 1)."""
-    loaded = _load(project)
+    """Validate a project; errors are printed as FILE:LINE: message (exit 1), warnings as
+    FILE:LINE: warning: message (exit 0)."""
+    loaded = _load(project, warn=True)
     click.echo(
         f"ok: {loaded.name}: {len(loaded.connectors)} connectors, {len(loaded.flows)} flows, "
         f"{len(loaded.services)} services"
@@ -102,7 +110,7 @@ def serve(project: Path, host: str | None, port: int | None) -> None:
     """Serve the project: services, webhooks, the API and a worker, in one process."""
     from interlink.server import serve as run_server
 
-    loaded = _load(project)
+    loaded = _load(project, warn=True)
     try:
         run_server(loaded, host=host, port=port, with_worker=True)
     except InterlinkError as exc:
@@ -115,7 +123,7 @@ def worker(project: Path) -> None:
     """Run a worker only: claims queued runs and requests from the project's store."""
     from interlink.server import run_worker
 
-    loaded = _load(project)
+    loaded = _load(project, warn=True)
     try:
         run_worker(loaded)
     except InterlinkError as exc:

@@ -60,6 +60,24 @@ def test_check_reports_file_and_line_and_exits_1(tmp_path: Path) -> None:
     assert "serverr" in checked.stderr
 
 
+def test_check_prints_warnings_and_exits_0(tmp_path: Path) -> None:
+    """An inline script step is a FILE:LINE warning on stderr; the project still checks."""
+    (tmp_path / "interlink.yaml").write_text("name: x\n")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "fast.py").write_text("def handle(data):\n    return data\n")
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "f.yaml").write_text(
+        "name: f\nsteps:\n  - id: a\n    type: script\n    script: scripts/fast.py\n"
+        "  - id: b\n    type: script\n    script: scripts/fast.py\n    isolation: inline\n")
+    checked = interlink("check", ".", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("ok: x:")
+    assert checked.stderr.startswith(
+        "flows/f.yaml:6: warning: steps[1]: script scripts/fast.py runs inline: if it times "
+        "out, it cannot be stopped")
+    assert checked.stderr.count("\n") == 1
+
+
 def test_check_names_a_missing_environment_variable(tmp_path: Path) -> None:
     """A connector reading an unset variable fails naming it (FILE:LINE)."""
     (tmp_path / "interlink.yaml").write_text("name: x\n")

@@ -128,6 +128,20 @@ async def test_expired_oauth_token_is_fetched_again(
         assert up.requests_to("/private")[-1].headers["Authorization"] == "Bearer oauth-2"
 
 
+async def test_refreshed_tokens_replace_the_connectors_old_ones_in_the_redactor(
+    store: Store, http: aiohttp.ClientSession
+) -> None:
+    """After two refreshes the current and previous tokens are masked, the first is not."""
+    async with Upstream(token_ttl=0.2) as up:
+        up.route("/private", requires_login=True)
+        client = ConnectorClient(connector(up.url, OAUTH), store, http, owner="p1")
+        for _ in range(3):
+            assert (await client.send("private", {}, None)).status == 200
+            await asyncio.sleep(0.25)
+        assert up.token_calls == 3
+        assert client.redactor.text("oauth-3 oauth-2 oauth-1") == f"{MASK} {MASK} oauth-1"
+
+
 async def test_session_login_token_expression_and_header_value(
     store: Store, http: aiohttp.ClientSession
 ) -> None:

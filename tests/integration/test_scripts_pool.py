@@ -158,6 +158,68 @@ async def test_endless_loop_times_out_and_next_call_succeeds(
     assert [r.data["payload"] for r in results] == [0, 1]
 
 
+SPAWNS = """
+    import os, subprocess, time
+
+    def handle(data):
+        child = subprocess.Popen(["sleep", "100"])
+        with open(data["pidfile"], "w") as f:
+            f.write(str(child.pid))
+        if data["then"] == "sleep":
+            time.sleep(100)
+        elif data["then"] == "exit":
+            os._exit(1)
+        return data
+"""
+
+
+def _running(pid: int) -> bool:
+    """True while `pid` runs (a zombie waiting for init to reap it does not)."""
+    try:
+        os.kill(pid, 0)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (ProcessLookupError, FileNotFoundError):
+        return False
+    return state != "Z"
+
+
+async def _gone(pid: int) -> bool:
+    """True once `pid` has stopped running, within 5 seconds (a SIGKILL lands at once)."""
+    for _ in range(50):
+        if not _running(pid):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("ending", ["timeout", "cancel", "crash", "close"])
+async def test_processes_a_script_started_die_with_its_worker(
+    tmp_path: Path, write: Write, ending: str
+) -> None:
+    """A child the script started is killed with the worker's whole process group."""
+    script = write("spawns.py", SPAWNS)
+    pidfile = tmp_path / "child.pid"
+    data = {"pidfile": str(pidfile), "then": {"crash": "exit", "close": "return"}.get(
+        ending, "sleep")}
+    async with ScriptPool(tmp_path, config()) as pool:
+        if ending == "timeout":
+            with pytest.raises(ScriptCallError, match="timed out after 1s"):
+                await pool.run(script, data, time_limit=1)
+        elif ending == "cancel":
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(pool.run(script, data), 1)
+        elif ending == "crash":
+            with pytest.raises(ScriptCallError, match="exited with code 1"):
+                await pool.run(script, data)
+        else:
+            await pool.run(script, data)
+            child = int(pidfile.read_text())
+            assert _running(child)  # a call that returned leaves its children be
+            await pool.close()
+        child = int(pidfile.read_text())
+        assert await _gone(child)
+
+
 async def test_memory_hog_fails_with_memory_reason_and_next_call_succeeds(
     pool: ScriptPool, write: Write
 ) -> None:
@@ -246,6 +308,67 @@ async def test_four_calls_at_once_on_a_pool_of_two(pool: ScriptPool, write: Writ
     assert [r.data["payload"] for r in results] == [0, 1, 2, 3]
     assert len({r.data["pid"] for r in results}) <= 2
     assert os.getpid() not in {r.data["pid"] for r in results}
+
+
+SLEEPS = """
+    import time
+
+    def handle(data):
+        time.sleep(data["seconds"])
+        return data
+"""
+
+
+async def _occupy(pool: ScriptPool, script: str, calls: int, seconds: float) -> list[Any]:
+    """Start `calls` calls that sleep `seconds`; return once they hold their workers."""
+    tasks = [asyncio.create_task(pool.run(script, {"seconds": seconds})) for _ in range(calls)]
+    await asyncio.sleep(0)  # each task takes a free worker before its first real wait
+    return tasks
+
+
+async def test_a_call_waiting_for_a_busy_pool_times_out_naming_the_wait(
+    pool: ScriptPool, write: Write
+) -> None:
+    """With both workers busy past its limit, a third call fails saying it waited in vain."""
+    script = write("slow.py", SLEEPS)
+    busy = await _occupy(pool, script, 2, 2.0)
+    with pytest.raises(ScriptCallError) as caught:
+        await pool.run(script, {"seconds": 0}, time_limit=1)
+    assert str(caught.value) == (
+        "script scripts/slow.py: timed out after 1s waiting for a free script process "
+        "(all 2 busy)"
+    )
+    assert caught.value.kind == "timeout"
+    assert [r.waited for r in await asyncio.gather(*busy)] == [0.0, 0.0]
+
+
+async def test_a_call_that_waited_reports_the_wait(
+    pool: ScriptPool, write: Write, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The third of three slow calls on two workers runs late and says how long it waited."""
+    script = write("slow.py", SLEEPS)
+    busy = await _occupy(pool, script, 2, 1.0)
+    with caplog.at_level("INFO", logger="interlink.scripts"):
+        late = await pool.run(script, {"seconds": 0})
+    assert late.waited >= 1.0
+    assert [r.waited for r in await asyncio.gather(*busy)] == [0.0, 0.0]
+    [record] = caplog.records
+    assert record.getMessage() == (
+        f"scripts/slow.py waited {late.waited:.1f}s for a free script process (all 2 busy)"
+    )
+
+
+async def test_the_wait_counts_in_the_time_limit(pool: ScriptPool, write: Write) -> None:
+    """A call that waited 1s of its 1.5s limit is stopped 0.5s into its run, and says so."""
+    script = write("slow.py", SLEEPS)
+    busy = await _occupy(pool, script, 2, 1.0)
+    with pytest.raises(
+        ScriptCallError,
+        match=r"^script scripts/slow.py: timed out after 1.5s "
+        r"\(1\.\ds of it waiting for a free script process\)$",
+    ):
+        await pool.run(script, {"seconds": 1.0}, time_limit=1.5)
+    await asyncio.gather(*busy)
 
 
 async def test_module_is_loaded_once_per_process_and_reloaded_when_edited(

@@ -343,6 +343,24 @@ def test_good_project_loads_every_model(project: Path) -> None:
     assert loaded.secrets == frozenset(v for v in ENV.values() if v)
 
 
+def test_inline_script_step_is_a_warning_at_the_steps_line(project: Path) -> None:
+    """An `isolation: inline` step loads, with a warning at its FILE:LINE that it can't stop."""
+    loaded = load_project(project, environ=ENV)
+    assert loaded.warnings == (
+        "flows/push-orders.yaml:13: warning: steps[1]: script scripts/to_erp.py runs inline: "
+        "if it times out, it cannot be stopped and keeps running (using CPU in the engine's "
+        "process) until it returns; use isolation: process unless the script is small and "
+        "trusted",
+    )
+
+
+def test_a_project_without_inline_steps_has_no_warnings(project: Path) -> None:
+    """Process isolation, the default, is not worth a warning."""
+    flow = project / "flows" / "push-orders.yaml"
+    flow.write_text(flow.read_text().replace("isolation: inline", "isolation: process"))
+    assert load_project(project, environ=ENV).warnings == ()
+
+
 def test_os_environ_is_the_default(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without `environ`, `{{ env.NAME }}` reads the process environment."""
     for name, value in ENV.items():

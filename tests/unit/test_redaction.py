@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import orjson
+
 from interlink.redaction import MASK, Redactor
 
 
@@ -50,14 +52,68 @@ def test_headers_masks_credential_headers_and_secrets() -> None:
     }
 
 
-def test_tokens_added_at_runtime_are_masked() -> None:
-    """A token obtained by logging in is redacted from the moment it is added."""
+def test_secrets_added_later_are_masked() -> None:
+    """A static secret added after construction is redacted from the moment it is added."""
     redactor = Redactor()
     assert redactor.text("Session tok-12345") == "Session tok-12345"
     redactor.add("tok-12345")
     redactor.add(None)
     assert redactor.text("Session tok-12345") == f"Session {MASK}"
     assert "tok-12345" in redactor
+
+
+def test_json_escaped_form_is_masked() -> None:
+    """A secret with a quote or backslash is masked inside JSON text, where it is escaped."""
+    secret = 'pa"ss\\word'
+    redactor = Redactor([secret])
+    document = orjson.dumps({"password": secret}).decode()
+    assert secret not in document  # the escaped form is what the JSON holds
+    assert redactor.text(document) == f'{{"password":"{MASK}"}}'
+
+
+def test_replace_keeps_the_current_and_the_previous_token_only() -> None:
+    """After a refresh the previous token is still masked; the one before it is not."""
+    redactor = Redactor(["static-secret"])
+    redactor.replace("wh", ["token-1"])
+    redactor.replace("wh", ["token-2"])
+    redactor.replace("wh", ["token-2"])  # the same token again: nothing moves
+    redactor.replace("wh", ["token-3"])
+    assert redactor.text("token-3 token-2 token-1") == f"{MASK} {MASK} token-1"
+    assert redactor.text("static-secret") == MASK
+
+
+def test_sources_keep_their_tokens_apart() -> None:
+    """A refresh of one connector's token does not forget another connector's."""
+    redactor = Redactor()
+    redactor.replace("wh", ["wh-token-1"])
+    redactor.replace("crm", ["crm-token-1"])
+    redactor.replace("crm", ["crm-token-2"])
+    redactor.replace("crm", ["crm-token-3"])
+    assert redactor.text("wh-token-1 crm-token-1") == f"{MASK} crm-token-1"
+
+
+def test_size_stays_bounded_after_many_logins() -> None:
+    """10,000 logins leave the static secrets and the last two tokens, nothing more."""
+    static = [f"static-secret-{n}" for n in range(10)]
+    redactor = Redactor(static)
+    for n in range(10_000):
+        redactor.replace("wh", [f"token-{n}"])
+        if n % 1000 == 0:
+            redactor.text("a log line")  # the pattern is rebuilt when used
+    assert redactor.size == Redactor([*static, "token-9999", "token-9998"]).size
+    assert redactor.text("token-9999 token-9998 token-9997") == f"{MASK} {MASK} token-9997"
+    assert "token-0" not in redactor
+
+
+def test_found_tells_whether_text_holds_a_secret() -> None:
+    """found() is True exactly when text() would mask something."""
+    redactor = Redactor(["hunter22"])
+    assert redactor.found('{"pw": "hunter22"}')
+    assert not redactor.found('{"pw": "hunter2"}')
+    assert not redactor.found("")
+    assert not Redactor().found("hunter22")
+    redactor.replace("wh", ["tok-abcd"])
+    assert redactor.found("Bearer tok-abcd")
 
 
 def test_data_redacts_nested_strings() -> None:

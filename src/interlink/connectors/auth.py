@@ -10,7 +10,8 @@
 | `session`                   | `<header>: <value>` with a token from a login     | yes         |
 
 Refreshable tokens live in the store (`SharedCredential`), so all processes share one token
-and one refresh. Every token obtained is added to the connector's `Redactor` at once.
+and one refresh. Every token obtained becomes the connector's current token in the `Redactor`
+at once (which keeps it and the one before).
 The client id and secret go in the token request's form body (`client_secret_post`), which
 every provider we know accepts; `Authorization: Basic` for the client is not sent as well,
 because RFC 6749 forbids using two client authentication methods at once.
@@ -191,9 +192,10 @@ class TokenAuth(AuthProvider):
         return token, expires_at
 
     def _redact_token(self, token: dict[str, Any]) -> None:
-        for value in token.values():
-            if isinstance(value, str):
-                self.redactor.add(value)
+        # This connector's current token replaces its previous one in the redactor (which
+        # keeps both), so tokens do not pile up over months of refreshes.
+        values = (value for value in token.values() if isinstance(value, str))
+        self.redactor.replace(self.connector.name, values)
 
     async def _request(
         self, what: str, method: str, url: str, **kwargs: Any

@@ -9,6 +9,10 @@ the event loop's selector and sockets (upstream connections, the listening socke
 open SQLite/PostgreSQL handles and every secret in memory. A fresh interpreter inherits none
 of that, and talking to it over its stdin/stdout keeps the engine fully async (no thread
 parked on a blocking pipe read).
+
+Each worker leads its own session and process group (`start_new_session`), and every kill —
+timeout, crash, cancel, out of memory, close — signals the whole group: processes a script
+started (`subprocess.Popen("sleep 100")`) die with its worker instead of living on.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import sys
 from interlink.scripts._protocol import ERROR, HEADER, READY, decode_error
 from interlink.scripts.outcome import ScriptCallError
 
-__all__ = ["WorkerProcess"]
+__all__ = ["WorkerProcess", "format_seconds"]
 
 #: a worker that does not say READY within this long is considered broken
 _START_TIMEOUT = 30.0
@@ -43,7 +47,8 @@ def _describe_exit(returncode: int | None) -> str:
     return f"the script process exited with code {returncode}"
 
 
-def _format_seconds(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
+    """A time limit as users wrote it: `2s`, `0.5s`."""
     return f"{seconds:g}s"
 
 
@@ -75,6 +80,8 @@ class WorkerProcess:
             str(os.getpid()),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            # its own process group, so that a kill reaches what the script started
+            start_new_session=True,
         )
         self._proc = proc
         try:
@@ -86,25 +93,30 @@ class WorkerProcess:
             await self.kill()
             raise RuntimeError(f"unexpected first frame {tag!r}")
 
-    async def call(self, script: str, request: bytes, time_limit: float) -> tuple[int, bytes]:
+    async def call(
+        self, script: str, request: bytes, time_limit: float, *, waited: float = 0.0
+    ) -> tuple[int, bytes]:
         """Send one call frame and return the reply's tag and body.
 
-        A failure reply raises its `ScriptCallError`. On a timeout, a dead process or a
-        cancelled call the process is killed (its state is unknown: it may still be running
-        the script or hold half a reply) and the pool starts a new one for the next call.
+        `waited` is how long the call already waited for this worker: it counts in
+        `time_limit`. A failure reply raises its `ScriptCallError`. On a timeout, a dead
+        process or a cancelled call the process is killed (its state is unknown: it may still
+        be running the script or hold half a reply) and the pool starts a new one for the next
+        call.
         """
         proc = self._proc
         assert proc is not None
         assert proc.stdin is not None
         try:
-            async with asyncio.timeout(time_limit):
+            async with asyncio.timeout(time_limit - waited):
                 proc.stdin.write(request)
                 await proc.stdin.drain()
                 tag, body = await self._read_frame()
         except TimeoutError:
             await self.kill()
+            queued = f" ({waited:.1f}s of it waiting for a free script process)" if waited else ""
             raise ScriptCallError.because(
-                script, "timeout", f"timed out after {_format_seconds(time_limit)}"
+                script, "timeout", f"timed out after {format_seconds(time_limit)}{queued}"
             ) from None
         except (asyncio.IncompleteReadError, ConnectionError):
             # The pipe closed: give the process a moment to be reaped, so the reason
@@ -128,13 +140,14 @@ class WorkerProcess:
         return tag, body
 
     async def kill(self) -> None:
-        """Kill the process at once and reap it."""
+        """Kill the process and every process in its group at once, and reap it."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+        # Even when the worker has exited: the group lives on while a child of the script
+        # does, and the kernel does not reuse a process group's id while it has members.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
 
     async def stop(self) -> None:

@@ -80,13 +80,15 @@ class ScriptOutcome:
     """What a `handle(data)` call produced, checked against the contract.
 
     `data` is the returned dict without the control keys (`response_code`, `message`,
-    `logs`), which are lifted into their own fields.
+    `logs`), which are lifted into their own fields. `waited` is the seconds the call waited
+    for a free worker process before it ran (0 when one was free, and inline).
     """
 
     data: dict[str, Any]
     response_code: int | None = None
     message: str | None = None
     logs: list[str] = field(default_factory=list)
+    waited: float = 0.0
 
 
 def type_name(value: object) -> str:

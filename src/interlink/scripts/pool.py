@@ -7,21 +7,29 @@ async with ScriptPool(project.root, project.config.scripts) as scripts:
 ```
 
 The pool holds `processes` worker slots. A slot's process starts on the first call that needs
-it; calls run concurrently up to the pool size and further calls wait for a free slot. A call
-that times out, is cancelled, exhausts memory or kills its process has that process killed; the
-slot starts a fresh one for its next call, so one bad script never takes the pool down.
+it; calls run concurrently up to the pool size and further calls wait for a free slot, first
+come, first served. The wait counts in the call's time limit: a call still waiting when its
+limit is up fails (`timed out after 2s waiting for a free script process (all 2 busy)`), and a
+call that waited and then ran reports the wait in `ScriptOutcome.waited` and, from a second
+on, in the `interlink.scripts` log. A call that times out, is cancelled, exhausts memory or
+kills its process has that process killed; the slot starts a fresh one for its next call, so
+one bad script never takes the pool down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from interlink.scripts._loading import HANDLE
-from interlink.scripts._process import WorkerProcess
+from interlink.scripts._process import WorkerProcess, format_seconds
 from interlink.scripts._protocol import decode_function_value, decode_outcome, encode_call
+from interlink.scripts._slots import Slots
 from interlink.scripts.inline import InlineRunner
 from interlink.scripts.outcome import FunctionValue, ScriptCallError, ScriptOutcome
 
@@ -33,6 +41,11 @@ __all__ = ["Isolation", "ScriptPool", "parse_function_ref"]
 
 Isolation: TypeAlias = Literal["process", "inline"]
 """Where a script runs: an isolated worker process (default) or the engine's process."""
+
+log = logging.getLogger("interlink.scripts")
+
+#: waits for a free worker at least this long (seconds) are logged
+_LOGGED_WAIT = 1.0
 
 
 def parse_function_ref(ref: str) -> tuple[str, str]:
@@ -61,7 +74,7 @@ class ScriptPool:
         self._config = config
         self._inline = InlineRunner(self._root)
         self._workers: list[WorkerProcess] = []
-        self._idle: asyncio.Queue[WorkerProcess] | None = None
+        self._idle: Slots[WorkerProcess] | None = None
         self._closed = False
 
     @classmethod
@@ -90,16 +103,18 @@ class ScriptPool:
         """Call `handle(data)` of `script` and return its checked outcome.
 
         `time_limit` (seconds) overrides the project's `scripts.timeout`: pass a step's own
-        `timeout` here. A process call over its limit is killed. Raises `ScriptCallError`
-        (a `ScriptError`) with a reason naming the script.
+        `timeout` here. It covers the wait for a free worker process and the call; a process
+        call over its limit is killed. Raises `ScriptCallError` (a `ScriptError`) with a
+        reason naming the script.
         """
         limit = self._time_limit(time_limit)
         if isolation == "inline":
             return await self._inline.run(script, data, limit)
-        _, body = await self._call(
+        _, body, waited = await self._call(
             script, encode_call(script, self._root / script, HANDLE, data), limit
         )
-        return decode_outcome(script, body)
+        outcome = decode_outcome(script, body)
+        return dataclasses.replace(outcome, waited=waited) if waited else outcome
 
     async def call_function(
         self,
@@ -120,7 +135,7 @@ class ScriptPool:
             return await self._inline.call_function(script, name, context, limit)
         label = f"{script}:{name}"
         request = encode_call(label, self._root / script, name, context)
-        tag, body = await self._call(label, request, limit)
+        tag, body, _ = await self._call(label, request, limit)
         return decode_function_value(label, tag, body)
 
     async def close(self) -> None:
@@ -143,21 +158,45 @@ class ScriptPool:
     def _time_limit(self, time_limit: float | None) -> float:
         return self._config.timeout if time_limit is None else time_limit
 
-    def _slots(self) -> asyncio.Queue[WorkerProcess]:
-        # Created on first use so the pool can be built outside a running loop.
+    def _slots(self) -> Slots[WorkerProcess]:
+        # Created on first use, like the processes, so that a pool costs nothing until used.
         if self._idle is None:
-            self._idle = asyncio.Queue()
-            for _ in range(self._config.processes):
-                worker = WorkerProcess(self._config.memory)
-                self._workers.append(worker)
-                self._idle.put_nowait(worker)
+            self._workers = [WorkerProcess(self._config.memory)
+                             for _ in range(self._config.processes)]
+            self._idle = Slots(self._workers)
         return self._idle
 
-    async def _call(self, script: str, request: bytes, time_limit: float) -> tuple[int, bytes]:
+    async def _take(
+        self, script: str, slots: Slots[WorkerProcess], time_limit: float
+    ) -> tuple[WorkerProcess, float]:
+        """A free worker and the seconds waited for it (0 if one was free); within the limit."""
+        worker = slots.take_nowait()
+        if worker is not None:
+            return worker, 0.0
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(time_limit):
+                worker = await slots.take()
+        except TimeoutError:
+            raise ScriptCallError.because(
+                script,
+                "timeout",
+                f"timed out after {format_seconds(time_limit)} waiting for a free script "
+                f"process (all {self.size} busy)",
+            ) from None
+        waited = time.monotonic() - started
+        if waited >= _LOGGED_WAIT:
+            log.info("%s waited %.1fs for a free script process (all %d busy)",
+                     script, waited, self.size)
+        return worker, waited
+
+    async def _call(
+        self, script: str, request: bytes, time_limit: float
+    ) -> tuple[int, bytes, float]:
         if self._closed:
             raise ScriptCallError.because(script, "unavailable", "the script pool is closed")
         slots = self._slots()
-        worker = await slots.get()
+        worker, waited = await self._take(script, slots, time_limit)
         try:
             if self._closed:
                 raise ScriptCallError.because(script, "unavailable", "the script pool is closed")
@@ -168,6 +207,7 @@ class ScriptPool:
                     raise ScriptCallError.because(
                         script, "unavailable", f"could not start a script process: {exc!r}"
                     ) from None
-            return await worker.call(script, request, time_limit)
+            tag, body = await worker.call(script, request, time_limit, waited=waited)
+            return tag, body, waited
         finally:
-            slots.put_nowait(worker)
+            slots.give(worker)

@@ -2,7 +2,8 @@
 
 `load_project(path)` reads and validates every file and raises `ProjectErrors` (each
 `FILE:LINE: message`) when anything is wrong; a `Project` that loaded is fully checked:
-references resolve, expressions and templates compiled, `{{ env.NAME }}` substituted.
+references resolve, expressions and templates compiled, `{{ env.NAME }}` substituted. What
+loads but deserves a second look is in `Project.warnings` (`FILE:LINE: warning: message`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class Project:
     templates: dict[str, Template] = field(default_factory=dict)
     #: values substituted from the environment; redacted wherever run data is shown
     secrets: frozenset[str] = frozenset()
+    #: `FILE:LINE: warning: message` lines about what loads but deserves a second look
+    warnings: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:

@@ -1,4 +1,8 @@
-"""Collecting every problem of a project load, each as `FILE:LINE: message`.
+"""Collecting every problem of a project load, each as `FILE:LINE: message`, and warnings.
+
+An error stops the load (`ProjectErrors`); a warning (`FILE:LINE: warning: message`) is about a
+project that loads and works but does something users should know about. Warnings end up in
+`Project.warnings`, which `interlink check` and `serve` print.
 
 FILE is shown relative to the current directory when the file is under it, and as the project
 path joined with the file's project-relative path otherwise; either way an editor or terminal
@@ -17,11 +21,12 @@ __all__ = ["Report"]
 
 
 class Report:
-    """The errors found so far in one project load."""
+    """The errors and warnings found so far in one project load."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.errors: list[ProjectError] = []
+        self._warnings: set[tuple[str, int, str]] = set()
         self._cwd = Path.cwd().resolve()
 
     def shown(self, relative: str) -> str:
@@ -42,6 +47,16 @@ class Report:
         """Record problems found in the project file `relative`."""
         for problem in problems:
             self.add(relative, problem.line, problem.message)
+
+    def warn(self, relative: str, line: int, message: str) -> None:
+        """Record a warning about line `line` of the project file `relative`."""
+        message = " ".join(message.splitlines()).strip()
+        self._warnings.add((self.shown(relative), line, message))
+
+    def warnings(self) -> tuple[str, ...]:
+        """The warnings as `FILE:LINE: warning: message` lines, sorted by file and line."""
+        return tuple(f"{file}:{line}: warning: {message}"
+                     for file, line, message in sorted(self._warnings))
 
     def raise_if_any(self) -> None:
         """Raise `ProjectErrors` (sorted by file and line, duplicates dropped) if any."""

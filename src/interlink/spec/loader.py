@@ -8,7 +8,9 @@ The steps, each collecting every problem it finds before the next one runs:
    `Project.secrets`); in `flows/` and `services/`, `env` is an error;
 3. validate each file against its spec model (this compiles every expression);
 4. check what spans files: unique names, steps ids and routes, connectors, endpoints, flows,
-   packages, scripts (compiled, never imported) and templates (compiled and kept).
+   packages, scripts (compiled, never imported) and templates (compiled and kept);
+5. note what is valid but deserves a second look (`_warn`): `Project.warnings`, each
+   `FILE:LINE: warning: message`.
 
 Any problem raises `ProjectErrors`: one `FILE:LINE: message` per line, sorted by file and line.
 FILE is relative to the current directory when the project is under it (so that an editor or
@@ -18,7 +20,7 @@ otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,7 +32,7 @@ from interlink.spec._report import Report
 from interlink.spec._validation import validate
 from interlink.spec._yaml import YamlError, read_yaml
 from interlink.spec.connector import ConnectorSpec
-from interlink.spec.flow import FlowSpec
+from interlink.spec.flow import FlowSpec, ScriptStep
 from interlink.spec.project import ProjectConfig
 from interlink.spec.service import ServiceSpec
 
@@ -63,6 +65,7 @@ def load_project(path: Path | str, environ: Mapping[str, str] | None = None) -> 
                                  loader.broken)
     loader.report.raise_if_any()
     assert config is not None  # a missing or invalid interlink.yaml is an error above
+    _warn(loader.report, config, flows, services)
     return Project(
         root=root,
         config=config.spec,
@@ -71,7 +74,30 @@ def load_project(path: Path | str, environ: Mapping[str, str] | None = None) -> 
         services={s.spec.name: s.spec for s in services},
         templates=templates,
         secrets=frozenset(loader.secrets),
+        warnings=loader.report.warnings(),
     )
+
+
+#: why an `isolation: inline` script step is worth a warning (docs/decisions/0002)
+INLINE_WARNING = (
+    "script {script} runs inline: if it times out, it cannot be stopped and keeps running "
+    "(using CPU in the engine's process) until it returns; use isolation: process unless the "
+    "script is small and trusted"
+)
+
+
+def _warn(
+    report: Report,
+    config: Loaded[ProjectConfig],
+    flows: Sequence[Loaded[FlowSpec]],
+    services: Sequence[Loaded[ServiceSpec]],
+) -> None:
+    """Warn about what is valid but risky; each warning is one `report.warn(file, line, …)`."""
+    for flow in flows:
+        for index, step in enumerate(flow.spec.steps):
+            if isinstance(step, ScriptStep) and step.isolation == "inline":
+                report.warn(flow.relative, flow.line("steps", index),
+                            f"steps[{index}]: " + INLINE_WARNING.format(script=step.script))
 
 
 class _Loader:
