@@ -110,10 +110,6 @@ class Redactor:
             return value
         return self._pattern.sub(MASK, value)
 
-    def found(self, value: str) -> bool:
-        """Whether `value` holds a secret (one regex search; False at once with no secrets)."""
-        return self._pattern is not None and self._pattern.search(value) is not None
-
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         """A copy of `headers` with credential headers masked and secrets replaced."""
         # str(name): multidict's case-insensitive `istr` names are not plain str for JSON
