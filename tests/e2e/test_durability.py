@@ -4,69 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
 import pytest
+from tests.processes import free_port, interlink, wait_all_ended, wait_healthy
 from tests.projects import write_project
 from tests.upstream import Upstream
 
-from interlink.store import Store, open_store
-from interlink.store.base import RunRecord
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def interlink(*args: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `interlink ARGS` as a process (output to `log`); kill it when the block ends."""
-    with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "interlink.cli", *args],
-                                stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-
-
-async def wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
-    """Wait until the served project answers its health check."""
-    async with aiohttp.ClientSession() as http:
-        for _ in range(200):
-            assert proc.poll() is None, "interlink serve exited"
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/_interlink/health") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("interlink serve did not become healthy")
-
-
-async def wait_all_ended(store: Store, count: int, limit_s: float = 60) -> list[RunRecord]:
-    """Poll until `count` runs have ended; return them."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        runs = await store.list_runs(limit=count * 2)
-        ended = [r for r in runs if r.status in ("succeeded", "failed")]
-        if len(ended) >= count or time.monotonic() > deadline:
-            return ended
-        await asyncio.sleep(0.2)
+from interlink.store import open_store
 
 
 async def test_sigkill_of_serve_loses_no_run(tmp_path: Path) -> None:

@@ -1,0 +1,305 @@
+"""One accepted request, one run, each payload delivered once: the request processor, queue_when,
+activity timeouts and stale credentials, against a real engine, worker, SQLite and upstream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp
+from tests.projects import running_engine, write_project
+from tests.upstream import Upstream
+
+from interlink.engine import Engine
+from interlink.server import build_app
+from interlink.services import call_app
+from interlink.spec import Project
+
+CONFIG = "name: test\nstore: sqlite:///.interlink/test.db\nworker: {poll: 50ms}\n"
+
+
+def connector(url: str, retry: str = "{max_attempts: 1}", auth: str = "") -> str:
+    """A connector `wh` to `url` with endpoints /a, /b and /orders."""
+    return f"""
+        name: wh
+        base_url: {url}
+        timeout: 5s
+        retry: {retry}
+        {auth}
+        endpoints:
+          a: {{method: POST, path: /a}}
+          b: {{method: POST, path: /b}}
+          create_order: {{method: POST, path: /orders}}
+        """
+
+
+def service(responses: str, *, processor: str = "{max_attempts: 6, delay: 50ms, backoff: 1}",
+            extra: str = "") -> str:
+    """A service `orders` at POST /orders whose activity is the flow `push`."""
+    return f"""
+        name: orders
+        path: /orders
+        request: {{map: {{page.order: request.body}}}}
+        activity: {{flow: push{extra}}}
+        request_processor: {processor}
+        responses:
+        {responses}
+        """
+
+
+QUEUE_ON_ERROR = """
+          - queue_when: "error is not none"
+            status: 202
+            body: {from: json, value: {queued: "{{ queue_item_id }}"}}
+          - on: default
+            body: {from: context, key: result.payload}
+"""
+
+
+def make(root: Path, files: dict[str, str]) -> Project:
+    """The project: interlink.yaml with a fast worker poll, plus `files`."""
+    return write_project(root, {"interlink.yaml": CONFIG, **files})
+
+
+async def post(app: ASGIApp, body: Any) -> Any:
+    """POST `body` as JSON to /orders; the answer's status and JSON."""
+    answer = await call_app(app, "POST", "/orders", body=orjson.dumps(body),
+                            headers={"Content-Type": "application/json"})
+    return answer.status, answer.json()
+
+
+async def item_done(engine: Engine, item_id: str) -> Any:
+    """Wait (10 s at most) until a queue item has ended; return it."""
+    async with asyncio.timeout(10):
+        while True:
+            item = await engine.store.get_item(item_id)
+            assert item is not None
+            if item.status in ("done", "broken", "failed"):
+                return item
+            await asyncio.sleep(0.02)
+
+
+async def test_processor_retries_continue_the_requests_run_with_its_keys(tmp_path: Path) -> None:
+    """A queued request retried by the processor re-drives its one run: same key every time."""
+    async with Upstream() as up:
+        up.route("/orders", statuses=[503, 503, 503, 200], body={"created": True})
+        project = make(tmp_path, {
+            "connectors/wh.yaml": connector(up.url),
+            "flows/push.yaml": "name: push\nsteps:\n  - {id: push, type: connector, "
+                               "connector: wh, endpoint: create_order}\n",
+            "services/orders.yaml": service(QUEUE_ON_ERROR),
+        })
+        async with running_engine(project) as engine:
+            status, answer = await post(build_app(engine, None), {"id": 1})
+            item = await item_done(engine, answer["queued"])
+            runs = await engine.store.list_runs()
+            attempts = await engine.store.get_attempts(runs[0].id)
+
+    assert status == 202
+    assert item.status == "done"
+    assert item.result["status"] == "succeeded"
+    assert len(runs) == 1  # every processor attempt continued the request's run
+    assert item.result["run_id"] == runs[0].id
+    assert runs[0].redrive == 3
+    keys = {r.headers["Idempotency-Key"] for r in up.requests_to("/orders")}
+    assert keys == {f"{runs[0].id}:push:0"}
+    assert len(up.requests_to("/orders")) == 4
+    assert [(a.n, a.redrive, a.decision) for a in attempts] == [
+        (1, 0, "retry_step"), (2, 1, "retry_step"), (3, 2, "retry_step"), (4, 3, "continue")]
+
+
+async def test_a_redriven_run_does_not_send_the_steps_that_succeeded(tmp_path: Path) -> None:
+    """Step `a` succeeded before `b` failed: the processor's re-drive sends only `b` again."""
+    async with Upstream() as up:
+        up.route("/a", body={"a": "done"})
+        up.route("/b", statuses=[503, 200], body={"b": "done"})
+        project = make(tmp_path, {
+            "connectors/wh.yaml": connector(up.url),
+            "flows/push.yaml": "name: push\nsteps:\n"
+                               "  - {id: a, type: connector, connector: wh, endpoint: a}\n"
+                               "  - {id: b, type: connector, connector: wh, endpoint: b}\n",
+            "services/orders.yaml": service(QUEUE_ON_ERROR),
+        })
+        async with running_engine(project) as engine:
+            _, answer = await post(build_app(engine, None), {"id": 2})
+            item = await item_done(engine, answer["queued"])
+
+    assert item.result["payload"] == {"b": "done"}
+    assert len(up.requests_to("/a")) == 1
+    assert [r.json for r in up.requests_to("/b")] == [{"a": "done"}, {"a": "done"}]
+    assert len({r.headers["Idempotency-Key"] for r in up.requests_to("/b")}) == 1
+
+
+async def test_queue_when_after_a_success_does_not_run_the_activity_again(tmp_path: Path) -> None:
+    """A `queue_when` on the result queues the request with it; the processor sends nothing."""
+    rules = """
+          - queue_when: "result.payload.state == 'pending'"
+            status: 202
+            body: {from: json, value: {queued: "{{ queue_item_id }}"}}
+          - on: default
+            body: {from: context, key: result.payload}
+"""
+    async with Upstream() as up:
+        up.route("/orders", body={"state": "pending"})
+        project = make(tmp_path, {
+            "connectors/wh.yaml": connector(up.url),
+            "flows/push.yaml": "name: push\nsteps:\n  - {id: push, type: connector, "
+                               "connector: wh, endpoint: create_order}\n",
+            "services/orders.yaml": service(rules),
+        })
+        async with running_engine(project) as engine:
+            status, answer = await post(build_app(engine, None), {"id": 3})
+            item = await item_done(engine, answer["queued"])
+            runs = await engine.store.list_runs()
+
+    assert status == 202
+    assert item.status == "done"
+    assert item.result["payload"] == {"state": "pending"}
+    assert item.result["run_id"] == runs[0].id
+    assert len(runs) == 1
+    assert len(up.requests_to("/orders")) == 1
+
+
+async def test_queue_when_not_reading_the_outcome_runs_the_activity_only_later(
+    tmp_path: Path,
+) -> None:
+    """`queue_when: page…` is decided before the activity: it runs once, in the processor."""
+    rules = """
+          - when: "page.order.kind == 'vip'"
+            status: 201
+          - queue_when: "page.order.priority == 'low'"
+            status: 202
+            body: {from: json, value: {queued: "{{ queue_item_id }}"}}
+          - on: default
+            body: {from: context, key: result.payload}
+"""
+    async with Upstream() as up:
+        up.route("/orders", body={"stored": True})
+        project = make(tmp_path, {
+            "connectors/wh.yaml": connector(up.url),
+            "flows/push.yaml": "name: push\nsteps:\n  - {id: push, type: connector, "
+                               "connector: wh, endpoint: create_order}\n",
+            "services/orders.yaml": service(rules),
+        })
+        async with running_engine(project) as engine:
+            app = build_app(engine, None)
+            status, answer = await post(app, {"id": 4, "priority": "low"})
+            sent_before_processing = len(up.requests_to("/orders"))
+            item = await item_done(engine, answer["queued"])
+            vip_status, _ = await post(app, {"id": 5, "priority": "low", "kind": "vip"})
+
+    assert status == 202
+    assert sent_before_processing <= 1
+    assert item.result == {"status": "succeeded", "payload": {"stored": True},
+                           "run_id": item.payload["run_id"]}
+    assert vip_status == 201  # an earlier `when` that matches still wins (and runs it in place)
+    assert [r.json["order"]["id"] for r in up.requests_to("/orders")] == [4, 5]
+
+
+async def test_a_timed_out_activity_goes_on_and_the_processor_takes_its_result(
+    tmp_path: Path,
+) -> None:
+    """The activity outlives its timeout; the queued request waits for that run, sends nothing."""
+    async with Upstream() as up:
+        up.route("/orders", delay=1.0, body={"slow": "but done"})
+        project = make(tmp_path, {
+            "connectors/wh.yaml": connector(up.url),
+            "flows/push.yaml": "name: push\nsteps:\n  - {id: push, type: connector, "
+                               "connector: wh, endpoint: create_order}\n",
+            "services/orders.yaml": service(QUEUE_ON_ERROR, extra=", timeout: 200ms"),
+        })
+        async with running_engine(project) as engine:
+            status, answer = await post(build_app(engine, None), {"id": 6})
+            item = await item_done(engine, answer["queued"])
+            runs = await engine.store.list_runs()
+
+    assert status == 202
+    assert item.status == "done"
+    assert item.result["payload"] == {"slow": "but done"}
+    assert len(runs) == 1 and runs[0].redrive == 0
+    assert len(up.requests_to("/orders")) == 1
+
+
+async def test_execution_async_runs_once_under_the_items_run(tmp_path: Path) -> None:
+    """An async request's processor runs the flow once, as the run the item names."""
+    async with Upstream() as up:
+        up.route("/orders", statuses=[503, 200], body={"ok": 1})
+        project = make(tmp_path, {
+            "connectors/wh.yaml": connector(up.url),
+            "flows/push.yaml": "name: push\nsteps:\n  - {id: push, type: connector, "
+                               "connector: wh, endpoint: create_order}\n",
+            "services/orders.yaml": service("""
+          - on: default
+            status: 202
+            body: {from: json, value: {queue_item_id: "{{ queue_item_id }}"}}
+""").replace("activity:", "execution: async\n        activity:"),
+        })
+        async with running_engine(project) as engine:
+            status, answer = await post(build_app(engine, None), {"id": 7})
+            item = await item_done(engine, answer["queue_item_id"])
+            runs = await engine.store.list_runs()
+
+    assert status == 202
+    assert item.result["status"] == "succeeded"
+    assert [r.id for r in runs] == [item.payload["run_id"]]
+    assert runs[0].redrive == 1
+    assert len({r.headers["Idempotency-Key"] for r in up.requests_to("/orders")}) == 1
+
+
+SESSION = """auth: {type: session, login: {path: /login}, token: response.json.token,
+                value: "Session {{ token }}"}"""
+
+
+async def test_a_401_for_a_replaced_token_does_not_use_up_the_reauthentication(
+    tmp_path: Path,
+) -> None:
+    """Sent with a token another process replaced: retried free; a real 401 still re-logs in."""
+    async with Upstream() as up:
+        # For this key: a 401 (to the replaced token), a 401 (a real one), then success.
+        up.route("/orders", statuses=[401, 401, 200], body={"ok": True})
+        files = {
+            "connectors/wh.yaml": connector(up.url, "{max_attempts: 4, initial: 1ms}", SESSION),
+            "flows/push.yaml": "name: push\nsteps:\n  - {id: push, type: connector, "
+                               "connector: wh, endpoint: create_order}\n",
+        }
+        project = make(tmp_path, files)
+        async with running_engine(project) as engine:
+            await engine.runner.connector("wh").auth.apply()  # logged in: token 1
+            async with Engine(project) as other:  # another process replaces it: token 2
+                await other.runner.connector("wh").reauthenticate(1)
+            run_id = await engine.runner.start("push", {"id": 8})
+            run = await engine.runner.wait_for(run_id, 10)
+            attempts = await engine.store.get_attempts(run_id)
+
+    assert run.status == "succeeded", run.error
+    assert up.login_calls == 3
+    sent = [r.headers["Authorization"] for r in up.requests_to("/orders")]
+    assert sent == ["Session session-1", "Session session-2", "Session session-3"]
+    assert [(a.decision, a.reauth) for a in attempts] == [
+        ("reauth", False), ("reauth", True), ("continue", False)]
+    assert "replaced credential" in (attempts[0].message or "")
+
+
+async def test_concurrent_401s_make_one_login_and_count_once(tmp_path: Path) -> None:
+    """20 runs refused at once: one login; only the run whose call logged in counts it."""
+    async with Upstream() as up:
+        up.route("/orders", requires_login=True)
+        files = {
+            "connectors/wh.yaml": connector(up.url, "{max_attempts: 3, max_reauth: 1}", SESSION),
+            "flows/push.yaml": "name: push\nsteps:\n  - {id: push, type: connector, "
+                               "connector: wh, endpoint: create_order}\n",
+        }
+        async with running_engine(make(tmp_path, files)) as engine:
+            await engine.runner.connector("wh").auth.apply()
+            up.revoke_tokens()
+            ids = await asyncio.gather(*(engine.runner.start("push", {"id": n})
+                                         for n in range(20)))
+            runs = [await engine.runner.wait_for(i, 20) for i in ids]
+            counted = [sum(a.reauth for a in await engine.store.get_attempts(i)) for i in ids]
+
+    assert {r.status for r in runs} == {"succeeded"}
+    assert up.login_calls == 2
+    assert Counter(counted) == {0: 19, 1: 1}
