@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from interlink.store.base import AttemptRecord, LogLine, QueueItem, RunRecord, Store
+from interlink.store.base import (
+    UNKNOWN_DECISION,
+    AttemptRecord,
+    LogLine,
+    QueueItem,
+    RunRecord,
+    Store,
+)
 
 __all__ = ["format_run", "format_summary", "iso", "item_json", "run_json", "run_summary"]
 
@@ -27,6 +34,7 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
         "trigger": run.trigger,
         "retry_of": run.retry_of,
         "retry_count": run.retry_count,
+        "redrive": run.redrive,
         "created_at": iso(run.created_at),
         "started_at": iso(run.started_at),
         "finished_at": iso(run.finished_at),
@@ -38,13 +46,17 @@ def _attempt_json(a: AttemptRecord) -> dict[str, Any]:
     response = a.response or None
     return {
         "n": a.n,
+        "item": a.item,
+        "redrive": a.redrive,
         "request": a.request,
         "response": response,
         "error": a.error,
-        "code": a.code,
+        # An attempt whose outcome was never recorded has no code.
+        "code": None if a.decision == UNKNOWN_DECISION else a.code,
         "decision": a.decision,
         "message": a.message,
         "wait_s": a.wait_s,
+        "reauth": a.reauth,
         "at": iso(a.created_at),
     }
 
@@ -104,8 +116,9 @@ def format_run(run: dict[str, Any]) -> str:
             status = a["response"]["status"] if a.get("response") else a.get("error") or "-"
             wait = f"  wait {a['wait_s']:g}s" if a["wait_s"] else ""
             message = f"  {a['message']}" if a.get("message") else ""
+            code = "-" if a["code"] is None else a["code"]
             lines.append(f"    #{a['n']} {a['request']['method']} {a['request']['url']} → "
-                         f"{status}  {a['code']} {a['decision']}{wait}{message}")
+                         f"{status}  {code} {a['decision']}{wait}{message}")
     if run.get("logs"):
         lines.append("  log:")
         lines.extend(f"    {line['at']} {line['level']:<7} {line['step'] or '-':<10} "
