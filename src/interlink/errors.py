@@ -11,8 +11,13 @@ InterlinkError
 ├── ConnectorError        an outbound call could not be made or answered
 │   └── AuthError         logging in / fetching a token failed
 ├── ScriptError           a user script raised, timed out, ran out of memory or returned garbage
+│   └── ScriptCallError   … with the script's name and the kind of failure (scripts.outcome)
+├── ServiceError          the services app could not be built (services.failures)
 └── RunError              a flow run could not go on (carries run and step ids)
 ```
+
+A request that fails one of its phases is not an error of the engine: it is a `PhaseFailure`
+(`services.failures`), answered by the service's rules.
 
 Errors carry facts (file, line, ids, attempt numbers); policies decide what to do with them.
 """
