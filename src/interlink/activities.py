@@ -57,13 +57,18 @@ class ProjectActivities:
     async def run(self, service: ServiceSpec, context: dict[str, Any], *,
                   run_id: str) -> ActivityResult:
         """Run the service's flow (to its end, as run `run_id`) or script."""
+        return await self._run(service, context, run_id, to_the_end=True)
+
+    async def _run(self, service: ServiceSpec, context: dict[str, Any], run_id: str, *,
+                   to_the_end: bool) -> ActivityResult:
         activity = service.activity
         assert activity is not None
         payload = _input(service, context)
         if activity.flow is not None:
             try:
-                run = await self.runner.run_now(activity.flow, payload,
-                                                trigger=f"service:{service.name}", run_id=run_id)
+                run = await self.runner.run_now(activity.flow, payload, run_id=run_id,
+                                                trigger=f"service:{service.name}",
+                                                to_the_end=to_the_end)
             except Conflict:
                 raise ActivityInProgress(run_id) from None
             return _result(run)
@@ -81,21 +86,23 @@ class ProjectActivities:
     async def resume(self, service: ServiceSpec, context: dict[str, Any], *,
                      run_id: str) -> ActivityResult:
         """The activity of a queued request: continue run `run_id` (see the module's table),
-        or run the script again."""
+        or run the script again. A run that goes into a durable wait here is left to the
+        workers (`ActivityInProgress`): a worker slot never waits on another slot's work."""
         assert service.activity is not None
-        if service.activity.flow is None:
-            return await self.run(service, context, run_id=run_id)
-        run = await self._latest(run_id)
+        run = await self._latest(run_id) if service.activity.flow is not None else None
         if run is None:
-            return await self.run(service, context, run_id=run_id)
-        if run.status not in TERMINAL:
-            raise ActivityInProgress(run.id)
-        if run.status == "failed":
+            result = await self._run(service, context, run_id, to_the_end=False)
+        elif run.status == "failed":
             try:
-                run = await self.runner.redrive_now(run)
+                run = await self.runner.redrive_now(run, to_the_end=False)
             except Conflict:
                 raise ActivityInProgress(run.id) from None
-        return _result(run)
+            result = _result(run)
+        else:
+            result = _result(run)
+        if result.status not in TERMINAL:
+            raise ActivityInProgress(run_id)
+        return result
 
     async def _latest(self, run_id: str) -> RunRecord | None:
         """Run `run_id`, or the last of the code-2 retries it led to."""

@@ -303,3 +303,27 @@ async def test_concurrent_401s_make_one_login_and_count_once(tmp_path: Path) -> 
     assert {r.status for r in runs} == {"succeeded"}
     assert up.login_calls == 2
     assert Counter(counted) == {0: 19, 1: 1}
+
+
+async def test_a_run_in_a_durable_wait_is_left_to_the_workers(tmp_path: Path) -> None:
+    """The request's run waits out a Retry-After; processor looks are not attempts."""
+    async with Upstream() as up:
+        up.route("/orders", statuses=[503, 200], retry_after="2", body={"later": True})
+        project = make(tmp_path, {
+            "connectors/wh.yaml": connector(up.url, "{max_attempts: 2}"),
+            "flows/push.yaml": "name: push\nsteps:\n  - {id: push, type: connector, "
+                               "connector: wh, endpoint: create_order}\n",
+            "services/orders.yaml": service(QUEUE_ON_ERROR, extra=", timeout: 300ms",
+                                            processor="{max_attempts: 2, delay: 50ms}"),
+        })
+        async with running_engine(project) as engine:
+            status, answer = await post(build_app(engine, None), {"id": 9})
+            item = await item_done(engine, answer["queued"])
+            runs = await engine.store.list_runs()
+
+    assert status == 202
+    assert item.status == "done"  # not broken, though it was looked at many times
+    assert item.attempts == 1
+    assert item.result["payload"] == {"later": True}
+    assert len(runs) == 1 and runs[0].redrive == 0
+    assert len(up.requests_to("/orders")) == 2

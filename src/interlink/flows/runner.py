@@ -87,7 +87,7 @@ class FlowRunner:
         self._finished: dict[str, asyncio.Event] = {}
         #: runs executing in tasks of their own (`run_now`): they outlive a caller that
         #: stops waiting (an activity timeout), and `close()` lets them finish
-        self._tasks: set[asyncio.Task[RunRecord]] = set()
+        self._executing: set[asyncio.Task[None]] = set()
         # Each run keeps its flow as data; dumping and re-validating it per run is measurable
         # work, so the project's current flows are dumped once and reused when a run's matches.
         self._dumps = {name: flow.model_dump(mode="json", by_alias=True)
@@ -152,24 +152,26 @@ class FlowRunner:
         return run.id
 
     async def run_now(self, flow: str, input: Any, *, trigger: str,
-                      run_id: str | None = None) -> RunRecord:
+                      run_id: str | None = None, to_the_end: bool = True) -> RunRecord:
         """Run `flow` in this process and return the ended run (a service's sync activity).
 
         The run and its queue item, leased to this process, are written with the run's first
         step, so if this process dies the lease expires and a worker finishes the run; a run
         `run_id` that exists already is never run here (`Conflict`). A durable wait hands the
-        run to the workers; this then waits for it to end. A caller that stops waiting (is
-        cancelled) leaves the run going on.
+        run to the workers; this then waits for it to end — or, with `to_the_end=False`,
+        returns it as it is (`waiting`). A caller that stops waiting (is cancelled) leaves
+        the run going on.
         """
         run = self.new_run(self.flow(flow), input, trigger=trigger, run_id=run_id)
         item_id = new_id("q_")
         first: list[WriteOp] = [InsertRun(run, exclusive=True),
-                 Enqueue(item_id, RUN_KIND, {"run_id": run.id}, owner=self.owner,
-                         lease_s=self.lease_s)]
-        return await self._run_here(run, item_id, first)
+                                Enqueue(item_id, RUN_KIND, {"run_id": run.id}, owner=self.owner,
+                                        lease_s=self.lease_s)]
+        return await self._run_here(run, item_id, first, to_the_end)
 
-    async def redrive_now(self, run: RunRecord) -> RunRecord:
-        """Run a failed run again from its failed step, here; return it once it ended.
+    async def redrive_now(self, run: RunRecord, *, to_the_end: bool = True) -> RunRecord:
+        """Run a failed run again from its failed step, here; return it once it ended (or
+        went into a durable wait, with `to_the_end=False`).
 
         Steps that succeeded are not run again, payloads the failed step already delivered
         are not sent again, and the others are sent with the same idempotency keys; the
@@ -184,16 +186,24 @@ class FlowRunner:
             UpdateRun(run.id, fields, expect={"status": "failed", "redrive": run.redrive}),
             Enqueue(item_id, RUN_KIND, {"run_id": run.id}, owner=self.owner,
                     lease_s=self.lease_s))
-        return await self._run_here(replace(run, **fields), item_id, [])
+        return await self._run_here(replace(run, **fields), item_id, [], to_the_end)
 
-    async def _run_here(self, run: RunRecord, item_id: str, first: list[WriteOp]) -> RunRecord:
+    async def _run_here(self, run: RunRecord, item_id: str, first: list[WriteOp],
+                        to_the_end: bool) -> RunRecord:
         task = asyncio.create_task(self._own(run, item_id, first), name=f"interlink-run-{run.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._executing.add(task)
+        task.add_done_callback(self._executing.discard)
         # Shielded: the run's record and outcome must not depend on how long a caller waits.
-        return await asyncio.shield(task)
+        await asyncio.shield(task)
+        if to_the_end:
+            return await self.wait_for(run.id)
+        ended = await self.store.get_run(run.id)
+        if ended is None:
+            raise RunError(f"running {run.id}: the run is gone from the store")
+        return ended
 
-    async def _own(self, run: RunRecord, item_id: str, first: list[WriteOp]) -> RunRecord:
+    async def _own(self, run: RunRecord, item_id: str, first: list[WriteOp]) -> None:
+        """Execute a run whose queue item this process holds, renewing its lease meanwhile."""
         now = time.time()
         item = QueueItem(item_id, RUN_KIND, {"run_id": run.id}, "leased", 0, now, 1, now, now,
                          self.owner)
@@ -202,12 +212,12 @@ class FlowRunner:
             await self._execute(run, item, self.owner, first)
         finally:
             renewal.cancel()
-        return await self.wait_for(run.id)
 
     async def close(self) -> None:
-        """Let the runs executing here (`run_now`) finish; the engine is closing."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Let the runs executing here (`run_now`) finish their current step and write it;
+        the engine is closing. (A run in a durable wait is the workers' already.)"""
+        if self._executing:
+            await asyncio.gather(*self._executing, return_exceptions=True)
 
     async def _renew(self, item_id: str) -> None:
         while True:
