@@ -144,6 +144,13 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         # wrapper still pads to any width, so `format` is refused like the other padders.
         return None
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # Payloads are data: `payload.items` is the field `items`, not the dict method. Jinja
+        # tries the attribute first for `.`, which gives `dict.items` for a common API field.
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         # str.format can pad to any width ("{:>999999999}"); `%` formatting is the same
         # operator Jinja already sandboxes, and the `format` filter stays available.
@@ -303,6 +310,21 @@ class Interpolation:
         """True when the string has nothing to interpolate."""
         return self._template is None
 
+    def render_required(self, context: Mapping[str, Any]) -> str:
+        """Render, refusing a `{{ … }}` whose value is missing, None or empty.
+
+        For URL paths and query values: `/prices/{{ payload.sku }}` without a `sku` would
+        otherwise call `/prices/`, a different resource, without a word.
+        """
+        if self._template is None:
+            return self.source
+        for placeholder in _placeholders(self.source):
+            value = placeholder.evaluate(context)
+            if value is None or value == "":
+                raise ExpressionError(f"rendering {self.source!r}: "
+                                      f"{{{{ {placeholder.source} }}}} is missing or empty")
+        return self.render(context)
+
     def render(self, context: Mapping[str, Any]) -> str:
         """Render against `context`; any failure becomes an `ExpressionError`."""
         if self._template is None:
@@ -320,6 +342,17 @@ class Interpolation:
 
     def __repr__(self) -> str:
         return f"Interpolation({self.source!r})"
+
+
+_PLACEHOLDER = re.compile(r"\{\{-?\s*(.+?)\s*-?\}\}", re.DOTALL)
+
+
+@functools.lru_cache(maxsize=1024)
+def _placeholders(source: str) -> tuple[Expression, ...]:
+    """The `{{ … }}` expressions of an interpolated string (none when it uses `{% … %}`)."""
+    if "{%" in source:
+        return ()
+    return tuple(compile_expression(m.group(1)) for m in _PLACEHOLDER.finditer(source))
 
 
 class Template:

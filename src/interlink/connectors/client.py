@@ -33,6 +33,7 @@ from interlink.connectors.transport import (
     client_timeout,
     describe_error,
     encode_body,
+    error_kind,
     join_url,
 )
 from interlink.errors import AuthError, ConnectorError
@@ -141,8 +142,10 @@ class ConnectorClient:
             raise ConnectorError(
                 f"calling {self.name}.{endpoint}: no such endpoint (known: {known})"
             )
-        path = compile_interpolation(spec.path).render(context)
-        all_query = {k: compile_interpolation(v).render(context) for k, v in spec.query.items()}
+        # A path or query value built from a missing field is refused, not sent half-empty.
+        path = compile_interpolation(spec.path).render_required(context)
+        all_query = {k: compile_interpolation(v).render_required(context)
+                     for k, v in spec.query.items()}
         all_query.update(query)
         all_headers: CIMultiDict[str] = CIMultiDict()
         for source in (self.spec.headers, spec.headers):
@@ -178,7 +181,7 @@ class ConnectorClient:
         """Send a prepared request (waiting for the concurrency cap and the rate limit)."""
         endpoint, request = prepared.endpoint, prepared.record
         if prepared.error is not None:
-            return Exchange(self.name, endpoint, request, error=prepared.error)
+            return Exchange(self.name, endpoint, request, error=prepared.error, error_type="auth")
         async with self._semaphore:
             waited_start = time.monotonic()
             if self._limiter is not None:
@@ -197,7 +200,7 @@ class ConnectorClient:
             except (TimeoutError, aiohttp.ClientError) as exc:
                 return Exchange(
                     self.name, endpoint, request,
-                    error=describe_error(exc, prepared.timeout),
+                    error=describe_error(exc, prepared.timeout), error_type=error_kind(exc),
                     elapsed=time.monotonic() - started, waited=started - waited_start,
                     credential_version=prepared.credential_version,
                 )

@@ -75,6 +75,9 @@ class Exchange:
     response: ExchangeResponse | None = None
     #: why no response came: `timed out after 10s`, `connection refused (…)`, …
     error: str | None = None
+    #: the kind of that failure: `timeout`, `dns`, `connect`, `disconnected`, `protocol`,
+    #: `network`, or `auth` (credentials could not be obtained, nothing was sent)
+    error_type: str | None = None
     #: seconds from sending the request to reading the whole response (or failing)
     elapsed: float = 0.0
     #: seconds spent waiting for the rate limit and the concurrency cap before sending
@@ -105,6 +108,12 @@ class Exchange:
             if name.lower() == "retry-after":
                 return parse_retry_after(value, self.finished_at)
         return None
+
+    def script_error(self) -> dict[str, Any] | None:
+        """The `error` a response script sees when no response came: `type` and `message`."""
+        if self.error is None:
+            return None
+        return {"type": self.error_type or "network", "message": self.error}
 
     def record(self) -> dict[str, Any]:
         """JSON-ready, redacted form: `request`, `response` (or None), `error`, `elapsed`."""

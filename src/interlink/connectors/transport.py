@@ -14,6 +14,7 @@ __all__ = [
     "client_timeout",
     "describe_error",
     "encode_body",
+    "error_kind",
     "format_seconds",
     "join_url",
 ]
@@ -65,6 +66,22 @@ def format_seconds(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:g}ms"
     return f"{seconds:g}s"
+
+
+def error_kind(exc: BaseException) -> str:
+    """What kind of failure stopped a call, for response scripts (`error.type`): `timeout`,
+    `dns`, `connect`, `disconnected`, `protocol` or `network`."""
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "dns"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connect"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "disconnected"
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+        return "protocol"
+    return "network"
 
 
 def describe_error(exc: BaseException, timeout: float) -> str:

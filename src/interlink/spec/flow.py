@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 
 from interlink.cron import Cron
 from interlink.spec._base import Duration, Expr, Interp, Name, Spec, duration_field
+from interlink.spec.connector import RetryPolicySpec
 
 __all__ = [
     "ConnectorStep",
@@ -93,6 +94,10 @@ class ScriptStep(_StepBase):
         "process", description="inline runs a trusted script in the engine's process"
     )
     timeout: Duration | None = Field(None, description="overrides the project's script timeout")
+    retry: RetryPolicySpec = Field(
+        default_factory=RetryPolicySpec,
+        description="how a `response_code: 1` from the script retries it (backoff slept in place)",
+    )
 
 
 Step = Annotated[ConnectorStep | ScriptStep, Field(discriminator="type")]

@@ -31,7 +31,7 @@ from interlink.connectors.client import ConnectorClient
 from interlink.connectors.exchange import Exchange
 from interlink.connectors.retry import RetryPolicy
 from interlink.errors import ExpressionError, ScriptError
-from interlink.expressions import compile_expression
+from interlink.expressions import compile_expression, compile_interpolation
 from interlink.flows.decision import Decision, ResponseCode, classify, decision_for
 from interlink.flows.steps.base import Done, Failed, StepContext, StepOutcome, Wait
 from interlink.spec.flow import ConnectorStep
@@ -43,6 +43,8 @@ __all__ = ["INLINE_WAIT_S", "run"]
 INLINE_WAIT_S = 1.0
 #: the `code` stored for an attempt whose outcome is not (yet) known
 _NO_CODE = -1
+#: "the response script left the payload as it was"
+_KEPT: Any = object()
 
 
 @dataclass(slots=True)
@@ -132,8 +134,12 @@ class _Delivery:
             except ExpressionError as exc:
                 return Failed(f"step {step.id}: building the request body: {exc}")
             try:
+                headers = {k: compile_interpolation(v).render(data)
+                           for k, v in step.headers.items()}
+                query = {k: compile_interpolation(v).render_required(data)
+                         for k, v in step.query.items()}
                 prepared = await self.client.prepare(
-                    step.endpoint, data, body, headers=step.headers, query=step.query,
+                    step.endpoint, data, body, headers=headers, query=query,
                     idempotency_key=self.key)
             except ExpressionError as exc:
                 return Failed(f"step {step.id}: building the request: {exc}")
@@ -151,16 +157,21 @@ class _Delivery:
         """Decide on one attempt and record it; None means: attempt again now."""
         stale = exchange.status == 401 and await self.client.replaced(
             exchange.credential_version)
+        payload: Any = _KEPT
         try:
-            decision = (decision_for(ResponseCode.REAUTHENTICATE, "HTTP 401 for a replaced "
-                                     "credential: retrying with the current one")
-                        if stale else await self._decide(data, exchange))
+            if stale:
+                decision = decision_for(ResponseCode.REAUTHENTICATE, "HTTP 401 for a replaced "
+                                        "credential: retrying with the current one")
+            else:
+                decision, payload = await self._decide(data, exchange)
         except ScriptError as exc:
             self._record(exchange, None, started, error=str(exc))
             return Failed(f"step {self.step.id}: response script failed: {exc}")
         code, message = decision.code, f"{self.where}: {decision.message}"
         if code == ResponseCode.CONTINUE:
-            output = _output(exchange)
+            # The script's payload when it set one (Scenario 2 of the source document), else
+            # the response.
+            output = _output(exchange) if payload is _KEPT else payload
             self._record(exchange, decision, started, output=output)
             return _Accepted(output)
         if code in (ResponseCode.RETRY_STEP, ResponseCode.REAUTHENTICATE) and \
@@ -209,25 +220,32 @@ class _Delivery:
             self.ctx.defer(SaveAttempt(replace(record, reauth=False)))
         return None
 
-    async def _decide(self, data: dict[str, Any], exchange: Exchange) -> Decision:
+    async def _decide(self, data: dict[str, Any],
+                      exchange: Exchange) -> tuple[Decision, Any]:
+        """The decision on an attempt, and the payload a response script set (`_KEPT` if
+        none): after *every* attempt, a connection failure included."""
         step, policy, reauths = self.step, self.policy, self.tally.reauths
-        if step.response_script is None or exchange.response is None:
-            # Without a response there is nothing for a script to judge: the network failed.
-            return classify(exchange.status, exchange.error, reauths, policy.max_reauth,
-                            exchange.retry_after)
-        data = {**data, "response": exchange.response.script_view()}
-        outcome = await self.ctx.services.run_script(step.response_script, data)
+        default = classify(exchange.status, exchange.error, reauths, policy.max_reauth,
+                           exchange.retry_after)
+        if step.response_script is None:
+            return default, _KEPT
+        response = exchange.response
+        view = {**data, "request": exchange.request.record(),
+                "response": response.script_view() if response is not None else None,
+                "error": exchange.script_error()}
+        outcome = await self.ctx.services.run_script(step.response_script, view)
         for line in outcome.logs:
             self.ctx.log(line)
         if outcome.message:
             self.ctx.log(outcome.message)
+        returned = outcome.data.get("payload", self.payload)
+        payload = returned if returned != self.payload else _KEPT
         if outcome.response_code is None:
             # A script that sets no code leaves the decision to the classifier.
-            default = classify(exchange.status, exchange.error, reauths, policy.max_reauth,
-                               exchange.retry_after)
             return decision_for(default.code, outcome.message or default.message,
-                                default.retry_after)
-        return decision_for(outcome.response_code, outcome.message, exchange.retry_after)
+                                default.retry_after), payload
+        return decision_for(outcome.response_code, outcome.message,
+                            exchange.retry_after), payload
 
     def _record(self, exchange: Exchange, decision: Decision | None, started: float, *,
                 wait: float = 0.0, error: str | None = None, output: Any = None,
@@ -252,5 +270,6 @@ class _Delivery:
 
 def _output(exchange: Exchange) -> Any:
     response = exchange.response
-    assert response is not None  # code 0 is only decided on a response
+    if response is None:  # a response script accepted a failed connection (code 0)
+        return None
     return response.json if response.has_json else response.body

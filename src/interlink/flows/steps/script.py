@@ -1,33 +1,72 @@
-"""The `script` step: run `handle(data)` on each payload; what it returns is the next bucket."""
+"""The `script` step: run `handle(data)` on each payload; what it returns is the next bucket.
+
+The script may set a response code: 1 retries it under the step's `retry` policy (the backoff
+is slept in place; each retry is recorded as an attempt, so a crash never resets the count),
+2 and 3 fail the run (2 queueing a retry run), and 4 — which only means something after a
+connector call — fails the step saying so. A script step is at least once: after a crash it
+runs again for the payload it was on.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
+from interlink.connectors.retry import RetryPolicy
 from interlink.errors import ScriptError
-from interlink.flows.decision import ResponseCode
+from interlink.flows.decision import CODE_NAMES, ResponseCode
 from interlink.flows.steps.base import Done, Failed, StepContext, StepOutcome
 from interlink.spec.flow import ScriptStep
+from interlink.store.base import AttemptRecord, SaveAttempt
 
 __all__ = ["run"]
 
 
 async def run(ctx: StepContext, step: ScriptStep, bucket: list[Any]) -> StepOutcome:
     """Call the script once per payload; its `payload` becomes the output payload."""
+    policy = RetryPolicy.from_spec(step.retry)
+    retried: dict[int, int] = {}  # payload index → retries made (since the last re-drive)
+    numbered: dict[int, int] = {}  # payload index → the last attempt number (ever)
+    for attempt in await ctx.attempts():
+        numbered[attempt.item] = max(numbered.get(attempt.item, 0), attempt.n)
+        if attempt.redrive == ctx.run.redrive:
+            retried[attempt.item] = retried.get(attempt.item, 0) + 1
     outputs = []
-    for payload in bucket:
-        try:
-            outcome = await ctx.services.run_script(
-                step.script, ctx.data(payload), isolation=step.isolation, time_limit=step.timeout
-            )
-        except ScriptError as exc:
-            return Failed(f"step {step.id}: {exc}")
-        for line in outcome.logs:
-            ctx.log(line)
-        if outcome.message:
-            ctx.log(outcome.message)
-        if outcome.response_code in (ResponseCode.RETRY_FLOW, ResponseCode.FAIL):
-            return Failed(f"step {step.id}: {outcome.message or 'the script failed the flow'}",
-                          retry_flow=outcome.response_code == ResponseCode.RETRY_FLOW)
+    for index, payload in enumerate(bucket):
+        attempts, n = retried.get(index, 0), numbered.get(index, 0)
+        while True:
+            attempts += 1
+            try:
+                outcome = await ctx.services.run_script(
+                    step.script, ctx.data(payload, attempt=attempts), isolation=step.isolation,
+                    time_limit=step.timeout)
+            except ScriptError as exc:
+                return Failed(f"step {step.id}: {exc}")
+            for line in outcome.logs:
+                ctx.log(line)
+            if outcome.message:
+                ctx.log(outcome.message)
+            code = outcome.response_code
+            if code in (ResponseCode.RETRY_FLOW, ResponseCode.FAIL):
+                return Failed(f"step {step.id}: {outcome.message or 'the script failed the flow'}",
+                              retry_flow=code == ResponseCode.RETRY_FLOW)
+            if code == ResponseCode.REAUTHENTICATE:
+                return Failed(f"step {step.id}: response_code 4 (re-authenticate) only means "
+                              "something in a connector's response script")
+            if code != ResponseCode.RETRY_STEP:
+                break
+            of = f"(attempt {attempts} of {policy.max_attempts})"
+            reason = outcome.message or "the script asked to retry"
+            if policy.attempts_left(attempts) == 0:
+                return Failed(f"step {step.id}: {reason} {of}; no attempts left")
+            wait = policy.delay(attempts)
+            n += 1
+            # Written at once: the count must survive a crash during the backoff.
+            await ctx.flush(SaveAttempt(AttemptRecord(
+                ctx.run.id, step.id, n, {"method": "SCRIPT", "url": step.script}, None,
+                ResponseCode.RETRY_STEP, CODE_NAMES[ResponseCode.RETRY_STEP], time.time(),
+                message=reason, wait_s=round(wait, 3), item=index, redrive=ctx.run.redrive)))
+            await asyncio.sleep(wait)
         outputs.append(outcome.data.get("payload"))
     return Done(outputs)
