@@ -11,12 +11,14 @@ Real processes on loopback:
   a flow with a webhook trigger, and a sync service running the same flow;
 - **load**: this process, alternating webhooks and service requests with unique order ids.
 
-First a short ramp measures the maximum sustainable rate: closed loops of 4, 16 and 64
-requests in flight for `--ramp` seconds each, every step followed by waiting until the queued
-runs are done; the best requests/s over (ramp + drain) is the maximum. Then the load runs open
-loop at `--fraction` of it for `--minutes`, sampling the serve process's RSS and open fds from
+First a short ramp measures the maximum sustainable rate: open-loop steps of `--ramp` seconds
+from 50 req/s up, 1.3 times faster each, until a step falls behind (a request unanswered or
+failed, p99 over 1 s, or more than a second's worth of runs left queued at its end); the last
+step that kept up is the maximum. Then the load runs open loop at `--fraction` of it for
+`--minutes`, sampling the serve process's RSS and open fds from
 `/proc/<pid>` every 5 s and the latency of every request. Printed: each figure in the first and
-the last window (a minute, or a fifth of the soak if shorter) and their ratio. Exits 1 unless
+the last window (a minute, or a fifth of the soak if shorter) and their ratio, the work left
+queued at the end (the engine kept up if it is small), and RSS minute by minute. Exits 1 unless
 RSS in the last window is within ±10 % of the first.
 """
 
@@ -37,6 +39,10 @@ from _processes import EngineProcess, free_port, proc_sample, running, start_ups
 from _store_probe import StoreProbe
 
 SAMPLE_EVERY_S = 5.0
+#: the ramp: open-loop steps from this rate, each this many times the last
+RAMP_START = 50.0
+RAMP_FACTOR = 1.3
+KEEPS_UP_P99_S = 1.0
 FLAT = 0.10
 PATHS = ("/hooks/orders", "/orders")
 
@@ -141,24 +147,38 @@ async def wait_drained(probe: StoreProbe, limit_s: float = 120.0) -> None:
         await asyncio.sleep(0.2)
 
 
-async def max_rate(load: Load, probe: StoreProbe, ramp_s: float) -> tuple[float, list[str]]:
-    """The best sustainable requests/s over the ramp's steps, and a line per step."""
-    best, lines = 0.0, []
-    for lanes in (4, 16, 64):
+async def max_rate(load: Load, probe: StoreProbe, step_s: float) -> tuple[float, list[str]]:
+    """The highest open-loop rate the engine keeps up with, and a line per ramp step.
+
+    Keeping up: every request answered without error, p99 under `KEEPS_UP_P99_S`, and at the
+    end of the step no more than a second's worth of work still queued in the store.
+    """
+    rate, best, lines = RAMP_START, 0.0, []
+    while True:
+        answered, errors = len(load.latencies), load.errors
         started = time.monotonic()
-        answered = await load.closed_loop(lanes, ramp_s)
+        await load.open_loop(rate, step_s)
+        backlog = await asyncio.to_thread(probe.outstanding)
+        step = [s for t, s in load.latencies[answered:] if t >= started]
+        tail = p99(step)
+        kept_up = (len(step) >= 0.98 * rate * step_s and load.errors == errors
+                   and tail <= KEEPS_UP_P99_S and backlog <= rate)
+        lines.append(f"ramp: {rate:5.0f} req/s → {len(step) / step_s:5.0f} answered/s, p99 "
+                     f"{tail * 1000:5.0f} ms, {backlog} left queued"
+                     + ("" if kept_up else "  (falls behind)"))
         await wait_drained(probe)
-        rate = answered / (time.monotonic() - started)
-        lines.append(f"ramp: {lanes:>2} in flight → {rate:6.0f} req/s (ramp + drain)")
-        best = max(best, rate)
-    return best, lines
+        if not kept_up:
+            return best, lines
+        best = rate
+        rate *= RAMP_FACTOR
 
 
-async def sample(pid: int, stop: asyncio.Event, out: list[tuple[float, float, int]]) -> None:
-    """Append (time, RSS MB, open fds) of `pid` every few seconds until `stop`."""
+async def sample(pid: int, probe: StoreProbe, stop: asyncio.Event,
+                 out: list[tuple[float, float, int, int]]) -> None:
+    """Append (time, RSS MB, open fds of `pid`, work queued) every few seconds until `stop`."""
     while not stop.is_set():
         rss, fds = proc_sample(pid)
-        out.append((time.monotonic(), rss, fds))
+        out.append((time.monotonic(), rss, fds, await asyncio.to_thread(probe.outstanding)))
         await asyncio.sleep(SAMPLE_EVERY_S)
 
 
@@ -180,7 +200,7 @@ class Soak:
     rate: float
     ramp: list[str]
     load: Load
-    samples: list[tuple[float, float, int]]
+    samples: list[tuple[float, float, int, int]]
     started: float
     ended: float
     backlog: int
@@ -204,9 +224,9 @@ async def run_soak(args: argparse.Namespace, root: Path) -> Soak:
                 load = Load(f"http://127.0.0.1:{port}", http)
                 best, ramp = await max_rate(load, probe, args.ramp)
                 load.errors = 0
-                samples: list[tuple[float, float, int]] = []
+                samples: list[tuple[float, float, int, int]] = []
                 stop = asyncio.Event()
-                sampler = asyncio.create_task(sample(serve.pid, stop, samples))
+                sampler = asyncio.create_task(sample(serve.pid, probe, stop, samples))
                 started = time.monotonic()
                 await load.open_loop(best * args.fraction, args.minutes * 60)
                 ended = time.monotonic()
@@ -223,22 +243,24 @@ def report(result: Soak, args: argparse.Namespace) -> bool:
     first = (result.started, result.started + span)
     last = (result.ended - span, result.ended)
     lat = [(t, s) for t, s in result.load.latencies if t >= result.started]
-    rss = [(t, r) for t, r, _ in result.samples]
-    fds = [(t, float(f)) for t, _, f in result.samples]
+    rss = [(t, r) for t, r, _, _ in result.samples]
+    fds = [(t, float(f)) for t, _, f, _ in result.samples]
+    queued = [(t, float(q)) for t, _, _, q in result.samples]
     figures = {
         "RSS MB (median)": [statistics.median(window(rss, *w) or [0]) for w in (first, last)],
         "open fds (max)": [max(window(fds, *w) or [0]) for w in (first, last)],
         "p99 latency ms": [p99(window(lat, *w)) * 1000 for w in (first, last)],
         "req/s answered": [len(window(lat, *w)) / span for w in (first, last)],
+        "work queued (max)": [max(window(queued, *w) or [0]) for w in (first, last)],
     }
     for line in result.ramp:
         print(line)
     print(f"soak: {args.minutes:g} min at {result.rate:.0f} req/s ({args.fraction:.0%} of "
           f"{result.best:.0f}), windows of {span:.0f}s, {result.load.errors} errors, "
           f"{result.backlog} items/runs outstanding at the end")
-    print(f"{'':<18}{'start':>10}{'end':>10}{'ratio':>8}")
+    print(f"{'':<19}{'start':>10}{'end':>10}{'ratio':>8}")
     for name, (a, b) in figures.items():
-        print(f"{name:<18}{a:>10.1f}{b:>10.1f}{(b / a if a else 0):>8.2f}")
+        print(f"{name:<19}{a:>10.1f}{b:>10.1f}{(b / a if a else 0):>8.2f}")
     minutes = [f"{r:.0f}" for _, r in rss[::max(1, int(60 / SAMPLE_EVERY_S))]]
     print(f"RSS MB each minute: {' '.join(minutes)}")
     growth = figures["RSS MB (median)"][1] / figures["RSS MB (median)"][0] - 1
