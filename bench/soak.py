@@ -1,12 +1,14 @@
 """Does `interlink serve` stay flat under minutes of steady load? RSS, open fds, p99 latency.
 
     .venv/bin/python bench/soak.py [--minutes 10] [--fraction 0.7] [--ramp 5] [--seed 1]
+                                   [--session-orders 6] [--session-ttl 2]
 
 Real processes on loopback:
 
 - **upstream** (`bench/_counting_upstream.py`): session logins whose tokens expire after 6
   orders or 2 s (so the connector logs in again all the time: that is what leaked memory
-  before), 5 % of order requests answered 503 once;
+  before; `--session-orders 1000000 --session-ttl 100000` turns that off, to compare),
+  5 % of order requests answered 503 once;
 - **engine**: `interlink serve` (SQLite) of a generated project: a session-auth connector,
   a flow with a webhook trigger, and a sync service running the same flow;
 - **load**: this process, alternating webhooks and service requests with unique order ids.
@@ -208,7 +210,8 @@ class Soak:
 
 async def run_soak(args: argparse.Namespace, root: Path) -> Soak:
     """Start the upstream and serve, ramp, then hold the load for `--minutes`."""
-    options = ["--seed", str(args.seed), "--session-orders", "6", "--session-ttl", "2",
+    options = ["--seed", str(args.seed), "--session-orders", str(args.session_orders),
+               "--session-ttl", str(args.session_ttl),
                "--p503", "0.05", "--p429", "0", "--max-failures", "1"]
     with start_upstream(*options) as (_, upstream):
         url = f"sqlite:///{root / 'store.db'}"
@@ -276,6 +279,10 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.7, help="of the measured maximum")
     parser.add_argument("--ramp", type=float, default=5.0, help="seconds per ramp step")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--session-orders", type=int, default=6,
+                        help="orders per upstream session token")
+    parser.add_argument("--session-ttl", type=float, default=2.0,
+                        help="seconds an upstream session token lasts")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="interlink-soak-"))
