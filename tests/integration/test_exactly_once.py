@@ -36,6 +36,11 @@ def connector(url: str, retry: str = "{max_attempts: 1}", auth: str = "") -> str
         """
 
 
+#: the flow `push`: one connector step posting the payload to /orders
+PUSH = ("name: push\nsteps:\n"
+        "  - {id: push, type: connector, connector: wh, endpoint: create_order}\n")
+
+
 def service(responses: str, *, processor: str = "{max_attempts: 6, delay: 50ms, backoff: 1}",
             extra: str = "") -> str:
     """A service `orders` at POST /orders whose activity is the flow `push`."""
@@ -88,8 +93,7 @@ async def test_processor_retries_continue_the_requests_run_with_its_keys(tmp_pat
         up.route("/orders", statuses=[503, 503, 503, 200], body={"created": True})
         project = make(tmp_path, {
             "connectors/wh.yaml": connector(up.url),
-            "flows/push.yaml": "name: push\nsteps:\n  - {id: push, type: connector, "
-                               "connector: wh, endpoint: create_order}\n",
+            "flows/push.yaml": PUSH,
             "services/orders.yaml": service(QUEUE_ON_ERROR),
         })
         async with running_engine(project) as engine:
@@ -146,8 +150,7 @@ async def test_queue_when_after_a_success_does_not_run_the_activity_again(tmp_pa
         up.route("/orders", body={"state": "pending"})
         project = make(tmp_path, {
             "connectors/wh.yaml": connector(up.url),
-            "flows/push.yaml": "name: push\nsteps:\n  - {id: push, type: connector, "
-                               "connector: wh, endpoint: create_order}\n",
+            "flows/push.yaml": PUSH,
             "services/orders.yaml": service(rules),
         })
         async with running_engine(project) as engine:
@@ -180,8 +183,7 @@ async def test_queue_when_not_reading_the_outcome_runs_the_activity_only_later(
         up.route("/orders", body={"stored": True})
         project = make(tmp_path, {
             "connectors/wh.yaml": connector(up.url),
-            "flows/push.yaml": "name: push\nsteps:\n  - {id: push, type: connector, "
-                               "connector: wh, endpoint: create_order}\n",
+            "flows/push.yaml": PUSH,
             "services/orders.yaml": service(rules),
         })
         async with running_engine(project) as engine:
@@ -207,8 +209,7 @@ async def test_a_timed_out_activity_goes_on_and_the_processor_takes_its_result(
         up.route("/orders", delay=1.0, body={"slow": "but done"})
         project = make(tmp_path, {
             "connectors/wh.yaml": connector(up.url),
-            "flows/push.yaml": "name: push\nsteps:\n  - {id: push, type: connector, "
-                               "connector: wh, endpoint: create_order}\n",
+            "flows/push.yaml": PUSH,
             "services/orders.yaml": service(QUEUE_ON_ERROR, extra=", timeout: 200ms"),
         })
         async with running_engine(project) as engine:
@@ -229,8 +230,7 @@ async def test_execution_async_runs_once_under_the_items_run(tmp_path: Path) -> 
         up.route("/orders", statuses=[503, 200], body={"ok": 1})
         project = make(tmp_path, {
             "connectors/wh.yaml": connector(up.url),
-            "flows/push.yaml": "name: push\nsteps:\n  - {id: push, type: connector, "
-                               "connector: wh, endpoint: create_order}\n",
+            "flows/push.yaml": PUSH,
             "services/orders.yaml": service("""
           - on: default
             status: 202
@@ -262,8 +262,7 @@ async def test_a_401_for_a_replaced_token_does_not_use_up_the_reauthentication(
         up.route("/orders", statuses=[401, 401, 200], body={"ok": True})
         files = {
             "connectors/wh.yaml": connector(up.url, "{max_attempts: 4, initial: 1ms}", SESSION),
-            "flows/push.yaml": "name: push\nsteps:\n  - {id: push, type: connector, "
-                               "connector: wh, endpoint: create_order}\n",
+            "flows/push.yaml": PUSH,
         }
         project = make(tmp_path, files)
         async with running_engine(project) as engine:
@@ -289,8 +288,7 @@ async def test_concurrent_401s_make_one_login_and_count_once(tmp_path: Path) -> 
         up.route("/orders", requires_login=True)
         files = {
             "connectors/wh.yaml": connector(up.url, "{max_attempts: 3, max_reauth: 1}", SESSION),
-            "flows/push.yaml": "name: push\nsteps:\n  - {id: push, type: connector, "
-                               "connector: wh, endpoint: create_order}\n",
+            "flows/push.yaml": PUSH,
         }
         async with running_engine(make(tmp_path, files)) as engine:
             await engine.runner.connector("wh").auth.apply()
@@ -311,8 +309,7 @@ async def test_a_run_in_a_durable_wait_is_left_to_the_workers(tmp_path: Path) ->
         up.route("/orders", statuses=[503, 200], retry_after="2", body={"later": True})
         project = make(tmp_path, {
             "connectors/wh.yaml": connector(up.url, "{max_attempts: 2}"),
-            "flows/push.yaml": "name: push\nsteps:\n  - {id: push, type: connector, "
-                               "connector: wh, endpoint: create_order}\n",
+            "flows/push.yaml": PUSH,
             "services/orders.yaml": service(QUEUE_ON_ERROR, extra=", timeout: 300ms",
                                             processor="{max_attempts: 2, delay: 50ms}"),
         })
