@@ -8,6 +8,7 @@ queue items. `StoreProbe` opens the SQLite file or the PostgreSQL URL directly (
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Callable
@@ -46,31 +47,31 @@ class StoreProbe:
         """Runs per status."""
         return Counter(dict(self._query("SELECT status, count(*) FROM runs GROUP BY status")))
 
+    def failures(self) -> Counter[str]:
+        """Why runs failed: their errors, counted (numbers and ids stripped, so alike count
+        together)."""
+        rows = self._query("SELECT error FROM runs WHERE status = 'failed'")
+        return Counter(re.sub(r"\d+", "N", error or "?") for (error,) in rows)
+
     def item_statuses(self) -> Counter[str]:
         """Queue items per kind and status."""
         rows = self._query("SELECT kind, status, count(*) FROM queue GROUP BY kind, status")
         return Counter({f"{kind} {status}": n for kind, status, n in rows})
 
     def attempt_rows(self) -> tuple[Counter[str], int]:
-        """Attempt rows per order id (over all its runs), and the most on one run's step."""
+        """Per order, the most attempts one budget held; and the most over all orders.
+
+        A budget is one payload of one step of one run between re-drives (`attempts.item`,
+        `attempts.redrive`): `max_attempts` bounds exactly that, whatever crashed.
+        """
         inputs = {run_id: _order_id(raw) for run_id, raw in
                   self._query("SELECT id, input FROM runs")}
         per_order: Counter[str] = Counter()
-        most = 0
         for run_id, n in self._query("SELECT run_id, count(*) FROM attempts "
-                                     "GROUP BY run_id, step_id"):
-            per_order[inputs.get(run_id) or "?"] += n
-            most = max(most, n)
-        return per_order, most
-
-    def processor_attempts(self) -> Counter[str]:
-        """Request-processor attempts per order id (claims of its service_request items)."""
-        attempts: Counter[str] = Counter()
-        for raw, n in self._query("SELECT payload, attempts FROM queue "
-                                  "WHERE kind = 'service_request'"):
-            payload = json.loads(raw) if isinstance(raw, str) else raw
-            attempts[_order_id(payload.get("body"))] += n
-        return attempts
+                                     "GROUP BY run_id, step_id, item, redrive"):
+            order = inputs.get(run_id) or "?"
+            per_order[order] = max(per_order[order], n)
+        return per_order, max(per_order.values(), default=0)
 
 
 def _order_id(raw: Any) -> str:

@@ -7,8 +7,9 @@ Real processes on loopback, no mocks:
 
 - **upstream** (`bench/_counting_upstream.py`): an order API with session logins whose tokens
   expire after 6 orders or 5 s (401), seeded 503s and 429s (`Retry-After: 1`, at most 2 per
-  `Idempotency-Key`, so every order gets through within `max_attempts: 4`), which honours
-  `Idempotency-Key` and records which keys created each order id;
+  `Idempotency-Key`), which honours `Idempotency-Key` and records which keys created each
+  order id. Every order gets through within `max_attempts: 6`: 2 injected failures, a 401, and
+  attempts cut short by a kill, which count (their request may have arrived);
 - **engine**: a generated project (a session-auth connector with a retry policy; a flow with a
   webhook trigger; a sync service running that flow with `queue_when: "error is not none"` and
   a request processor, its activity timeout short enough that some requests are queued; an
@@ -23,9 +24,10 @@ Real processes on loopback, no mocks:
 Then the load stops and everything drains (queue empty, no run queued, running or waiting;
 `--drain` seconds at most). Printed per store: accepted; delivered (accepted and created
 upstream); **lost** (accepted, never created); **duplicated** (an order id created under two
-keys); **attempts over max** (attempt rows in the store for an order's connector step beyond
-`max_attempts` times its executions: the first one plus each request-processor attempt); the
-upstream's most requests for one key; runs not terminal; failed runs; kills survived. Exits 1
+keys); **attempts over max** (attempt rows in the store beyond `max_attempts` in one budget:
+one payload of one step of one run between re-drives); the upstream's most requests for one
+key (a re-driven run sends its key again); runs not terminal; failed runs and why; kills
+survived. Exits 1
 if lost, duplicated, attempts over or not terminal is not 0. `--quick`: 5 kills in 20 s of
 load at 30 req/s, about 25 s per store. `--keep` keeps the logs and the store for a look.
 """
@@ -56,7 +58,8 @@ from _processes import (
 )
 from _store_probe import StoreProbe
 
-MAX_ATTEMPTS = 4
+#: attempts of one step: 2 injected failures + a 401 + attempts cut short by kills (they count)
+MAX_ATTEMPTS = 6
 PROCESSOR_ATTEMPTS = 5
 #: where each kind of order is POSTed, and its share of the load
 ENDPOINTS = {"w": "/hooks/orders", "s": "/orders", "a": "/orders-async"}
@@ -271,9 +274,7 @@ def count(figures: Figures, ledger: Ledger, probe: StoreProbe, seen: dict[str, A
     lost = sorted(accepted - created.keys())
     duplicated = sorted(order for order, keys in created.items() if len(keys) > 1)
     per_order, most_per_run = probe.attempt_rows()
-    processor = probe.processor_attempts()
-    over = {order: n - MAX_ATTEMPTS * _executions(order, processor) for order, n in
-            per_order.items() if n > MAX_ATTEMPTS * _executions(order, processor)}
+    over = {order: n - MAX_ATTEMPTS for order, n in per_order.items() if n > MAX_ATTEMPTS}
     runs = probe.run_statuses()
     items = probe.item_statuses()
     not_terminal = (sum(runs[s] for s in ("queued", "running", "waiting"))
@@ -284,7 +285,7 @@ def count(figures: Figures, ledger: Ledger, probe: StoreProbe, seen: dict[str, A
     r["lost"] = str(len(lost))
     r["duplicated"] = f"{len(duplicated)} ({sum(1 for o in duplicated if o in accepted)} acc.)"
     r["attempts over max"] = f"{sum(over.values())} on {len(over)} orders" if over else "0"
-    r["max attempts, one run's step"] = str(most_per_run)
+    r["most attempts, one budget"] = str(most_per_run)
     r["upstream max requests/key"] = str(seen["max_requests_per_key"])
     r["runs not terminal"] = str(not_terminal)
     r["failed runs"] = str(runs["failed"])
@@ -294,6 +295,8 @@ def count(figures: Figures, ledger: Ledger, probe: StoreProbe, seen: dict[str, A
     d["duplicated"] = _by_kind(Counter(o[0] for o in duplicated))
     d["answers"] = ", ".join(f"{n} {k}" for k, n in sorted(ledger.outcomes.items()))
     d["runs"] = ", ".join(f"{n} {s}" for s, n in sorted(runs.items()))
+    for error, n in probe.failures().most_common(3):
+        d[f"failed x{n}"] = error
     d["queue"] = ", ".join(f"{n} {k}" for k, n in sorted(items.items()))
     d["upstream"] = ", ".join(f"{seen.get(k, 0)} {k}" for k in (
         "requests", "created", "replayed", "refused_401", "injected_503", "injected_429",
@@ -318,11 +321,6 @@ def _verdict(figures: Figures, lost: list[str], duplicated: list[str], over: dic
             f"{o} +{n}" for o, n in worst))
     if not_terminal:
         figures.failed.append("not terminal")
-
-
-def _executions(order: str, processor: Counter[str]) -> int:
-    """How many times the order's flow may run: once (webhook, sync try) + processor attempts."""
-    return ((0 if order.startswith("a-") else 1) + processor[order]) or 1
 
 
 def _by_kind(counts: Counter[str]) -> str:
