@@ -11,6 +11,7 @@ connections ("slowloris"). `limited_protocol(limits)` is that protocol with caps
 | `max_header_bytes` | request line and headers grow past it | 431 (414 in the URL), closed |
 | `max_headers` | more header lines | 431, closed |
 | `body_timeout` | the body is not complete in time after the headers | 408, closed |
+| (none) | a request asking to switch protocols (`Upgrade`) carries a body | 400, closed |
 
 The timers are armed only when a request is still incomplete at the end of the bytes received
 so far (and once when a connection opens): a request that arrives in one piece costs no timer.
@@ -76,9 +77,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
-            return
+                return
+            # Not a websocket we serve: the request goes on as plain HTTP.
         if self._reading == "headers":
             self._unparsed = 0 if self._progress else self._unparsed + len(data)
             if self._header_bytes + self._unparsed > self.limits.max_header_bytes:
@@ -87,6 +87,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
                 self._arm(self.limits.header_timeout)
         elif self._reading == "body" and self._timer is None:
             self._arm(self.limits.body_timeout)
+
+    def _unsupported_upgrade_warning(self) -> None:
+        """Nothing to warn about: an `Upgrade` we do not speak is answered as plain HTTP."""
 
     def send_400_response(self, msg: str) -> None:
         """A malformed request: 400 with the engine's error body, and close."""
@@ -121,6 +124,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         """The headers are in: stop their clock; the body's starts if it is not all here."""
+        if self.parser.should_upgrade() and not self._should_upgrade() and self._has_body():
+            # httptools skips the body of any request asking to switch protocols: served as
+            # plain HTTP, it would reach the app as an empty body (and start a run with none).
+            self._stop(400, "a request asking to switch protocols cannot carry a body here")
         self._disarm()
         self._reading = "body"
         super().on_headers_complete()
@@ -130,6 +137,13 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._disarm()
         self._reading = ""
         super().on_message_complete()
+
+    def _has_body(self) -> bool:
+        for name, value in self.headers:
+            if name == b"transfer-encoding" or (name == b"content-length"
+                                                and value.strip() not in (b"", b"0")):
+                return True
+        return False
 
     # Clocks and refusals
     def _stop(self, status: int, message: str) -> None:

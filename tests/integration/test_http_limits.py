@@ -8,6 +8,7 @@ a test can tell that nothing acted on a request the limits cut off.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -146,3 +147,22 @@ async def test_pipelined_requests_are_all_answered(port: int, app: Recorder) -> 
 async def test_malformed_requests_are_400(port: int, request_bytes: bytes) -> None:
     """Requests that are not valid HTTP: 400 with the error body, closed."""
     assert_refused(await exchange(port, request_bytes), 400)
+
+
+async def test_an_upgrade_we_do_not_speak_is_plain_http(
+    port: int, app: Recorder, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`Upgrade: h2c` on a GET (no websockets or HTTP/2 here) is answered as HTTP, quietly."""
+    answer = await exchange(port, GET + b"Connection: Upgrade, HTTP2-Settings, close\r\n"
+                            b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+    assert (status_of(answer), app.bodies) == (200, [b""])
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_an_upgrade_with_a_body_is_400(port: int, app: Recorder) -> None:
+    """The parser would drop the body of a request asking to upgrade: refused, never run."""
+    request = post("/", b"body").replace(
+        b"Connection: close\r\n", b"Connection: Upgrade\r\nUpgrade: websocket\r\n")
+    assert_refused(await exchange(port, request), 400)
+    await asyncio.sleep(0.05)
+    assert app.bodies == []
