@@ -42,7 +42,8 @@ __all__ = [
     "xml_to_data",
 ]
 
-DEFAULT_LIMITS = ServerLimits()
+_DEFAULT_LIMITS = ServerLimits()
+
 
 class ClientDisconnected(Exception):
     """The client went away before sending the whole body; nothing is answered."""
@@ -185,7 +186,7 @@ class _XmlBuilder:
 _FORBIDDEN = "XML with DOCTYPE or ENTITY declarations is refused"
 
 
-def xml_to_data(raw: bytes, limits: ServerLimits = DEFAULT_LIMITS) -> dict[str, Any]:
+def xml_to_data(raw: bytes, limits: ServerLimits = _DEFAULT_LIMITS) -> dict[str, Any]:
     """Parse an XML document with the hardened parser into plain data (`{root: …}`)."""
     if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
         raise MappingFailure("forbidden_xml", _FORBIDDEN)
@@ -199,7 +200,7 @@ def xml_to_data(raw: bytes, limits: ServerLimits = DEFAULT_LIMITS) -> dict[str, 
     return builder.root
 
 
-def json_value(raw: bytes, limits: ServerLimits = DEFAULT_LIMITS) -> Any:
+def json_value(raw: bytes, limits: ServerLimits = _DEFAULT_LIMITS) -> Any:
     """Parse JSON; nesting deeper than `max_json_depth` is a mapping error (the store could
     not write it back, and a deep walk is a cost the caller chose)."""
     try:
@@ -238,7 +239,7 @@ def _text(raw: bytes) -> str:
         raise MappingFailure("invalid_text", "request body is not valid UTF-8 text") from None
 
 
-def parse_body(kind: str, raw: bytes, limits: ServerLimits = DEFAULT_LIMITS) -> Any:
+def parse_body(kind: str, raw: bytes, limits: ServerLimits = _DEFAULT_LIMITS) -> Any:
     """The body parsed as `kind` (json, xml, form, text, none); empty bodies are None."""
     if kind == "none" or not raw:
         return None
