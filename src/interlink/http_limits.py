@@ -15,8 +15,10 @@ connections ("slowloris"). `limited_protocol(limits)` is that protocol with caps
 
 The timers are armed only when a request is still incomplete at the end of the bytes received
 so far (and once when a connection opens): a request that arrives in one piece costs no timer.
-A header section split across reads is counted per completed line, plus the incomplete rest,
-so one huge header line is stopped at most one read (256 KB) past the cap.
+Headers are counted per read, not per line (a callback per header costs every request): an
+incomplete header section is refused once the bytes read since its request began pass the
+cap, so a read that also holds the end of the previous request (pipelining) counts in full;
+a complete one is counted exactly, and only when its reads add up to more than the cap.
 A refusal's body is the engine's error body, `{"error": {"phase": "http", "message": …}}`.
 """
 
@@ -42,12 +44,11 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     limits: ClassVar[ServerLimits] = ServerLimits()
 
+    url = b""  # uvicorn sets it when a request begins; blank lines may come before
     _reading = "headers"  # "headers", "body" or "" (between requests)
     _timer: asyncio.TimerHandle | None = None
-    _header_bytes = 0
-    _header_lines = 0
-    _progress = False  # a parser callback ran during the current `data_received`
-    _unparsed = 0  # bytes received since the last callback, while reading headers
+    _received = 0  # bytes received while reading this request's headers (an upper bound)
+    _chunk = 0  # size of the chunk being parsed
     _refusal: tuple[int, str] | None = None  # set by a callback before it stops the parser
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -66,7 +67,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         """Parse `data`; refuse what exceeds a cap; arm a clock when a request is incomplete."""
         self._unset_keepalive_if_required()
-        self._progress = False
+        self._chunk = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
@@ -79,14 +80,31 @@ class LimitedHttpProtocol(HttpToolsProtocol):
                 self.handle_websocket_upgrade()
                 return
             # Not a websocket we serve: the request goes on as plain HTTP.
-        if self._reading == "headers":
-            self._unparsed = 0 if self._progress else self._unparsed + len(data)
-            if self._header_bytes + self._unparsed > self.limits.max_header_bytes:
-                self._refuse(431, "the request headers are too large")
+        reading = self._reading
+        if reading == "headers":
+            self._received += len(data)
+            limits = self.limits
+            # `headers` is None until a request began (blank lines may come first).
+            if self._received > limits.max_header_bytes or (
+                    self.headers is not None and len(self.headers) > limits.max_headers):
+                self._refuse(*self._too_large())
             elif self._timer is None:
-                self._arm(self.limits.header_timeout)
-        elif self._reading == "body" and self._timer is None:
-            self._arm(self.limits.body_timeout)
+                self._arm(limits.header_timeout)
+        elif self._timer is None and (reading == "body" or self._idle()):
+            # Between requests only blank lines were read: they start the header clock
+            # (uvicorn's idle clock stopped at the first byte).
+            self._arm(self.limits.body_timeout if reading == "body" else
+                      self.limits.header_timeout)
+
+    def _idle(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete
+
+    def _too_large(self) -> tuple[int, str]:
+        if len(self.url) > self.limits.max_header_bytes:
+            return 414, "the request URL is too long"
+        if self.headers is not None and len(self.headers) > self.limits.max_headers:
+            return 431, "the request has too many headers"
+        return 431, "the request headers are too large"
 
     def _unsupported_upgrade_warning(self) -> None:
         """Nothing to warn about: an `Upgrade` we do not speak is answered as plain HTTP."""
@@ -97,33 +115,23 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     # Parser callbacks
     def on_message_begin(self) -> None:
-        """A request starts: count its headers from zero."""
+        """A request starts: count its header bytes from zero."""
         super().on_message_begin()
         self._reading = "headers"
-        self._header_bytes = self._header_lines = self._unparsed = 0
-        self._progress = True
-
-    def on_url(self, url: bytes) -> None:
-        """Count the URL against `max_header_bytes`."""
-        self._progress = True
-        self._header_bytes += len(url)
-        if self._header_bytes > self.limits.max_header_bytes:
-            self._stop(414, "the request URL is too long")
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        """Count the header against `max_header_bytes` and `max_headers`."""
-        self._progress = True
-        self._header_bytes += len(name) + len(value) + 4
-        self._header_lines += 1
-        if self._header_lines > self.limits.max_headers:
-            self._stop(431, "the request has too many headers")
-        if self._header_bytes > self.limits.max_header_bytes:
-            self._stop(431, "the request headers are too large")
-        super().on_header(name, value)
+        # The chunk being parsed may hold the end of the previous request too: counting it
+        # whole makes `_received` an upper bound, exact counts are taken when it matters.
+        self._received = 0
 
     def on_headers_complete(self) -> None:
         """The headers are in: stop their clock; the body's starts if it is not all here."""
+        limits = self.limits
+        if len(self.headers) > limits.max_headers:
+            self._stop(*self._too_large())
+        # Only a request whose reads add up to more than the cap is counted exactly.
+        if self._received + self._chunk > limits.max_header_bytes:
+            size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
+            if size > limits.max_header_bytes:
+                self._stop(*self._too_large())
         if self.parser.should_upgrade() and not self._should_upgrade() and self._has_body():
             # httptools skips the body of any request asking to switch protocols: served as
             # plain HTTP, it would reach the app as an empty body (and start a run with none).

@@ -130,6 +130,14 @@ async def test_an_idle_keep_alive_connection_is_closed(port: int) -> None:
         writer.close()
 
 
+async def test_blank_lines_do_not_keep_a_connection_open(port: int) -> None:
+    """Blank lines between requests are allowed, but they do not stop the header clock."""
+    first = post("/", b"x", close=False)
+    answer = await exchange(port, first, *[b"\r\n"] * 12, pause=0.1)
+    statuses = [int(part[:3]) for part in answer.split(b"HTTP/1.1 ")[1:]]
+    assert statuses == [200, 408]
+
+
 async def test_pipelined_requests_are_all_answered(port: int, app: Recorder) -> None:
     """Three requests in one write on one connection: three answers, in order."""
     requests = post("/", b"a", close=False) + post("/", b"bb", close=False) + post("/", b"ccc")
