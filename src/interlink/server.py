@@ -3,15 +3,22 @@
 The HTTP side serves the engine's endpoints under `/_interlink/` and each webhook trigger at the
 path its flow declares. A webhook answers `202` with the run id once the run and its queue item
 are committed: an accepted call is never lost, whatever happens to this process afterwards.
+
+Bodies are read by the services' reader (`services.body.read_body`: bounded, and a client that
+goes away mid-body starts nothing) and parsed within `server.limits`; every error answer has
+the services' shape, `{"error": {"phase", "message"}}`. The outermost layer answers an
+exception nothing else caught with a 500 and that small body, and logs it with its traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
+import traceback
 from email.utils import formatdate
 from typing import Any
 
@@ -28,38 +35,88 @@ from interlink.engine import Engine
 from interlink.errors import RunError
 from interlink.flows.report import item_json, run_json
 from interlink.flows.schedule import Scheduler
+from interlink.http_limits import limited_protocol
 from interlink.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from interlink.redaction import Redactor
+from interlink.services.body import (
+    THREAD_PARSE_BYTES,
+    ClientDisconnected,
+    json_value,
+    read_body,
+)
+from interlink.services.failures import BodyTooLarge, MappingFailure
 from interlink.services.openapi import openapi_document
+from interlink.services.responses import Response as Answer
+from interlink.services.responses import error_body, send_response
+from interlink.services.sources import JSON
 from interlink.spec import Project
 from interlink.spec.flow import WebhookTrigger
+from interlink.spec.project import ServerLimits
 from interlink.worker import Worker
 
-__all__ = ["Webhooks", "build_app", "parse_payload", "run_worker", "serve", "uvicorn_config"]
+__all__ = [
+    "Webhooks",
+    "build_app",
+    "guarded",
+    "parse_payload",
+    "read_payload",
+    "run_worker",
+    "serve",
+    "uvicorn_config",
+]
 
 log = logging.getLogger("interlink.server")
 
 
-def parse_payload(raw: bytes) -> Any:
-    """A request body as a payload: parsed JSON when it is JSON, otherwise text (or None)."""
+_DEFAULT_LIMITS = ServerLimits()
+
+
+def parse_payload(raw: bytes, limits: ServerLimits = _DEFAULT_LIMITS) -> Any:
+    """A request body as a payload: parsed JSON when it is JSON, otherwise text (or None).
+
+    JSON nested deeper than `limits.max_json_depth` raises `MappingFailure`.
+    """
     if not raw.strip():
         return None
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        return json_value(raw, limits)
+    except MappingFailure as exc:
+        if exc.kind != "invalid_json":
+            raise
         return raw.decode("utf-8", errors="replace")
+
+
+async def read_payload(receive: Receive, headers: list[tuple[bytes, bytes]],
+                       limits: ServerLimits) -> Any:
+    """Read a webhook's or an engine endpoint's body and parse it (a large one in a thread).
+
+    Raises `BodyTooLarge`, `MappingFailure` (too deep, a bad Content-Length) and
+    `ClientDisconnected` (the body ended early: nothing may act on it).
+    """
+    length = next((v.decode("latin-1") for k, v in headers if k == b"content-length"), None)
+    raw = await read_body(receive, length, limits.max_body)
+    if len(raw) > THREAD_PARSE_BYTES:
+        return await asyncio.to_thread(parse_payload, raw, limits)
+    return parse_payload(raw, limits)
+
+
+def _unreadable(exc: MappingFailure) -> tuple[int, bytes]:
+    """Status and body answering a body that could not be read or parsed: 413 or 400."""
+    return 413 if isinstance(exc, BodyTooLarge) else 400, error_body("mapping", exc.message)
 
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def _error(status: int, message: str) -> Response:
-    return _json({"error": {"message": message}}, status)
+def _error(status: int, phase: str, message: str) -> Response:
+    return Response(error_body(phase, message), status, media_type=JSON)
 
 
 def build_app(engine: Engine, worker: Worker | None) -> ASGIApp:
     """The served project: its services, the flows' webhooks and the engine's endpoints."""
     runner = engine.runner
+    limits = engine.project.config.server.limits
 
     async def health(request: Request) -> Response:
         ready = worker is None or worker.started.is_set()
@@ -70,20 +127,28 @@ def build_app(engine: Engine, worker: Worker | None) -> ASGIApp:
     async def start_run(request: Request) -> Response:
         name = request.path_params["name"]
         if name not in engine.project.flows:
-            return _error(404, f"no flow named {name!r}")
-        run_id = await runner.start(name, parse_payload(await request.body()), trigger="api")
+            return _error(404, "routing", "no flow of that name")
+        try:
+            payload = await read_payload(request.receive, request.scope["headers"], limits)
+        except MappingFailure as exc:
+            status, body = _unreadable(exc)
+            return Response(body, status, media_type=JSON)
+        try:
+            run_id = await runner.start(name, payload, trigger="api")
+        except RunError as exc:
+            return _error(500, "activity", engine.redactor.text(str(exc)))
         return _json({"run_id": run_id, "status": "queued"}, 202)
 
     async def get_run(request: Request) -> Response:
         run = await engine.store.get_run(request.path_params["run_id"])
         if run is None:
-            return _error(404, "no such run")
+            return _error(404, "routing", "no such run")
         return _json(await run_json(engine.store, run))
 
     async def get_queue_item(request: Request) -> Response:
         item = await engine.store.get_item(request.path_params["item_id"])
         if item is None:
-            return _error(404, "no such queue item")
+            return _error(404, "routing", "no such queue item")
         return _json({**item_json(item), "result": item.result})
 
     # Built once: the services do not change while the app is served.
@@ -96,16 +161,69 @@ def build_app(engine: Engine, worker: Worker | None) -> ASGIApp:
         return Response(engine.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
     routes: list[BaseRoute] = [
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/_interlink/health", health, methods=["GET"]),
-        Route("/_interlink/openapi.json", openapi_json, methods=["GET"]),
-        Route("/_interlink/flows/{name}/runs", start_run, methods=["POST"]),
-        Route("/_interlink/runs/{run_id}", get_run, methods=["GET"]),
-        Route("/_interlink/queue/{item_id}", get_queue_item, methods=["GET"]),
+        _Route("/metrics", metrics, methods=["GET"]),
+        _Route("/_interlink/health", health, methods=["GET"]),
+        _Route("/_interlink/openapi.json", openapi_json, methods=["GET"]),
+        _Route("/_interlink/flows/{name}/runs", start_run, methods=["POST"]),
+        _Route("/_interlink/runs/{run_id}", get_run, methods=["GET"]),
+        _Route("/_interlink/queue/{item_id}", get_queue_item, methods=["GET"]),
     ]
     # Webhooks and services are the hot paths and answer without a framework; the engine's
     # endpoints are the fallback, a bare Router (every handler here answers its own errors).
-    return Webhooks(engine, engine.services_app(fallback=_default_headers(Router(routes=routes))))
+    webhooks = Webhooks.methods(engine.project)
+
+    async def not_routed(scope: Scope, receive: Receive, send: Send) -> None:
+        allow = webhooks.get(scope["path"])
+        if allow is not None:
+            answer = Answer(405, error_body("routing", "method not allowed"), JSON,
+                            [("Allow", allow)])
+        else:
+            answer = Answer(404, error_body("routing", "nothing is served at this path"), JSON)
+        await send_response(send, answer)
+
+    engine_app = _default_headers(Router(routes=routes, default=not_routed))
+    return guarded(Webhooks(engine, engine.services_app(fallback=engine_app)), engine.redactor)
+
+
+class _Route(Route):
+    """A Starlette route answering a wrong method with the engine's error body."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Call the endpoint, or answer 405 with `Allow`."""
+        if self.methods and scope["method"] not in self.methods:
+            allow = ", ".join(sorted(self.methods))
+            answer = Answer(405, error_body("routing", "method not allowed"), JSON,
+                            [("Allow", allow)])
+            await send_response(send, answer)
+            return
+        await self.app(scope, receive, send)
+
+
+def guarded(app: ASGIApp, redactor: Redactor) -> ASGIApp:
+    """`app` whose escaping exceptions are answered 500 with the small error body.
+
+    The exception is logged once, with its traceback (secrets redacted); the caller sees no
+    traceback and no file path. A client that went away mid-body is not an error: nothing is
+    answered. An exception after the answer started can only end the connection.
+    """
+
+    async def guard(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await app(scope, receive, send)
+        except ClientDisconnected:
+            return
+        except Exception:
+            if scope["type"] != "http":
+                raise
+            where = f"{scope['method']} {scope['path']}"
+            log.error("answering %s failed:\n%s", redactor.text(where),
+                      redactor.text(traceback.format_exc()).rstrip())
+            answer = Answer(500, error_body("server", "the server could not answer"), JSON)
+            # RuntimeError: the answer had started; uvicorn then closes the connection.
+            with contextlib.suppress(RuntimeError):
+                await send_response(send, answer)
+
+    return guard
 
 
 def _default_headers(app: ASGIApp) -> ASGIApp:
@@ -136,21 +254,27 @@ def _default_headers(app: ASGIApp) -> ASGIApp:
     return wrapped
 
 
-#: the largest webhook body accepted (larger ones get 413)
-MAX_WEBHOOK_BODY = 10 * 1024 * 1024
-
-
 class Webhooks:
     """Webhook triggers: a POST to a flow's path queues a run durably and answers 202."""
 
     def __init__(self, engine: Engine, app: ASGIApp) -> None:
         self.engine = engine
         self.app = app
+        self.limits = engine.project.config.server.limits
         self.routes = {
             (flow.trigger.method, flow.trigger.path): flow.name
             for flow in engine.project.flows.values()
             if isinstance(flow.trigger, WebhookTrigger)
         }
+
+    @staticmethod
+    def methods(project: Project) -> dict[str, str]:
+        """Path → the methods its webhooks answer (an `Allow` value)."""
+        methods: dict[str, set[str]] = {}
+        for flow in project.flows.values():
+            if isinstance(flow.trigger, WebhookTrigger):
+                methods.setdefault(flow.trigger.path, set()).add(flow.trigger.method)
+        return {path: ", ".join(sorted(names)) for path, names in methods.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point: a webhook, or on to the services and the engine's endpoints."""
@@ -159,49 +283,31 @@ class Webhooks:
         if flow is None:
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive, MAX_WEBHOOK_BODY)
-        if body is None:
-            await _send_json(send, 413, {"error": {"message": "the body is too large"}})
+        try:
+            payload = await read_payload(receive, scope["headers"], self.limits)
+        except MappingFailure as exc:
+            status, body = _unreadable(exc)
+            await send_response(send, Answer(status, body, JSON))
             return
         try:
-            run_id = await self.engine.runner.start(flow, parse_payload(body), trigger="webhook")
+            run_id = await self.engine.runner.start(flow, payload, trigger="webhook")
         except RunError as exc:
-            await _send_json(send, 500, {"error": {"message": str(exc)}})
+            message = self.engine.redactor.text(str(exc))
+            await send_response(send, Answer(500, error_body("activity", message), JSON))
             return
         # The run and its queue item are committed: from here on nothing can lose it.
-        await _send_json(send, 202, {"run_id": run_id, "status": "queued"})
+        body = orjson.dumps({"run_id": run_id, "status": "queued"})
+        await send_response(send, Answer(202, body, JSON))
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return b"".join(chunks)
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _send_json(send: Send, status: int, body: Any) -> None:
-    payload = orjson.dumps(body)
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-        (b"server", b"interlink"), (b"cache-control", b"no-store"),
-        (b"date", formatdate(usegmt=True).encode())]})
-    await send({"type": "http.response.body", "body": payload})
-
-
-def uvicorn_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
-    """How `interlink serve` runs uvicorn (benchmarks use the same)."""
+def uvicorn_config(app: ASGIApp, host: str, port: int,
+                   limits: ServerLimits = _DEFAULT_LIMITS) -> uvicorn.Config:
+    """How `interlink serve` runs uvicorn (benchmarks use the same): with `limits` applied
+    to every connection (`http_limits`), and no websockets (nothing here speaks them)."""
     return uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
-        proxy_headers=False,
+        proxy_headers=False, http=limited_protocol(limits), ws="none",
+        timeout_keep_alive=limits.idle_timeout,  # type: ignore[arg-type]  # a float works
         # The services app sets Server and Date itself (rules may override them).
         server_header=False, date_header=False,
     )
@@ -211,8 +317,10 @@ async def _serve(project: Project, host: str | None, port: int | None, with_work
     async with Engine(project) as engine:
         stop = asyncio.Event()
         worker = engine.worker() if with_worker else None
-        config = uvicorn_config(build_app(engine, worker), host or project.config.server.host,
-                                project.config.server.port if port is None else port)
+        server_config = project.config.server
+        config = uvicorn_config(build_app(engine, worker), host or server_config.host,
+                                server_config.port if port is None else port,
+                                server_config.limits)
         server = uvicorn.Server(config)
         # The server and the worker run until stopped; the scheduler ends at once without
         # scheduled flows, so it is not one of the tasks whose end ends the process.

@@ -62,6 +62,7 @@ class Caller:
 def make_project(
     root: Path, services: list[dict[str, Any]], *, packages: dict[str, Any] | None = None,
     templates: dict[str, str] | None = None, secrets: frozenset[str] = frozenset(),
+    server: dict[str, Any] | None = None,
 ) -> Project:
     """A Project built directly from dicts (templates written under `root`)."""
     compiled = {}
@@ -70,7 +71,8 @@ def make_project(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         compiled[rel] = compile_template(path)
-    config = ProjectConfig.model_validate({"name": "test", "packages": packages or {}})
+    config = ProjectConfig.model_validate({"name": "test", "packages": packages or {},
+                                           "server": server or {}})
     specs = {s["name"]: ServiceSpec.model_validate(s) for s in services}
     return Project(root=root, config=config, services=specs, templates=compiled, secrets=secrets)
 

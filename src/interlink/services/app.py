@@ -42,7 +42,8 @@ class ServicesApp:
             if found is not None:
                 handler, params = found
                 await handler.handle(scope, receive, send, params)
-            elif self.fallback is not None:
+            # A service's path asked with another method is a 405 here, fallback or not.
+            elif self.fallback is not None and not self.router.allowed(scope["path"]):
                 await self.fallback(scope, receive, send)
             else:
                 await self._not_routed(scope, send)

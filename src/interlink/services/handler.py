@@ -25,7 +25,7 @@ from interlink.services.activity import (
     RequestObserver,
     run_activity,
 )
-from interlink.services.body import ClientDisconnected, parse_body, read_body
+from interlink.services.body import ClientDisconnected, parse_body_off_loop, read_body
 from interlink.services.context import decode_headers, decode_query, new_context
 from interlink.services.failures import (
     ActivityFailure,
@@ -88,6 +88,7 @@ class ServiceHandler:
         self.rules = RuleBook(service, project.templates, function_caller)
         self.body_kind = service.request.body
         self.limit = service.request.max_body
+        self.limits = project.config.server.limits
         self.variables = {k: compile_interpolation(v) for k, v in service.variables.items()}
         self.is_async = service.execution == "async"
         self.runner = activity_runner
@@ -152,7 +153,7 @@ class ServiceHandler:
                 raw = await read_body(receive, headers.get("content-length"), self.limit)
             if raw:
                 request["raw"] = raw.decode("utf-8", "replace")
-            request["body"] = parse_body(self.body_kind, raw)
+            request["body"] = await parse_body_off_loop(self.body_kind, raw, self.limits)
             if self.sessions is not None:
                 session = await self.sessions.load(headers)
                 ctx["session"] = session.data

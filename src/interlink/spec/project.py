@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from interlink.spec._base import Duration, Name, Spec, duration_field
+from interlink.spec._base import ByteSize, Duration, Name, Spec, duration_field
 
 __all__ = [
     "ApiKeyAuth",
@@ -19,6 +19,7 @@ __all__ = [
     "ProjectConfig",
     "ScriptsConfig",
     "ServerConfig",
+    "ServerLimits",
     "SessionConfig",
     "WorkerConfig",
 ]
@@ -86,11 +87,49 @@ class Package(Spec):
     session: SessionConfig = Field(default_factory=SessionConfig, description="stateful only")
 
 
+def _size_field(default: int, written: str, description: str) -> Any:
+    return Field(default, description=description, json_schema_extra={"default": written})
+
+
+class ServerLimits(Spec):
+    """What a caller may send. Over a limit the request is refused with a 4xx (or the
+    service's `on: mapping_error` rule), never a 500 or a stalled event loop."""
+
+    header_timeout: Duration = duration_field(
+        "10s", "request line and headers must arrive within this, else 408 and the connection "
+        "is closed")
+    body_timeout: Duration = duration_field(
+        "30s", "the whole body must arrive within this after the headers, else 408 and the "
+        "connection is closed")
+    idle_timeout: Duration = duration_field(
+        "5s", "a keep-alive connection with no request for this long is closed")
+    max_header_bytes: ByteSize = _size_field(
+        64 * 1024, "64KB", "request line and headers together; larger → 431 (a URL → 414), "
+        "closed")
+    max_headers: int = Field(100, ge=1, description="header lines; more → 431, closed")
+    max_connections: int = Field(
+        1000, ge=1, description="open connections; one more is answered 503 and closed")
+    max_body: ByteSize = _size_field(
+        10 * 1024 * 1024, "10MB", "largest webhook or engine-endpoint body (services set "
+        "request.max_body); larger → 413")
+    max_json_depth: int = Field(
+        64, ge=1, le=200, description="nesting of JSON arrays and objects; deeper → 400 or a "
+        "service's mapping error")
+    max_xml_depth: int = Field(
+        64, ge=1, le=200, description="nesting of XML elements; deeper → a mapping error")
+    max_xml_elements: int = Field(
+        100_000, ge=1, description="elements in one XML document; more → a mapping error")
+    max_xml_attributes: int = Field(
+        256, ge=1, description="attributes on one XML element; more → a mapping error")
+
+
 class ServerConfig(Spec):
-    """Where `interlink serve` listens."""
+    """Where `interlink serve` listens, and what it accepts from callers."""
 
     host: str = Field("127.0.0.1", description="address to bind")
     port: int = Field(8080, ge=0, le=65535, description="port to bind (0 picks a free one)")
+    limits: ServerLimits = Field(default_factory=ServerLimits,
+                                 description="sizes, depths, counts and timeouts of requests")
 
 
 class WorkerConfig(Spec):
