@@ -161,3 +161,30 @@ async def test_a_killed_serve_leaves_one_run_per_queued_request(tmp_path: Path) 
     assert runs[0].status == "succeeded"
     assert item.result["run_id"] == runs[0].id
     assert {r.headers["Idempotency-Key"] for r in up.requests} == {f"{runs[0].id}:push:0"}
+
+
+async def test_steps_that_waited_for_a_killed_login_keep_their_reauthentication(
+    tmp_path: Path,
+) -> None:
+    """Five 401s, one login, killed mid-login: only the step that logged in counted it."""
+    async with Upstream(login_delay=1.0) as up:
+        up.route("/orders", requires_login=True)
+        config = CONFIG.replace("concurrency: 4", "concurrency: 8")
+        files = project_files(up.url, retry="{max_attempts: 4, max_reauth: 1}", auth=SESSION)
+        project = write_project(tmp_path, {**files, "interlink.yaml": config})
+        async with Engine(project) as engine:
+            await engine.runner.connector("wh").auth.apply()  # token 1, in the store
+            up.revoke_tokens()
+            ids = [await engine.runner.start("push", {"id": n}) for n in range(5)]
+            with interlink("worker", str(tmp_path), log=tmp_path / "w1.log") as first:
+                await wait_until("five refusals", lambda: len(up.requests_to("/orders")) >= 5)
+                await wait_until("the re-login", lambda: up.login_calls >= 2)
+                kill(first)
+            with interlink("worker", str(tmp_path), log=tmp_path / "w2.log"):
+                runs = [await engine.runner.wait_for(i, 30) for i in ids]
+            counted = [sum(a.reauth for a in await engine.store.get_attempts(i)) for i in ids]
+
+    # The step whose login was killed used its one re-authentication; the others did not.
+    assert sum(r.status == "succeeded" for r in runs) >= 4, [r.error for r in runs]
+    assert sum(counted) <= 2
+    assert up.login_calls <= 3

@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from interlink.connectors.credentials import SharedCredential
+from interlink.connectors.credentials import BeforeLogin, SharedCredential
 from interlink.connectors.exchange import excerpt
 from interlink.connectors.transport import describe_error, join_url
 from interlink.errors import AuthError
@@ -80,10 +80,12 @@ class AuthProvider(abc.ABC):
     async def apply(self) -> AppliedAuth:
         """Headers and query parameters for the next request (may log in first)."""
 
-    async def reauthenticate(self, seen_version: int | None) -> bool:
+    async def reauthenticate(self, seen_version: int | None,
+                             before_login: BeforeLogin | None = None) -> bool:
         """Make sure a credential newer than `seen_version` exists; True when that used up a
-        re-authentication. Static credentials have nothing to refresh: sending them again is
-        all a retry can do, so it counts (a retry loop on them stays bounded)."""
+        re-authentication (`before_login` is awaited just before a login, if one happens).
+        Static credentials have nothing to refresh: sending them again is all a retry can
+        do, so it counts (a retry loop on them stays bounded)."""
         return True
 
     async def replaced(self, seen_version: int | None) -> bool:
@@ -167,10 +169,11 @@ class TokenAuth(AuthProvider):
         self._redact_token(credential.token)
         return AppliedAuth(headers=self.headers_for(credential.token), version=credential.version)
 
-    async def reauthenticate(self, seen_version: int | None) -> bool:
+    async def reauthenticate(self, seen_version: int | None,
+                             before_login: BeforeLogin | None = None) -> bool:
         """Refresh the token unless someone already replaced the version seen; True when this
         call logged in."""
-        refreshed = await self.credential.refresh(seen_version)
+        refreshed = await self.credential.refresh(seen_version, before_login)
         self._redact_token(refreshed.credential.token)
         return refreshed.logged_in
 

@@ -26,6 +26,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from interlink.connectors.auth import AuthProvider, auth_provider
+from interlink.connectors.credentials import BeforeLogin
 from interlink.connectors.exchange import Exchange, ExchangeRequest, ExchangeResponse, excerpt
 from interlink.connectors.ratelimit import RateLimiter
 from interlink.connectors.retry import RetryPolicy
@@ -216,15 +217,17 @@ class ConnectorClient:
             },
         )
 
-    async def reauthenticate(self, seen_version: int | None) -> bool:
+    async def reauthenticate(self, seen_version: int | None,
+                             before_login: BeforeLogin | None = None) -> bool:
         """Refresh the connector's credentials unless a version newer than `seen_version`
         exists already (one refresh at a time across all processes). Raises `AuthError`.
 
         True when this counts as a re-authentication (this call logged in, or the
         credentials are static and cannot be refreshed); False when a newer credential had
         replaced the one the refused request was sent with — retrying with it is free.
+        `before_login` is awaited just before this call logs in, if it does.
         """
-        return await self.auth.reauthenticate(seen_version)
+        return await self.auth.reauthenticate(seen_version, before_login)
 
     async def replaced(self, seen_version: int | None) -> bool:
         """Whether the credential `seen_version` was replaced by a newer one already (a 401

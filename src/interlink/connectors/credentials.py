@@ -27,10 +27,13 @@ from interlink.errors import AuthError
 from interlink.ids import new_id
 from interlink.store.base import Credential, PutCredential, Store
 
-__all__ = ["Login", "Refreshed", "SharedCredential"]
+__all__ = ["BeforeLogin", "Login", "Refreshed", "SharedCredential"]
 
 #: Logs in and returns the token data and when it expires (epoch seconds, or None).
 Login = Callable[[], Awaitable[tuple[dict[str, Any], float | None]]]
+#: Called just before a refresh logs in, by the one caller whose refresh does (a step records
+#: then, durably, that it used up a re-authentication).
+BeforeLogin = Callable[[], Awaitable[None]]
 
 
 class Refreshed(NamedTuple):
@@ -99,8 +102,10 @@ class SharedCredential:
             return True
         return False
 
-    async def refresh(self, seen_version: int | None) -> Refreshed:
-        """A credential newer than `seen_version`: someone else's refresh, or our own login.
+    async def refresh(self, seen_version: int | None,
+                      before_login: BeforeLogin | None = None) -> Refreshed:
+        """A credential newer than `seen_version`: someone else's refresh, or our own login
+        (`before_login` is awaited first, only then).
 
         Raises `AuthError` when logging in fails or another process's login never lands.
         """
@@ -110,17 +115,17 @@ class SharedCredential:
                 self._cached
             ):
                 return Refreshed(self._cached, logged_in=False)
-            refreshed = await self._refresh_shared(seen)
+            refreshed = await self._refresh_shared(seen, before_login)
             self._cached = refreshed.credential
             return refreshed
 
-    async def _refresh_shared(self, seen: int) -> Refreshed:
+    async def _refresh_shared(self, seen: int, before_login: BeforeLogin | None) -> Refreshed:
         # Long enough for a holder's login to time out and the lock to expire behind it.
         deadline = time.monotonic() + 2 * self._lock_ttl + 1.0
         while True:
             if await self._store.try_lock(self.lock_name, self._owner, self._lock_ttl):
                 try:
-                    return await self._refresh_locked(seen)
+                    return await self._refresh_locked(seen, before_login)
                 finally:
                     await self._store.unlock(self.lock_name, self._owner)
             await asyncio.sleep(self._poll)
@@ -133,10 +138,12 @@ class SharedCredential:
                     f"{self.lock_name} and no new token appeared"
                 )
 
-    async def _refresh_locked(self, seen: int) -> Refreshed:
+    async def _refresh_locked(self, seen: int, before_login: BeforeLogin | None) -> Refreshed:
         stored = await self._store.get_credential(self.name)
         if stored is not None and stored.version > seen and self.usable(stored):
             return Refreshed(stored, logged_in=False)
+        if before_login is not None:
+            await before_login()
         token, expires_at = await self._login()
         await self._store.write(PutCredential(self.name, token, expires_at))
         fresh = await self._store.get_credential(self.name)

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from interlink.ids import new_id
-from interlink.services.body import parse_body
+from interlink.services.body import parse_body_off_loop
 from interlink.services.context import new_context
 from interlink.services.failures import ServiceError
 from interlink.services.mapping import RequestMapper
@@ -92,7 +92,9 @@ async def replay_request(
     context["queue_item_id"] = queue_item_id
     request = context["request"]
     request["raw"] = raw.decode("utf-8", "replace")
-    request["body"] = parse_body(service.request.body, raw)
+    # The limits the request was accepted under (a body inside them maps again).
+    request["body"] = await parse_body_off_loop(service.request.body, raw,
+                                                 project.config.server.limits)
     session_id = payload.get("session_id")
     package = project.config.packages.get(service.package or "")
     if package is not None and package.processing == "stateful":

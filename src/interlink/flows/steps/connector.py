@@ -207,17 +207,27 @@ class _Delivery:
             self._record(exchange, decision, started)
             return Failed(f"{self.where}: still not authenticated after {self.tally.reauths} "
                           f"re-authentication(s) {self._of()}")
-        # Counted durably before logging in, so a crash during the login still counts it.
-        record = self._record(exchange, decision, started, reauth=True)
-        await self.ctx.flush()
+        attempt = self._attempt(exchange, decision, started)
+        counted = replace(attempt, reauth=True)
+        flushed = False
+
+        async def count_it() -> None:
+            # Only the call that logs in counts it, durably before the login: a crash during
+            # the login still counts it, and the calls that waited for it count nothing.
+            nonlocal flushed
+            await self.ctx.flush(SaveAttempt(counted))
+            flushed = True
+
         try:
-            logged_in = await self.client.reauthenticate(exchange.credential_version)
+            logged_in = await self.client.reauthenticate(exchange.credential_version, count_it)
         except Exception as exc:
+            if not flushed:
+                self.ctx.defer(SaveAttempt(attempt))
             return Failed(f"{self.where}: re-authenticating failed: {exc}")
         if logged_in:
             self.tally.reauths += 1
-        else:  # somebody else's refresh landed meanwhile: this one did not use one up
-            self.ctx.defer(SaveAttempt(replace(record, reauth=False)))
+        if not flushed:  # static credentials count without a login; a replaced one does not
+            self.ctx.defer(SaveAttempt(counted if logged_in else attempt))
         return None
 
     async def _decide(self, data: dict[str, Any],
@@ -247,25 +257,28 @@ class _Delivery:
         return decision_for(outcome.response_code, outcome.message,
                             exchange.retry_after), payload
 
-    def _record(self, exchange: Exchange, decision: Decision | None, started: float, *,
-                wait: float = 0.0, error: str | None = None, output: Any = None,
-                reauth: bool = False) -> AttemptRecord:
-        """Save the attempt's outcome with the step's next write; returns the record."""
+    def _attempt(self, exchange: Exchange, decision: Decision | None, started: float, *,
+                 wait: float = 0.0, error: str | None = None,
+                 output: Any = None) -> AttemptRecord:
+        """The attempt's outcome as a record (and counted in the metrics)."""
         ctx = self.ctx
         record = exchange.record()
         name = decision.name if decision else "fail"
         ctx.services.metrics.attempt(self.step.connector, name)
-        attempt = AttemptRecord(
+        return AttemptRecord(
             run_id=ctx.run.id, step_id=self.step.id, n=self.tally.last_n,
             request=record["request"], response=record["response"],
             code=decision.code if decision else ResponseCode.FAIL, decision=name,
             created_at=started, message=decision.message if decision else None,
             wait_s=round(wait, 3), error=error or exchange.error, item=self.index,
-            redrive=ctx.run.redrive, reauth=reauth,
-            output=output if self.keep_output else None,
+            redrive=ctx.run.redrive, output=output if self.keep_output else None,
         )
-        ctx.defer(SaveAttempt(attempt))
-        return attempt
+
+    def _record(self, exchange: Exchange, decision: Decision | None, started: float, *,
+                wait: float = 0.0, error: str | None = None, output: Any = None) -> None:
+        """Save the attempt's outcome with the step's next write."""
+        self.ctx.defer(SaveAttempt(self._attempt(exchange, decision, started, wait=wait,
+                                                 error=error, output=output)))
 
 
 def _output(exchange: Exchange) -> Any:
