@@ -106,7 +106,18 @@ class SqliteStore(NamedQueryReads):
             self.path, timeout=self.busy_timeout_s, isolation_level=None,
             check_same_thread=False, cached_statements=256,
         )
-        conn.execute("PRAGMA journal_mode = WAL")
+        # Switching to WAL takes a lock SQLite does not wait for (no busy handler): a second
+        # process opening the file while the first migrates it gets "locked" and retries.
+        deadline = time.monotonic() + self.busy_timeout_s
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    conn.close()
+                    raise
+                time.sleep(0.01)
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA cache_size = -32000")
