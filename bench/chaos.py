@@ -8,8 +8,9 @@ Real processes on loopback, no mocks:
 - **upstream** (`bench/_counting_upstream.py`): an order API with session logins whose tokens
   expire after 6 orders or 5 s (401), seeded 503s and 429s (`Retry-After: 1`, at most 2 per
   `Idempotency-Key`), which honours `Idempotency-Key` and records which keys created each
-  order id. Every order gets through within `max_attempts: 6`: 2 injected failures, a 401, and
-  attempts cut short by a kill, which count (their request may have arrived);
+  order id. Every order gets through within `max_attempts: 6` and `max_reauth: 2`: 2 injected
+  failures, a 401, and attempts or logins cut short by a kill, which count (their request may
+  have arrived);
 - **engine**: a generated project (a session-auth connector with a retry policy; a flow with a
   webhook trigger; a sync service running that flow with `queue_when: "error is not none"` and
   a request processor, its activity timeout short enough that some requests are queued; an
@@ -60,6 +61,9 @@ from _store_probe import StoreProbe
 
 #: attempts of one step: 2 injected failures + a 401 + attempts cut short by kills (they count)
 MAX_ATTEMPTS = 6
+#: logins one step may cause: a 401 and a login cut short by a kill (it counts: it may have
+#: reached the upstream, which then ended the earlier session)
+MAX_REAUTH = 2
 PROCESSOR_ATTEMPTS = 5
 #: where each kind of order is POSTed, and its share of the load
 ENDPOINTS = {"w": "/hooks/orders", "s": "/orders", "a": "/orders-async"}
@@ -86,7 +90,7 @@ def project_files(upstream: str, store: str, port: int) -> dict[str, str]:
               header: Authorization
               value: "Session {{{{ token }}}}"
             retry: {{max_attempts: {MAX_ATTEMPTS}, initial: 50ms, max: 400ms, multiplier: 2,
-                     jitter: full, max_reauth: 1}}
+                     jitter: full, max_reauth: {MAX_REAUTH}}}
             endpoints:
               create_order: {{method: POST, path: /orders}}
             """,
