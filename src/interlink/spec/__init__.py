@@ -8,12 +8,10 @@ loads but deserves a second look is in `Project.warnings` (`FILE:LINE: warning: 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
-from interlink.expressions import Template
 from interlink.spec.connector import ConnectorSpec
 from interlink.spec.flow import FlowSpec
+from interlink.spec.loaded import Project
+from interlink.spec.loader import load_project
 from interlink.spec.project import Package, ProjectConfig
 from interlink.spec.service import ServiceSpec
 
@@ -26,32 +24,3 @@ __all__ = [
     "ServiceSpec",
     "load_project",
 ]
-
-
-@dataclass(frozen=True)
-class Project:
-    """A loaded, validated integration project."""
-
-    root: Path
-    config: ProjectConfig
-    connectors: dict[str, ConnectorSpec] = field(default_factory=dict)
-    flows: dict[str, FlowSpec] = field(default_factory=dict)
-    services: dict[str, ServiceSpec] = field(default_factory=dict)
-    #: compiled templates by their project-relative path (`templates/held.xml`)
-    templates: dict[str, Template] = field(default_factory=dict)
-    #: values substituted from the environment; redacted wherever run data is shown
-    secrets: frozenset[str] = frozenset()
-    #: `FILE:LINE: warning: message` lines about what loads but deserves a second look
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        """The project's name from `interlink.yaml`."""
-        return self.config.name
-
-    def path(self, relative: str) -> Path:
-        """A project-relative path (`scripts/x.py`) made absolute."""
-        return self.root / relative
-
-
-from interlink.spec.loader import load_project  # noqa: E402  (the loader builds Projects)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -33,11 +33,9 @@ from interlink.spec._validation import validate
 from interlink.spec._yaml import YamlError, read_yaml
 from interlink.spec.connector import ConnectorSpec
 from interlink.spec.flow import FlowSpec, ScriptStep
+from interlink.spec.loaded import Project
 from interlink.spec.project import ProjectConfig
 from interlink.spec.service import ServiceSpec
-
-if TYPE_CHECKING:
-    from interlink.spec import Project
 
 __all__ = ["PROJECT_FILE", "load_project"]
 
@@ -53,8 +51,6 @@ def load_project(path: Path | str, environ: Mapping[str, str] | None = None) -> 
     `environ` replaces the environment `{{ env.NAME }}` reads; by default that is
     `os.environ` over the project's `.env` file, if it has one.
     """
-    from interlink.spec import Project  # the package imports this module
-
     root = Path(path)
     loader = _Loader(root, environ)
     config = loader.config()
