@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from interlink.errors import ProjectError, ProjectErrors
+from interlink.flows.steps.connector import ConnectorStep
+from interlink.flows.steps.script import ScriptStep
 from interlink.spec import Project, load_project
 from interlink.spec.connector import (
     ApiKeyCredentials,
@@ -18,13 +20,7 @@ from interlink.spec.connector import (
     OAuth2ClientCredentials,
     SessionLogin,
 )
-from interlink.spec.flow import (
-    ConnectorStep,
-    ManualTrigger,
-    ScheduleTrigger,
-    ScriptStep,
-    WebhookTrigger,
-)
+from interlink.spec.flow import ManualTrigger, ScheduleTrigger, WebhookTrigger
 from interlink.spec.project import ApiKeyAuth, BasicAuth, BearerAuth, HmacAuth, NoAuth
 from interlink.spec.service import (
     ConstantSource,

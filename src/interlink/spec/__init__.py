@@ -8,12 +8,16 @@ loads but deserves a second look is in `Project.warnings` (`FILE:LINE: warning: 
 
 from __future__ import annotations
 
-from interlink.spec.connector import ConnectorSpec
-from interlink.spec.flow import FlowSpec
-from interlink.spec.loaded import Project
-from interlink.spec.loader import load_project
-from interlink.spec.project import Package, ProjectConfig
-from interlink.spec.service import ServiceSpec
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from interlink.spec.connector import ConnectorSpec
+    from interlink.spec.flow import FlowSpec
+    from interlink.spec.loaded import Project
+    from interlink.spec.loader import load_project
+    from interlink.spec.project import Package, ProjectConfig
+    from interlink.spec.service import ServiceSpec
 
 __all__ = [
     "ConnectorSpec",
@@ -24,3 +28,23 @@ __all__ = [
     "ServiceSpec",
     "load_project",
 ]
+
+# Loaded on first use: step kinds (under `interlink.flows.steps`) build on `spec._base`, and
+# `spec.flow` builds on the step kinds, so importing this package must not import `spec.flow`.
+_WHERE = {
+    "ConnectorSpec": "interlink.spec.connector",
+    "FlowSpec": "interlink.spec.flow",
+    "Package": "interlink.spec.project",
+    "Project": "interlink.spec.loaded",
+    "ProjectConfig": "interlink.spec.project",
+    "ServiceSpec": "interlink.spec.service",
+    "load_project": "interlink.spec.loader",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'interlink.spec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value

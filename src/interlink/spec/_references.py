@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -23,11 +23,12 @@ from interlink.expressions import Template, compile_interpolation, compile_templ
 from interlink.spec._report import Report
 from interlink.spec._yaml import DataPath, YamlDocument
 from interlink.spec.connector import ConnectorSpec
-from interlink.spec.flow import ConnectorStep, FlowSpec, ScriptStep, WebhookTrigger
+from interlink.spec.flow import FlowSpec, WebhookTrigger
 from interlink.spec.project import ProjectConfig
 from interlink.spec.service import FunctionSource, JsonSource, ServiceSpec, TemplateSource
+from interlink.spec.step import FieldPath, Ref, StepSpec
 
-__all__ = ["Loaded", "Names", "check_references"]
+__all__ = ["Loaded", "Names", "check_references", "label", "walk_steps"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -71,7 +72,7 @@ def check_references(
     files = _Files(report)
     routes: dict[tuple[str, str], str] = {}
     for flow in flows:
-        _check_flow(report, flow, by_connector, broken, files, routes)
+        _check_flow(report, flow, by_connector, by_flow, broken, files, routes)
     for service in services:
         _check_service(report, service, config, by_flow, broken, files, routes)
     files.check_all_scripts()
@@ -92,6 +93,7 @@ def _check_flow(
     report: Report,
     flow: Loaded[FlowSpec],
     connectors: dict[str, Loaded[ConnectorSpec]],
+    flows: dict[str, Loaded[FlowSpec]],
     broken: Names,
     files: _Files,
     routes: dict[tuple[str, str], str],
@@ -100,31 +102,62 @@ def _check_flow(
     if isinstance(trigger, WebhookTrigger):
         _route(report, flow, ("trigger", "path"), trigger.method, trigger.path, routes,
                f"{flow.relative} (webhook of flow {flow.spec.name!r})")
-    step_ids: dict[str, int] = {}
-    for index, step in enumerate(flow.spec.steps):
-        first = step_ids.setdefault(step.id, index)
-        if first != index:
-            report.add(flow.relative, flow.line("steps", index, "id"),
-                       f"steps[{index}]: step id {step.id!r} is already used by steps[{first}] "
-                       f"(line {flow.line('steps', first, 'id')})")
-        if isinstance(step, ScriptStep):
-            files.script(flow, ("steps", index, "script"), step.script, "handle")
-        elif isinstance(step, ConnectorStep):
-            if step.response_script is not None:
-                files.script(flow, ("steps", index, "response_script"), step.response_script,
-                             "handle")
-            connector = connectors.get(step.connector)
-            if connector is None:
-                if step.connector not in broken.connectors:
-                    known = ", ".join(sorted(connectors)) or "none"
-                    report.add(flow.relative, flow.line("steps", index, "connector"),
-                               f"steps[{index}]: no connector named {step.connector!r} "
-                               f"(connectors: {known})")
-            elif step.endpoint not in connector.spec.endpoints:
-                known = ", ".join(sorted(connector.spec.endpoints))
-                report.add(flow.relative, flow.line("steps", index, "endpoint"),
-                           f"steps[{index}]: connector {step.connector!r} has no endpoint "
-                           f"{step.endpoint!r} (endpoints: {known})")
+    first_seen: dict[str, FieldPath] = {}
+    for at, step in walk_steps(flow.spec.steps):
+        where = label(at)
+        first = first_seen.setdefault(step.id, at)
+        if first != at:
+            report.add(flow.relative, flow.line(*at, "id"),
+                       f"{where}: step id {step.id!r} is already used by {label(first)} "
+                       f"(line {flow.line(*first, 'id')})")
+        for ref in step.refs():
+            _check_ref(report, flow, (*at, *ref.at), where, ref, connectors, flows, broken,
+                       files)
+
+
+def _check_ref(report: Report, flow: Loaded[FlowSpec], at: FieldPath, where: str, ref: Ref,
+               connectors: dict[str, Loaded[ConnectorSpec]],
+               flows: dict[str, Loaded[FlowSpec]], broken: Names, files: _Files) -> None:
+    """One name a step uses: the file it names exists and defines what is used."""
+    if ref.kind == "script":
+        files.script(flow, at, ref.name, ref.member or "handle")
+    elif ref.kind == "template":
+        files.template(flow, at, ref.name, ref.member)
+    elif ref.kind == "flow":
+        if ref.name not in flows and ref.name not in broken.flows:
+            known = ", ".join(sorted(flows)) or "none"
+            report.add(flow.relative, flow.line(*at),
+                       f"{where}: no flow named {ref.name!r} (flows: {known})")
+    else:
+        connector = connectors.get(ref.name)
+        if connector is None:
+            if ref.name not in broken.connectors:
+                known = ", ".join(sorted(connectors)) or "none"
+                report.add(flow.relative, flow.line(*at),
+                           f"{where}: no connector named {ref.name!r} (connectors: {known})")
+        elif ref.member is not None and ref.member not in connector.spec.endpoints:
+            known = ", ".join(sorted(connector.spec.endpoints))
+            report.add(flow.relative, flow.line(*at[:-1], "endpoint"),
+                       f"{where}: connector {ref.name!r} has no endpoint {ref.member!r} "
+                       f"(endpoints: {known})")
+
+
+def walk_steps(steps: Sequence[StepSpec],
+               at: FieldPath = ("steps",)) -> Iterator[tuple[FieldPath, StepSpec]]:
+    """Every step of a flow, nested ones included, with where each is (`("steps", 0)`)."""
+    for index, step in enumerate(steps):
+        here = (*at, index)
+        yield here, step
+        for where, nested in step.children():
+            yield from walk_steps(nested, (*here, *where))
+
+
+def label(at: FieldPath) -> str:
+    """`("steps", 1, "routes", 0, "steps", 2)` → `steps[1].routes[0].steps[2]`."""
+    text = ""
+    for part in at:
+        text += f"[{part}]" if isinstance(part, int) else ("." if text else "") + part
+    return text
 
 
 def _check_service(

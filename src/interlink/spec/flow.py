@@ -1,6 +1,7 @@
 """`flows/*.yaml`: a trigger and ordered steps passing a bucket of payloads along.
 
-Steps are a discriminated union on `type`; a new step kind is one more model in `Step`.
+Steps are a discriminated union on `type`, made of the step kinds' own models
+(`interlink.flows.steps`: one module per kind).
 """
 
 from __future__ import annotations
@@ -11,16 +12,14 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from interlink.cron import Cron
-from interlink.spec._base import Duration, Expr, Interp, Name, Spec, duration_field
-from interlink.spec.connector import RetryPolicySpec
+from interlink.flows.steps import Step
+from interlink.spec._base import Duration, Name, Spec, duration_field
 
 __all__ = [
-    "ConnectorStep",
     "FlowRetry",
     "FlowSpec",
     "ManualTrigger",
     "ScheduleTrigger",
-    "ScriptStep",
     "Step",
     "Trigger",
     "WebhookTrigger",
@@ -64,43 +63,6 @@ class FlowRetry(Spec):
 
     max_flow_retries: int = Field(3, ge=0, description="retry runs at most")
     delay: Duration = duration_field("30s", "wait before a retry run starts")
-
-
-class _StepBase(Spec):
-    id: Name = Field(description="unique within the flow")
-    description: str = ""
-
-
-class ConnectorStep(_StepBase):
-    """Call one endpoint of a connector for each payload in the bucket."""
-
-    type: Literal["connector"]
-    connector: Name
-    endpoint: Name
-    body: Expr | None = Field(
-        "payload", description="expression giving what to send (null: no body)"
-    )
-    headers: dict[str, Interp] = Field(default_factory=dict, description="extra headers")
-    query: dict[str, Interp] = Field(default_factory=dict, description="extra query parameters")
-    response_script: str | None = Field(None, description="scripts/x.py run after every attempt")
-
-
-class ScriptStep(_StepBase):
-    """Run `handle(data)` of a script on each payload."""
-
-    type: Literal["script"]
-    script: str = Field(description="scripts/x.py")
-    isolation: Literal["process", "inline"] = Field(
-        "process", description="inline runs a trusted script in the engine's process"
-    )
-    timeout: Duration | None = Field(None, description="overrides the project's script timeout")
-    retry: RetryPolicySpec = Field(
-        default_factory=RetryPolicySpec,
-        description="how a `response_code: 1` from the script retries it (backoff slept in place)",
-    )
-
-
-Step = Annotated[ConnectorStep | ScriptStep, Field(discriminator="type")]
 
 
 class FlowSpec(Spec):

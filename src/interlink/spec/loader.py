@@ -27,12 +27,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from interlink.spec._env import DOTENV_FILE, project_environ, resolve_env
-from interlink.spec._references import Loaded, Names, check_references
+from interlink.spec._references import Loaded, Names, check_references, label, walk_steps
 from interlink.spec._report import Report
 from interlink.spec._validation import validate
 from interlink.spec._yaml import YamlError, read_yaml
 from interlink.spec.connector import ConnectorSpec
-from interlink.spec.flow import FlowSpec, ScriptStep
+from interlink.spec.flow import FlowSpec
 from interlink.spec.loaded import Project
 from interlink.spec.project import ProjectConfig
 from interlink.spec.service import ServiceSpec
@@ -74,14 +74,6 @@ def load_project(path: Path | str, environ: Mapping[str, str] | None = None) -> 
     )
 
 
-#: why an `isolation: inline` script step is worth a warning (docs/decisions/0002)
-INLINE_WARNING = (
-    "script {script} runs inline: if it times out, it cannot be stopped and keeps running "
-    "(using CPU in the engine's process) until it returns; use isolation: process unless the "
-    "script is small and trusted"
-)
-
-
 def _warn(
     report: Report,
     config: Loaded[ProjectConfig],
@@ -90,10 +82,9 @@ def _warn(
 ) -> None:
     """Warn about what is valid but risky; each warning is one `report.warn(file, line, …)`."""
     for flow in flows:
-        for index, step in enumerate(flow.spec.steps):
-            if isinstance(step, ScriptStep) and step.isolation == "inline":
-                report.warn(flow.relative, flow.line("steps", index),
-                            f"steps[{index}]: " + INLINE_WARNING.format(script=step.script))
+        for at, step in walk_steps(flow.spec.steps):
+            for field, message in step.warnings():
+                report.warn(flow.relative, flow.line(*at, *field), f"{label(at)}: {message}")
 
 
 class _Loader:

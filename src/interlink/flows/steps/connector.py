@@ -24,20 +24,29 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from interlink.connectors.client import ConnectorClient
-from interlink.connectors.exchange import Exchange
-from interlink.connectors.retry import RetryPolicy
+from pydantic import Field
+
 from interlink.errors import ExpressionError, ScriptError
 from interlink.expressions import compile_expression, compile_interpolation
 from interlink.flows.decision import Decision, ResponseCode, classify, decision_for
 from interlink.flows.steps.base import Done, Failed, StepContext, StepOutcome, Wait
-from interlink.spec.flow import ConnectorStep
+from interlink.spec._base import Expr, Interp, Name
+from interlink.spec.step import Ref, StepSpec
 from interlink.store.base import UNKNOWN_DECISION, AttemptRecord, SaveAttempt
 
-__all__ = ["INLINE_WAIT_S", "run"]
+if TYPE_CHECKING:
+    from interlink.connectors.client import ConnectorClient
+    from interlink.connectors.exchange import Exchange
+    from interlink.connectors.retry import RetryPolicy
+
+__all__ = ["INLINE_WAIT_S", "KIND", "ConnectorStep", "run"]
+
+#: the `type:` of this step kind
+KIND = "connector"
 
 #: waits up to this long are slept in place; longer ones are durable queue items
 INLINE_WAIT_S = 1.0
@@ -45,6 +54,26 @@ INLINE_WAIT_S = 1.0
 _NO_CODE = -1
 #: "the response script left the payload as it was"
 _KEPT: Any = object()
+
+
+class ConnectorStep(StepSpec):
+    """Call one endpoint of a connector for each payload in the bucket."""
+
+    type: Literal["connector"]
+    connector: Name
+    endpoint: Name
+    body: Expr | None = Field(
+        "payload", description="expression giving what to send (null: no body)"
+    )
+    headers: dict[str, Interp] = Field(default_factory=dict, description="extra headers")
+    query: dict[str, Interp] = Field(default_factory=dict, description="extra query parameters")
+    response_script: str | None = Field(None, description="scripts/x.py run after every attempt")
+
+    def refs(self) -> Iterator[Ref]:
+        """Its connector and endpoint, and its response script."""
+        yield Ref("connector", ("connector",), self.connector, self.endpoint)
+        if self.response_script is not None:
+            yield Ref("script", ("response_script",), self.response_script, "handle")
 
 
 @dataclass(slots=True)

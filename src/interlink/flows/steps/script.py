@@ -11,16 +11,55 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from pydantic import Field
 
 from interlink.connectors.retry import RetryPolicy
 from interlink.errors import ScriptError
 from interlink.flows.decision import CODE_NAMES, ResponseCode
 from interlink.flows.steps.base import Done, Failed, StepContext, StepOutcome
-from interlink.spec.flow import ScriptStep
+from interlink.spec._base import Duration
+from interlink.spec.connector import RetryPolicySpec
+from interlink.spec.step import FieldPath, Ref, StepSpec
 from interlink.store.base import AttemptRecord, SaveAttempt
 
-__all__ = ["run"]
+__all__ = ["INLINE_WARNING", "KIND", "ScriptStep", "run"]
+
+#: the `type:` of this step kind
+KIND = "script"
+
+#: why an `isolation: inline` script step is worth a warning (docs/decisions/0002)
+INLINE_WARNING = (
+    "script {script} runs inline: if it times out, it cannot be stopped and keeps running "
+    "(using CPU in the engine's process) until it returns; use isolation: process unless the "
+    "script is small and trusted"
+)
+
+
+class ScriptStep(StepSpec):
+    """Run `handle(data)` of a script on each payload."""
+
+    type: Literal["script"]
+    script: str = Field(description="scripts/x.py")
+    isolation: Literal["process", "inline"] = Field(
+        "process", description="inline runs a trusted script in the engine's process"
+    )
+    timeout: Duration | None = Field(None, description="overrides the project's script timeout")
+    retry: RetryPolicySpec = Field(
+        default_factory=RetryPolicySpec,
+        description="how a `response_code: 1` from the script retries it (backoff slept in place)",
+    )
+
+    def refs(self) -> Iterator[Ref]:
+        """Its script, which must define `handle`."""
+        yield Ref("script", ("script",), self.script, "handle")
+
+    def warnings(self) -> Iterator[tuple[FieldPath, str]]:
+        """An inline script cannot be stopped at its timeout."""
+        if self.isolation == "inline":
+            yield (), INLINE_WARNING.format(script=self.script)
 
 
 async def run(ctx: StepContext, step: ScriptStep, bucket: list[Any]) -> StepOutcome:
