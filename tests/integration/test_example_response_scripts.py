@@ -43,15 +43,16 @@ async def test_scenario_1_invalid_session_in_a_200_retries_the_flow(tmp_path: Pa
     """A 200 whose body says `Invalid session` → code 2, message `Invalid session`; the
     queued retry run succeeds once the session is valid."""
     async with Upstream() as up:
-        up.route("/account", bodies=["<p>Invalid session</p>", {"account": "ACME"}])
+        up.route("/account", body="<p>Invalid session</p>")
         project = load_project(_copy(tmp_path), environ={"ORDERS_API_URL": up.url})
         async with running_engine(project) as engine:
             first_id = await engine.runner.start("session-check", None)
             first = await _finished(engine, first_id)
+            up.route("/account", body={"account": "ACME"})  # logged in again meanwhile
             retry = await _retry_of(engine, "session-check", first_id)
     assert first["status"] == "failed"
     attempt = first["steps"][0]["attempts"][0]
-    assert (attempt["status_code"], attempt["decision"]) == (200, "retry_flow")
+    assert (attempt["response"]["status"], attempt["decision"]) == (200, "retry_flow")
     assert any(line["message"] == "Invalid session" for line in first["logs"])
     assert "Invalid session" in first["error"]
     assert (retry["status"], retry["retry_of"], retry["output"]) == (
@@ -62,13 +63,13 @@ async def test_scenario_2_order_status_in_the_payload_decides(tmp_path: Path) ->
     """Status PENDING → code 2, a retry run later; SHIPPED → code 0 with the trimmed payload;
     another order number → code 3, no retry."""
     async with Upstream() as up:
-        up.route("/orders/A1", bodies=[{"order_number": "A1", "status": "PENDING", "x": 1},
-                                       {"order_number": "A1", "status": "SHIPPED", "x": 1}])
+        up.route("/orders/A1", body={"order_number": "A1", "status": "PENDING", "x": 1})
         up.route("/orders/B2", body={"order_number": "Z9", "status": "SHIPPED"})
         project = load_project(_copy(tmp_path), environ={"ORDERS_API_URL": up.url})
         async with running_engine(project) as engine:
             first_id = await engine.runner.start("order-status", {"order_number": "A1"})
             first = await _finished(engine, first_id)
+            up.route("/orders/A1", body={"order_number": "A1", "status": "SHIPPED", "x": 1})
             retry = await _retry_of(engine, "order-status", first_id)
             wrong_id = await engine.runner.start("order-status", {"order_number": "B2"})
             wrong = await _finished(engine, wrong_id)
