@@ -8,7 +8,10 @@
 | success | `when`, `queue_when`, `on: default` | 200 |
 
 So an unauthenticated caller never reaches a `when` or `default` answer, and a failed activity
-never gets a `default` one. When evaluating a condition or building the chosen answer fails,
+never gets a `default` one. A condition is a `Condition`: a comparison involving a missing
+value is false, so the next rule is tried; `when: high_value` names a condition of
+`interlink.yaml`. A rule without `status` answers its outcome's (the handler decides).
+When evaluating a condition fails for another reason, or building the chosen answer fails,
 the request becomes a service error and only `on: service_error` rules are considered (never
 `when` again, so a broken rule cannot loop).
 
