@@ -1,8 +1,10 @@
 """One expression language everywhere: Jinja2 in an immutable sandbox.
 
-Three shapes of user text are compiled here, once, when a project loads:
+Four shapes of user text are compiled here, once, when a project loads:
 
 - an *expression* (`page.order.total > 100`): evaluated to a Python value;
+- a *condition* (a response rule's `when`): an expression evaluated to true or false, where a
+  missing value (or none) makes a comparison false instead of an error (`Condition`);
 - an *interpolated string* (`/orders/{{ payload.id }}`): rendered to text; a string without
   `{{`/`{%` is a constant and never touches Jinja;
 - a *template file* (`templates/held.xml`): rendered to text, autoescaped for XML and HTML.
@@ -31,15 +33,19 @@ import jinja2
 import orjson
 from jinja2 import meta
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing
 
 from interlink.errors import ExpressionError
 
 __all__ = [
     "MAX_STRING",
+    "Condition",
     "Expression",
     "Interpolation",
     "Template",
+    "compile_condition",
     "compile_expression",
     "compile_interpolation",
     "compile_template",
@@ -194,6 +200,84 @@ def environment(autoescape: bool = False) -> jinja2.Environment:
     return _ESCAPED if autoescape else _PLAIN
 
 
+class _Missing(jinja2.ChainableUndefined):
+    """A missing value (or none) in a condition: equal to none, false, and neither greater
+    nor smaller than anything; arithmetic, attributes and calls on it stay missing."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return other is None or isinstance(other, jinja2.Undefined)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash(None)
+
+    def _never(self, other: object) -> bool:
+        return False
+
+    # Jinja types these as always raising (`Never`); here they answer instead.
+    __lt__ = __le__ = __gt__ = __ge__ = _never  # type: ignore[assignment]
+
+    def _stays_missing(self, *args: Any, **kwargs: Any) -> _Missing:
+        return self
+
+    __add__ = __radd__ = __sub__ = __rsub__ = _stays_missing  # type: ignore[assignment]
+    __mul__ = __rmul__ = __mod__ = __rmod__ = _stays_missing  # type: ignore[assignment]
+    __truediv__ = __rtruediv__ = _stays_missing  # type: ignore[assignment]
+    __floordiv__ = __rfloordiv__ = _stays_missing  # type: ignore[assignment]
+    __pow__ = __rpow__ = __neg__ = __pos__ = _stays_missing  # type: ignore[assignment]
+    __call__ = _stays_missing  # type: ignore[assignment]
+
+
+class _ConditionContext(Context):
+    """Top-level names that are none (`error`, `result` before the activity) are missing."""
+
+    def resolve_or_missing(self, key: str) -> Any:
+        value = super().resolve_or_missing(key)
+        return missing if value is None else value
+
+
+class _ConditionSandbox(_Sandbox):
+    """The sandbox for conditions: every none or missing value on the way is `_Missing`."""
+
+    context_class = _ConditionContext
+    # Every arithmetic operator goes through `call_binop`, so that none + 1 stays missing.
+    intercepted_binops = frozenset({"*", "**", "%", "+", "-", "/", "//"})
+
+    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+        if left is None or right is None:
+            return self.undefined(name=None)
+        return super().call_binop(context, operator_name, left, right)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        value = super().getattr(obj, attribute)
+        return self.undefined(obj=obj, name=attribute) if value is None else value
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        value = super().getitem(obj, argument)
+        return self.undefined(obj=obj, name=argument) if value is None else value
+
+
+def _is_none(value: Any) -> bool:
+    return value is None or isinstance(value, jinja2.Undefined)
+
+
+def _make_condition_environment() -> jinja2.Environment:
+    env = _make_environment(autoescape=False)
+    conditions = _ConditionSandbox(undefined=_Missing, keep_trailing_newline=True)
+    conditions.globals.clear()
+    conditions.globals.update(env.globals)
+    conditions.filters = dict(env.filters)
+    conditions.tests = {**env.tests, "none": _is_none}
+    return conditions
+
+
+_CONDITIONS = _make_condition_environment()
+
+
 class Expression:
     """A compiled Jinja expression: `evaluate(context)` returns a Python value.
 
@@ -247,6 +331,78 @@ class Expression:
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
+
+
+class Condition:
+    """A compiled condition (`when`, `queue_when`): `holds(context)` is True or False.
+
+    A missing value — a key that is not there, a step through none, a value that is none —
+    is *missing*: equal to `none` (`page.x == none`, `page.x is none` hold), and any ordering
+    comparison, `in` test, arithmetic or method call involving it is false rather than an
+    error, so the next rule is tried: `page.order.total > 100` without a `total` is false,
+    and so is `result.payload.item.price > 100` when `result.payload` is none. A condition
+    that fails for another reason (a filter or function that raises, `'a' > 1`) raises
+    `ExpressionError`.
+
+    The common shapes skip Jinja, as in `Expression`: a dotted path (its truth), and a path
+    compared with a literal by `==`, `!=`, `<`, `<=`, `>`, `>=`.
+    """
+
+    __slots__ = ("_compare", "_fn", "_path", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        try:
+            self._fn = _CONDITIONS.compile_expression(source, undefined_to_none=False)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ExpressionError(f"invalid expression {source!r}: {exc.message}") from exc
+        self._path = _plain_path(source)
+        self._compare: tuple[_Path, Callable[[Any, Any], bool], Any] | None = None
+        match = _ORDERED_COMPARISON.match(source)
+        if match:
+            path = _plain_path(match.group(1))
+            if path is not None:
+                self._compare = (path, _OPERATORS[match.group(2)],
+                                 ast.literal_eval(match.group(3)))
+
+    def holds(self, context: Mapping[str, Any]) -> bool:
+        """Whether the condition is true for `context`; `ExpressionError` when it fails."""
+        if self._path is not None:
+            value = _walk(self._path, context)
+            if value is not _UNSURE:
+                return value is not _MISSING and bool(value)
+        elif self._compare is not None:
+            path, compare, literal = self._compare
+            value = _walk(path, context)
+            if value is _MISSING or value is None:
+                return compare is operator.ne
+            if type(value) is type(literal) or (
+                    type(value) in (int, float) and type(literal) in (int, float)):
+                return compare(value, literal)
+            if (compare is operator.eq or compare is operator.ne) and type(value) in (
+                    str, int, float, bool, dict, list):
+                return compare(value, literal)
+        return self._evaluate(context)
+
+    def _evaluate(self, context: Mapping[str, Any]) -> bool:
+        try:
+            return bool(self._fn(**context))
+        except jinja2.UndefinedError:
+            return False  # an operation on a missing value: the condition does not hold
+        except Exception as exc:  # user code: every other failure is reported alike
+            raise ExpressionError(f"evaluating {self.source!r}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"Condition({self.source!r})"
+
+
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt, ">=": operator.ge,
+}
+_ORDERED_COMPARISON = re.compile(
+    r"""^\s*([A-Za-z_][\w.]*)\s*(==|!=|<=|>=|<|>)\s*('[^'\\]*'|"[^"\\]*"|-?\d+(?:\.\d+)?)\s*$"""
+)
 
 
 _Path = tuple[str, tuple[str, ...]]
@@ -358,16 +514,21 @@ def _placeholders(source: str) -> tuple[Expression, ...]:
 class Template:
     """A compiled template file; XML and HTML templates are autoescaped."""
 
-    __slots__ = ("_template", "kind", "path")
+    __slots__ = ("_template", "kind", "path", "text")
 
     def __init__(self, path: str, text: str, kind: str) -> None:
         self.path = path
         self.kind = kind
+        self.text = text
         env = _ESCAPED if kind in ("xml", "html") else _PLAIN
         try:
             self._template = env.from_string(text)
         except jinja2.TemplateSyntaxError as exc:
             raise ExpressionError(f"line {exc.lineno}: {exc.message}") from exc
+
+    def as_kind(self, kind: str) -> Template:
+        """This template compiled as `kind` (a declared `type` wins over the extension)."""
+        return self if kind == self.kind else Template(self.path, self.text, kind)
 
     def render(self, context: Mapping[str, Any]) -> str:
         """Render against `context`; any failure becomes an `ExpressionError`."""
@@ -381,6 +542,12 @@ class Template:
 def compile_expression(source: str) -> Expression:
     """Compile (once per distinct source) a Jinja expression."""
     return Expression(source)
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_condition(source: str) -> Condition:
+    """Compile (once per distinct source) a condition (`when`, `queue_when`)."""
+    return Condition(source)
 
 
 @functools.lru_cache(maxsize=4096)

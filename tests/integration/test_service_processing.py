@@ -17,10 +17,12 @@ from starlette.types import ASGIApp
 from tests.projects import push_to, queued_orders, running_engine, write_project
 from tests.upstream import Upstream
 
+from interlink.activities import _result
 from interlink.server import build_app
 from interlink.services import CallResult, call_app
 from interlink.spec import Project
 from interlink.store import Requeue
+from interlink.store.base import RunRecord
 
 #: a short worker poll so retries due in 100 ms are picked up promptly
 CONFIG = """
@@ -285,3 +287,38 @@ async def test_script_activity_and_function_body_through_the_script_pool(
     assert refused.json()["error"] == "activity_failed"
     assert "qty must be positive" in refused.json()["detail"]
     assert up.requests == []
+
+
+async def test_result_payload_is_the_runs_one_payload_unwrapped(tmp_path: Path) -> None:
+    """`result.payload` is the run's only output payload, not the one-item bucket the run's
+    `output` shows."""
+    service = """
+        name: unwrap
+        path: /unwrap
+        activity: {flow: push}
+        responses:
+          - when: "result.payload.ref == 'WH-7'"
+            body: {from: json, value: {order: "{{ result.payload.id }}",
+                                       run: "{{ result.run_id }}"}}
+        """
+    async with Upstream() as up:
+        up.route("/orders", body={"id": 7, "ref": "WH-7"})
+        async with running_engine(project(tmp_path, up, {"unwrap": service})) as engine:
+            app = build_app(engine, None)
+            answer = await post(app, "/unwrap", {"id": 7})
+            run = await call_app(app, "GET", f"/_interlink/runs/{answer.json()['run']}")
+    assert (answer.status, answer.json()["order"]) == (200, "7")
+    assert run.json()["output"] == [{"id": 7, "ref": "WH-7"}]
+
+
+def test_result_payload_unwraps_exactly_one_payload() -> None:
+    """One payload is unwrapped; none or several stay a list; a failed run has none."""
+
+    def run(bucket: list[Any], status: Any = "succeeded") -> RunRecord:
+        return RunRecord("r_1", "f", status, "api", None, {}, 0.0, bucket=bucket)
+
+    assert _result(run([{"a": 1}])).payload == {"a": 1}
+    assert _result(run([[1, 2]])).payload == [1, 2]  # one payload that is a list
+    assert _result(run([])).payload == []
+    assert _result(run([{"a": 1}, {"b": 2}])).payload == [{"a": 1}, {"b": 2}]
+    assert _result(run([{"a": 1}], "failed")).payload is None

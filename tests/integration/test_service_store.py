@@ -95,6 +95,24 @@ async def test_stateful_cookie_round_trip(tmp_path: Path, store: Store) -> None:
     assert not unknown.headers["set-cookie"].startswith("SID=" + "z" * 43)
 
 
+async def test_session_id_is_readable_in_rules(tmp_path: Path, store: Store) -> None:
+    """`session.id` is the cookie's session (requestor) id; it is not stored as data."""
+    project = _project(tmp_path, [{
+        "name": "v", "path": "/v", "package": "web",
+        "request": {"map": {"session.n": "1"}},
+        "responses": [{"when": "session.id is not none", "headers": [
+            {"name": "X-Requestor", "from": "context", "key": "session.id"}]}],
+    }], STATEFUL)
+    app = build_services_app(project, store=store)
+    r = await call_app(app, "POST", "/v")
+    session_id = r.headers["set-cookie"].split(";")[0].removeprefix("SID=")
+    assert (r.status, r.headers["x-requestor"]) == (200, session_id)
+    record = await store.get_session(session_id, 0)
+    assert record is not None and record.data == {"n": 1}
+    again = await call_app(app, "POST", "/v", headers={"Cookie": f"SID={session_id}"})
+    assert again.headers["x-requestor"] == session_id
+
+
 async def test_rule_set_cookie_replaces_the_session_cookie(tmp_path: Path, store: Store) -> None:
     """A rule mapping its own Set-Cookie is the only Set-Cookie sent."""
     project = _project(tmp_path, [{
@@ -206,5 +224,5 @@ async def test_replay_of_a_stateful_request_loads_the_session(
     assert item is not None
     assert item.payload["session_id"]
     context = await replay_request(project, item.payload, store=store)
-    assert context["session"] == {"seen": True}
+    assert context["session"] == {"seen": True, "id": item.payload["session_id"]}
     assert context["request"]["body"] == {"a": 1}

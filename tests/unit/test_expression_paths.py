@@ -7,7 +7,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interlink.expressions import compile_expression, compile_interpolation, environment
+from interlink.errors import ExpressionError
+from interlink.expressions import (
+    compile_condition,
+    compile_expression,
+    compile_interpolation,
+    environment,
+)
 
 _JINJA = environment()
 
@@ -62,3 +68,25 @@ def test_interpolation_fast_path_matches_jinja(context: dict[str, Any], path: li
     source = "{{ " + ".".join(path) + " }}"
     fast = compile_interpolation(source).render(context)
     assert fast == _JINJA.from_string(source).render(context)
+
+
+@settings(max_examples=400, deadline=None)
+@given(context=st.dictionaries(_names, _data | st.floats(allow_nan=False), max_size=4),
+       path=st.lists(_names, min_size=1, max_size=3),
+       op=st.sampled_from(["==", "!=", "<", "<=", ">", ">="]),
+       literal=st.sampled_from(["'a'", '"HELD"', "0", "-3", "2.5", "''"]))
+def test_condition_fast_paths_match_jinja(
+    context: dict[str, Any], path: list[str], op: str, literal: str
+) -> None:
+    """A condition's fast paths (a path, a path compared with a literal) agree with Jinja."""
+    for source in (".".join(path), f"{'.'.join(path)} {op} {literal}"):
+        condition = compile_condition(source)
+        try:
+            expected: object = condition._evaluate(context)
+        except ExpressionError:
+            expected = ExpressionError
+        try:
+            got: object = condition.holds(context)
+        except ExpressionError:
+            got = ExpressionError
+        assert got == expected, source

@@ -65,6 +65,8 @@ GOOD: dict[str, str] = {
             session: {cookie: SID, ttl: 15m}
           anyone:
             auth: {type: none}
+        conditions:
+          high_value: "page.order.total > 1000"
         """,
     "connectors/warehouse.yaml": """\
         name: warehouse
@@ -624,12 +626,82 @@ CASES: dict[str, tuple[dict[str, str], str, str]] = {
                                           "template}\n"},
         "services/extra.yaml:7: ", "header 'X' from template needs 'template'",
     ),
+    "unknown named condition": (
+        {"services/extra.yaml": SERVICE.replace("- on: default", "- when: high_valu\n"
+                                                "    status: 202\n  - on: default")},
+        "services/extra.yaml:4: ",
+        "responses[0].when: no condition named 'high_valu' in interlink.yaml (conditions: "
+        "high_value)",
+    ),
+    "unknown named queue condition": (
+        {"services/extra.yaml": SERVICE.replace("- on: default", "- queue_when: later\n"
+                                                "  - on: default")
+                                + "activity: {flow: push-orders}\n"},
+        "services/extra.yaml:4: ", "responses[0].queue_when: no condition named 'later'",
+    ),
+    "queue_when without an activity": (
+        {"services/extra.yaml": SERVICE.replace("- on: default", "- queue_when: 'true'\n"
+                                                "  - on: default")},
+        "services/extra.yaml:4: ",
+        "a queue_when rule queues requests for the request processor, but the service has no "
+        "activity for it to run",
+    ),
+    "async without an activity": (
+        {"services/extra.yaml": SERVICE + "execution: async\n"},
+        "services/extra.yaml:6: ", "execution: async queues requests for the request processor",
+    ),
+    "body from the activity without one": (
+        {"services/extra.yaml": SERVICE + "    body: {from: activity}\n"},
+        "services/extra.yaml:6: ", "responses[0].body: from: activity sends what the activity "
+        "produced, but the service has no activity",
+    ),
+    "invalid header name": (
+        {"services/extra.yaml": SERVICE + "    headers:\n      - {name: X Bad, from: "
+                                          "constant, value: x}\n"},
+        "services/extra.yaml:7: ", "responses[0].headers[0].name: 'X Bad' is not a valid header "
+        "name",
+    ),
+    "Content-Length set by a rule": (
+        {"services/extra.yaml": SERVICE + "    headers:\n      - {name: content-length, "
+                                          "from: constant, value: '3'}\n"},
+        "services/extra.yaml:7: ", "responses[0].headers[0].name: content-length is computed "
+        "by the engine from the body; a rule may not set it",
+    ),
+    "unknown response charset": (
+        {"services/extra.yaml": SERVICE + "    body: {from: constant, value: x, content_type: "
+                                          "'text/plain; charset=klingon'}\n"},
+        "services/extra.yaml:6: ", "unknown charset 'klingon'",
+    ),
+    "condition named like a context entry": (
+        {"interlink.yaml": GOOD["interlink.yaml"].replace("high_value:", "page:")},
+        "interlink.yaml:", "condition name 'page' must be a plain name",
+    ),
     "bad cron expression": (
         {"flows/extra.yaml": "name: extra\ntrigger: {type: schedule, cron: '61 * * * *'}\n"
                              "steps:\n  - {id: s, type: script, script: scripts/to_erp.py}\n"},
         "flows/extra.yaml:2: ", "minute: '61' is outside 0-59",
     ),
 }
+
+
+def test_a_rule_after_default_is_a_warning(project: Path) -> None:
+    """A `when` after `on: default` loads, with a warning that default should be last."""
+    write(project, {"services/extra.yaml": SERVICE + "  - when: page.x == 1\n"
+                                                     "  - on: mapping_error\n"})
+    warnings = [w for w in load_project(project, environ=ENV).warnings
+                if w.startswith("services/extra.yaml")]
+    assert warnings == [
+        "services/extra.yaml:6: warning: responses[1] comes after the `on: default` rule "
+        "(line 4), which answers every success first; default should be the last rule"]
+
+
+def test_a_named_condition_is_used_by_a_rule(project: Path) -> None:
+    """`when: high_value` refers to `conditions.high_value` of interlink.yaml."""
+    write(project, {"services/extra.yaml": SERVICE.replace(
+        "- on: default", "- when: high_value\n    status: 202\n  - on: default")})
+    loaded = load_project(project, environ=ENV)
+    assert loaded.config.conditions == {"high_value": "page.order.total > 1000"}
+    assert loaded.services["extra"].responses[0].when == "high_value"
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -39,6 +39,7 @@ SERVICES = {
         description: Partners post orders here.
         package: partners
         path: /orders
+        activity: {script: scripts/noop.py}
         responses:
           - when: "page.order.status == 'HELD'"
             status: 202
@@ -91,6 +92,7 @@ SERVICES = {
         package: signed
         path: /hooks/github
         request: {body: none}
+        activity: {script: scripts/noop.py}
         execution: async
     """,
     "services/form.yaml": """
@@ -121,7 +123,7 @@ SERVICES = {
 def project(tmp_path: Path) -> Project:
     """A project with seven services over every kind of auth and body."""
     files = {"interlink.yaml": CONFIG, "templates/held.xml": "<held id='{{ page.order.id }}'/>",
-             **SERVICES}
+             "scripts/noop.py": "def handle(data):\n    return data\n", **SERVICES}
     return write_project(tmp_path, files)
 
 

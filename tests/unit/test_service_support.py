@@ -50,12 +50,15 @@ class Caller:
         self.calls: list[tuple[str, str]] = []
 
     async def __call__(self, path: str, name: str, context: dict[str, Any]) -> Any:
-        """Answer by name: `boom` raises, `data` returns a dict, others echo."""
+        """Answer by name: `boom` raises, `data` returns a dict, `value` shows the key's
+        value, others echo."""
         self.calls.append((path, name))
         if name == "boom":
             raise RuntimeError("function failed at /work/secret/path")
         if name == "data":
             return {"x": context["page"].get("x")}
+        if name == "value":  # a `key:` value, beside the whole context
+            return f"value={context['value']!r} page.x={context['page'].get('x')}"
         return f"{path}:{name}:{context['page'].get('x')}"
 
 

@@ -25,7 +25,12 @@ from interlink.services.activity import (
     RequestObserver,
     run_activity,
 )
-from interlink.services.body import ClientDisconnected, parse_body_off_loop, read_body
+from interlink.services.body import (
+    ClientDisconnected,
+    declared_charset,
+    parse_body_off_loop,
+    read_body,
+)
 from interlink.services.context import decode_headers, decode_query, new_context
 from interlink.services.failures import (
     ActivityFailure,
@@ -85,7 +90,8 @@ class ServiceHandler:
         self.redactor = redactor if redactor is not None else Redactor(project.secrets)
         self.auth = build_authenticator(package.auth if package else None)
         self.mapper = RequestMapper(name, service.request.map)
-        self.rules = RuleBook(service, project.templates, function_caller)
+        self.rules = RuleBook(service, project.templates, function_caller,
+                              project.config.conditions)
         self.body_kind = service.request.body
         self.limit = service.request.max_body
         self.limits = project.config.server.limits
@@ -151,11 +157,15 @@ class ServiceHandler:
             phase, started = "mapping", perf_counter()
             if not self.auth.needs_body and self.body_kind != "none":
                 raw = await read_body(receive, headers.get("content-length"), self.limit)
+            charset = declared_charset(headers.get("content-type"))
             if raw:
-                request["raw"] = raw.decode("utf-8", "replace")
-            request["body"] = await parse_body_off_loop(self.body_kind, raw, self.limits)
+                request["raw"] = raw.decode(charset or "utf-8", "replace")
+            request["body"] = await parse_body_off_loop(self.body_kind, raw, self.limits,
+                                                        charset)
             if self.sessions is not None:
                 session = await self.sessions.load(headers)
+                # `session.id`: the requestor id of the source document, readable in rules.
+                session.data["id"] = session.id
                 ctx["session"] = session.data
             if self.variables:
                 ctx["variables"] = self._render_variables(ctx)
@@ -248,10 +258,11 @@ class ServiceHandler:
         self, rule: CompiledRule | None, outcome: str, ctx: dict[str, Any],
         failure: PhaseFailure | None,
     ) -> Response:
-        if rule is not None:
+        if rule is not None and rule.status is not None:
             status = rule.status
-        elif outcome == "success" and ctx["queue_item_id"] is not None:
-            status = 202
+        elif ctx["queue_item_id"] is not None and (
+                outcome == "success" or (rule is not None and rule.queues)):
+            status = 202  # queued: by `queue_when`, or at once (`execution: async`)
         else:
             status = DEFAULT_STATUS[outcome]
         response = Response(status)
@@ -287,6 +298,7 @@ class ServiceHandler:
     async def _save_session(self, session: Session | None, response: Response) -> None:
         if session is None or self.sessions is None:
             return
+        session.data.pop("id", None)  # the id is the session's key, not its data
         await self.sessions.save(session)
         if not response.has_header("set-cookie"):
             response.headers.append(("Set-Cookie", self.sessions.set_cookie(session)))

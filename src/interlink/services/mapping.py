@@ -44,6 +44,9 @@ class RequestMapper:
                     f"service {service}: map target {target!r} must be page.<name>[.<name>…] "
                     "or session.<name>[.<name>…]"
                 )
+            if target == "session.id":
+                raise ServiceError(f"service {service}: session.id is the session's own id "
+                                   "and cannot be mapped")
             value_of = compile_expression(source).evaluate
             compiled.append(MapEntry(target, root, tuple(path), value_of))
         self.entries = tuple(compiled)

@@ -5,8 +5,10 @@
 a security scheme, the request body's content type, and every status the service can answer:
 
 - each response rule's status, described by the rule kind (`when …`, `queue_when …`,
-  `on: default`, …); an `on: security_error` rule of a package without auth can never
-  match and is left out;
+  `on: default`, …) and its `description`; a rule without `status` has its outcome's (a
+  `when` both 200 and, when the service has an activity, 500); an `on: security_error` rule
+  of a package without auth can never match and is left out; header and body
+  `description`s are kept (on the header, and on the media type's schema);
 - the answers the engine gives when no rule covers an outcome: 200 (or 202 with
   `execution: async`) without `on: default`, 401 when the package has auth and no
   `on: security_error` rule, 500 for a mapping or service error without an `on: mapping_error`
@@ -34,7 +36,7 @@ from interlink.spec.project import (
 )
 from interlink.spec.service import ResponseRule, ServiceSpec, TemplateSource
 
-__all__ = ["BODY_CONTENT_TYPES", "openapi_document"]
+__all__ = ["BODY_CONTENT_TYPES", "openapi_document", "rule_statuses"]
 
 #: `request.body` kind → the request body's media type (`none` has no request body)
 BODY_CONTENT_TYPES = {
@@ -76,6 +78,8 @@ _COMPONENT_SCHEMAS: dict[str, Any] = {
 }
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::path)?\}")
+_CHALLENGE = {"WWW-Authenticate": {"schema": {"type": "string"},
+                                   "description": "the auth challenge"}}
 
 
 def openapi_document(project: Project) -> dict[str, Any]:
@@ -192,16 +196,35 @@ def _rule_content(rule: ResponseRule) -> dict[str, Any] | None:
         if rule.on in ("security_error", "mapping_error", "service_error"):
             return {"application/json": {"schema": _ERROR_REF}}
         return None
+    described = {"description": body.description} if body.description else {}
     if body.content_type is not None:
-        return {body.content_type: {}}
-    if body.source == "json":
-        return {"application/json": {}}
-    if body.source == "constant":
-        return {"text/plain; charset=utf-8": {"schema": {"type": "string"}}}
-    if isinstance(body, TemplateSource):
-        kind = body.type or _template_kind(body.template)
-        return {_TEMPLATE_TYPES[kind]: {}}
-    return None  # from context or function: the type follows the value
+        media = body.content_type
+        schema: dict[str, Any] = {}
+    elif body.source == "json":
+        media, schema = "application/json", {}
+    elif body.source == "constant":
+        media, schema = "text/plain; charset=utf-8", {"type": "string"}
+    elif isinstance(body, TemplateSource):
+        media, schema = _TEMPLATE_TYPES[body.type or _template_kind(body.template)], {}
+    else:
+        return None  # from context, function or activity: the type follows the value
+    schema = {**schema, **described}
+    return {media: {"schema": schema} if schema else {}}
+
+
+def rule_statuses(rule: ResponseRule, service: ServiceSpec) -> tuple[int, ...]:
+    """The statuses a rule can answer with: its `status`, else its outcome's."""
+    if rule.status is not None:
+        return (rule.status,)
+    queued = service.execution == "async"
+    if rule.queue_when is not None:
+        return (202,)
+    if rule.when is not None:
+        # also considered after a failed activity, which only runs here when sync
+        failed = (500,) if service.activity is not None and not queued else ()
+        return (202 if queued else 200, *failed)
+    return {"default": (202 if queued else 200,), "security_error": (401,),
+            "mapping_error": (500,), "service_error": (500,)}[str(rule.on)]
 
 
 def _template_kind(template: str) -> str:
@@ -246,7 +269,7 @@ def _rule_headers(rule: ResponseRule) -> dict[str, Any]:
         if header.name.lower() == "content-type":
             continue
         headers[header.name] = {"schema": {"type": "string"},
-                                "description": f"from {header.source}"}
+                                "description": header.description or f"from {header.source}"}
     return headers
 
 
@@ -258,7 +281,11 @@ def _responses(service: ServiceSpec, auth: PackageAuth | None) -> dict[str, Any]
         if rule.on == "security_error" and not has_auth:
             continue  # a package without auth never fails security
         kinds.add(str(rule.on) if rule.on is not None else "when")
-        statuses.add(rule.status, _rule_label(rule), _rule_content(rule), _rule_headers(rule))
+        for status in rule_statuses(rule, service):
+            headers = _rule_headers(rule)
+            if status == 401 and isinstance(auth, BasicAuth | BearerAuth):
+                headers = {**headers, **_CHALLENGE}
+            statuses.add(status, _rule_label(rule), _rule_content(rule), headers)
     error = {"application/json": {"schema": _ERROR_REF}}
     if "default" not in kinds:
         if service.execution == "async":
@@ -267,10 +294,7 @@ def _responses(service: ServiceSpec, auth: PackageAuth | None) -> dict[str, Any]
         else:
             statuses.add(200, "no rule matched: the activity's result, if any")
     if has_auth and "security_error" not in kinds:
-        challenge = {}
-        if isinstance(auth, BasicAuth | BearerAuth):
-            challenge = {"WWW-Authenticate": {"schema": {"type": "string"},
-                                              "description": "the auth challenge"}}
+        challenge = _CHALLENGE if isinstance(auth, BasicAuth | BearerAuth) else {}
         statuses.add(401, "security error: missing or invalid credentials", error, challenge)
     if "mapping_error" not in kinds:
         statuses.add(500, "mapping error: the request could not be parsed or mapped", error)

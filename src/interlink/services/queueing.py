@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from interlink.ids import new_id
-from interlink.services.body import parse_body_off_loop
+from interlink.services.body import declared_charset, parse_body_off_loop
 from interlink.services.context import new_context
 from interlink.services.failures import ServiceError
 from interlink.services.mapping import RequestMapper
@@ -91,10 +91,11 @@ async def replay_request(
     )
     context["queue_item_id"] = queue_item_id
     request = context["request"]
-    request["raw"] = raw.decode("utf-8", "replace")
+    charset = declared_charset(request["headers"].get("content-type"))
+    request["raw"] = raw.decode(charset or "utf-8", "replace")
     # The limits the request was accepted under (a body inside them maps again).
     request["body"] = await parse_body_off_loop(service.request.body, raw,
-                                                 project.config.server.limits)
+                                                 project.config.server.limits, charset)
     session_id = payload.get("session_id")
     package = project.config.packages.get(service.package or "")
     if package is not None and package.processing == "stateful":
@@ -103,5 +104,6 @@ async def replay_request(
             record = await store.get_session(session_id, time.time())
             if record is not None:
                 context["session"] = dict(record.data)
+        context["session"]["id"] = session_id
     RequestMapper(service.name, service.request.map).apply(context)
     return context

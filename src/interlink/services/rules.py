@@ -8,23 +8,27 @@
 | success | `when`, `queue_when`, `on: default` | 200 |
 
 So an unauthenticated caller never reaches a `when` or `default` answer, and a failed activity
-never gets a `default` one. When evaluating a condition or building the chosen answer fails,
+never gets a `default` one. A condition is a `Condition`: a comparison involving a missing
+value is false, so the next rule is tried; `when: high_value` names a condition of
+`interlink.yaml`. A rule without `status` answers its outcome's (the handler decides).
+When evaluating a condition fails for another reason, or building the chosen answer fails,
 the request becomes a service error and only `on: service_error` rules are considered (never
 `when` again, so a broken rule cannot loop).
 
 A `queue_when` whose condition reads neither `result` nor `error` does not depend on the
 activity, so it is decided *before* the activity runs (`queued_before_activity`): a request it
 matches is queued and its activity runs once, in the request processor — never twice
-(docs/decisions/0005-queued-requests-run-once.md).
+(docs/decisions/0005-one-request-one-run.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from interlink.errors import ExpressionError
-from interlink.expressions import Expression, Template, compile_expression, expression_names
+from interlink.expressions import Condition, Template, compile_condition, expression_names
 from interlink.services.activity import FunctionCaller
 from interlink.services.sources import (
     BodyBuilder,
@@ -35,7 +39,7 @@ from interlink.services.sources import (
 )
 from interlink.spec.service import ResponseRule, ServiceSpec
 
-__all__ = ["CompiledRule", "Outcome", "RuleBook"]
+__all__ = ["CompiledRule", "Outcome", "RuleBook", "condition_source"]
 
 Outcome = Literal["success", "security_error", "mapping_error", "service_error"]
 
@@ -57,8 +61,9 @@ class CompiledRule:
 
     index: int
     kind: str
-    condition: Expression | None
-    status: int
+    condition: Condition | None
+    #: None: the outcome's own status (200, 202 once queued, 401, 500)
+    status: int | None
     headers: tuple[tuple[str, HeaderBuilder], ...]
     body: BodyBuilder | None
     #: the condition reads `result` or `error`, so it can only be decided after the activity
@@ -70,24 +75,31 @@ class CompiledRule:
         return self.kind == "queue_when"
 
     def matches(self, context: dict[str, Any]) -> bool:
-        """Whether the rule applies; `ResponseBuildError` when its condition fails."""
+        """Whether the rule applies (a missing value makes a comparison false, see
+        `Condition`); `ResponseBuildError` when its condition fails for another reason."""
         if self.condition is None:
             return True
         try:
-            return bool(self.condition.evaluate(context))
+            return self.condition.holds(context)
         except ExpressionError as exc:
             raise ResponseBuildError(f"response rule {self.index + 1}: {exc}") from None
 
 
+def condition_source(written: str, conditions: Mapping[str, str]) -> str:
+    """The expression a `when`/`queue_when` stands for: a named condition of
+    `interlink.yaml` (`when: high_value`), or the text itself."""
+    return conditions.get(written.strip(), written)
+
+
 def _compile(
     index: int, rule: ResponseRule, service: str, templates: dict[str, Template],
-    caller: FunctionCaller | None,
+    caller: FunctionCaller | None, conditions: Mapping[str, str],
 ) -> CompiledRule:
-    source = rule.when if rule.when is not None else rule.queue_when
-    if rule.when is not None:
-        kind, condition = "when", compile_expression(rule.when)
-    elif rule.queue_when is not None:
-        kind, condition = "queue_when", compile_expression(rule.queue_when)
+    written = rule.when if rule.when is not None else rule.queue_when
+    source = condition_source(written, conditions) if written is not None else None
+    if source is not None:
+        kind = "when" if rule.when is not None else "queue_when"
+        condition: Condition | None = compile_condition(source)
     else:
         kind, condition = str(rule.on), None
     reads_outcome = source is not None and bool(
@@ -110,10 +122,11 @@ class RuleBook:
 
     def __init__(
         self, service: ServiceSpec, templates: dict[str, Template],
-        caller: FunctionCaller | None,
+        caller: FunctionCaller | None, conditions: Mapping[str, str] | None = None,
     ) -> None:
+        named = conditions or {}
         self.rules = tuple(
-            _compile(i, r, service.name, templates, caller)
+            _compile(i, r, service.name, templates, caller, named)
             for i, r in enumerate(service.responses)
         )
         self._by_outcome = {

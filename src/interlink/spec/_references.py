@@ -25,7 +25,14 @@ from interlink.spec._yaml import DataPath, YamlDocument
 from interlink.spec.connector import ConnectorSpec
 from interlink.spec.flow import FlowSpec, WebhookTrigger
 from interlink.spec.project import ProjectConfig
-from interlink.spec.service import FunctionSource, JsonSource, ServiceSpec, TemplateSource
+from interlink.spec.service import (
+    CONTEXT_NAMES,
+    ActivityBodySource,
+    FunctionSource,
+    JsonSource,
+    ServiceSpec,
+    TemplateSource,
+)
 from interlink.spec.step import FieldPath, Ref, StepSpec
 
 __all__ = ["Loaded", "Names", "check_references", "label", "walk_steps"]
@@ -122,7 +129,7 @@ def _check_ref(report: Report, flow: Loaded[FlowSpec], at: FieldPath, where: str
     if ref.kind == "script":
         files.script(flow, at, ref.name, ref.member or "handle")
     elif ref.kind == "template":
-        files.template(flow, at, ref.name, ref.member)
+        files.template(flow, at, ref.name)
     elif ref.kind == "flow":
         if ref.name not in flows and ref.name not in broken.flows:
             known = ", ".join(sorted(flows)) or "none"
@@ -186,21 +193,60 @@ def _check_service(
                        f"activity.flow: no flow named {activity.flow!r} (flows: {known})")
         if activity.script is not None:
             files.script(service, ("activity", "script"), activity.script, "handle")
+    conditions = config.spec.conditions if config is not None else {}
+    if (spec.execution == "async" or any(r.queue_when is not None for r in spec.responses)) \
+            and activity is None:
+        what = "execution: async" if spec.execution == "async" else "a queue_when rule"
+        line = service.line("execution") if spec.execution == "async" else service.line(
+            "responses", next(i for i, r in enumerate(spec.responses)
+                              if r.queue_when is not None), "queue_when")
+        report.add(service.relative, line,
+                   f"{what} queues requests for the request processor, but the service has "
+                   "no activity for it to run: add an activity (flow or script)")
     for index, rule in enumerate(spec.responses):
+        for key in ("when", "queue_when"):
+            written = getattr(rule, key)
+            if written is not None:
+                _check_condition_name(report, service, ("responses", index, key), written,
+                                      conditions)
+        if isinstance(rule.body, ActivityBodySource) and activity is None:
+            report.add(service.relative, service.line("responses", index, "body", "from"),
+                       f"responses[{index}].body: from: activity sends what the activity "
+                       "produced, but the service has no activity")
         for h, header in enumerate(rule.headers):
             where: DataPath = ("responses", index, "headers", h)
             if header.source == "function" and header.function is not None:
                 files.function(service, (*where, "function"), header.function)
             elif header.source == "template" and header.template is not None:
-                files.template(service, (*where, "template"), header.template, None)
+                files.template(service, (*where, "template"), header.template)
         body = rule.body
         at: DataPath = ("responses", index, "body")
         if isinstance(body, FunctionSource):
             files.function(service, (*at, "function"), body.function)
         elif isinstance(body, TemplateSource):
-            files.template(service, (*at, "template"), body.template, body.type)
+            files.template(service, (*at, "template"), body.template)
         elif isinstance(body, JsonSource):
             _check_json(report, service, (*at, "value"))
+
+
+#: bare words that are expressions of their own, not names of conditions
+_LITERALS = frozenset({"true", "false", "none", "True", "False", "None"})
+
+
+def _check_condition_name(
+    report: Report, service: Loaded[ServiceSpec], at: DataPath, written: str,
+    conditions: dict[str, str],
+) -> None:
+    """`when: high_value` names a condition of interlink.yaml; a bare name that is neither a
+    condition nor a context entry is a typo, not an expression that is always false."""
+    name = written.strip()
+    if not name.isidentifier() or name in conditions or name in CONTEXT_NAMES \
+            or name in _LITERALS:
+        return
+    known = ", ".join(sorted(conditions)) or "none"
+    report.add(service.relative, service.doc.line_of(at),
+               f"responses[{at[1]}].{at[2]}: no condition named {name!r} in interlink.yaml "
+               f"(conditions: {known})")
 
 
 def _route(
@@ -306,15 +352,16 @@ class _Files:
             for path in sorted(folder.rglob("*.py")):
                 self._module(path.relative_to(self.root).as_posix())
 
-    def template(self, item: Loaded[Any], at: DataPath, relative: str, kind: str | None) -> None:
-        """A template file referenced at `at`: it exists and compiles; kept by its path."""
+    def template(self, item: Loaded[Any], at: DataPath, relative: str) -> None:
+        """A template file referenced at `at`: it exists and compiles; kept by its path, as
+        the kind its extension says (a rule's `type` recompiles it as another kind)."""
         if relative in self.templates:
             return
         path = self._existing(item, at, relative, "template")
         if path is None:
             return
         try:
-            template = compile_template(path, kind)
+            template = compile_template(path)
         except ExpressionError as exc:
             cause = exc.__cause__
             if isinstance(cause, jinja2.TemplateSyntaxError):

@@ -85,6 +85,22 @@ def _warn(
         for at, step in walk_steps(flow.spec.steps):
             for field, message in step.warnings():
                 report.warn(flow.relative, flow.line(*at, *field), f"{label(at)}: {message}")
+    for service in services:
+        _warn_service(report, service)
+
+
+def _warn_service(report: Report, service: Loaded[ServiceSpec]) -> None:
+    spec = service.spec
+    default = next((i for i, r in enumerate(spec.responses) if r.on == "default"), None)
+    if default is None:
+        return
+    for index in range(default + 1, len(spec.responses)):
+        rule = spec.responses[index]
+        if rule.on in (None, "default"):
+            report.warn(service.relative, service.line("responses", index),
+                        f"responses[{index}] comes after the `on: default` rule (line "
+                        f"{service.line('responses', default)}), which answers every success "
+                        "first; default should be the last rule")
 
 
 class _Loader:

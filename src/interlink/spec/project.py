@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import keyword
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from interlink.spec._base import ByteSize, Duration, Name, Spec, duration_field
+from interlink.spec._base import ByteSize, Duration, Expr, Name, Spec, duration_field
+from interlink.spec.service import CONTEXT_NAMES
 
 __all__ = [
     "ApiKeyAuth",
@@ -162,3 +164,19 @@ class ProjectConfig(Spec):
     packages: dict[str, Package] = Field(
         default_factory=dict, description="service packages by name"
     )
+    conditions: dict[str, Expr] = Field(
+        default_factory=dict, description="named when conditions (`high_value: \"page.order."
+        "total > 1000\"`), used by any service's rules as `when: high_value`",
+    )
+
+    @field_validator("conditions")
+    @classmethod
+    def _condition_names(cls, conditions: dict[str, str]) -> dict[str, str]:
+        for name in conditions:
+            if not name.isidentifier() or keyword.iskeyword(name) or name in _NOT_NAMES:
+                raise ValueError(f"condition name {name!r} must be a plain name that is not "
+                                 "a context entry (request, page, result, …) or a keyword")
+        return conditions
+
+
+_NOT_NAMES = CONTEXT_NAMES | {"true", "false", "none", "and", "or", "not", "in", "is", "env"}

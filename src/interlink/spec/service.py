@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import codecs
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from interlink.spec._base import ByteSize, Duration, Expr, Interp, Name, Spec, duration_field
 
 __all__ = [
+    "CONTEXT_NAMES",
+    "FORBIDDEN_HEADERS",
+    "HEADER_NAME",
     "Activity",
+    "ActivityBodySource",
     "BodySource",
     "ConstantSource",
     "ContextSource",
@@ -21,52 +27,99 @@ __all__ = [
     "ResponseRule",
     "ServiceSpec",
     "TemplateSource",
+    "content_type_charset",
+    "unquote_constant",
 ]
 
 
-class ContextSource(Spec):
+#: the names a service's expressions read (the request context); a named condition may not
+#: take one
+CONTEXT_NAMES = frozenset({"request", "page", "result", "error", "queue_item_id", "session",
+                           "service", "variables", "timings"})
+
+#: RFC 9110 §5.1 field-name (a token)
+HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+#: headers that frame the message: the engine computes them, a rule may not set them
+FORBIDDEN_HEADERS = frozenset({"content-length", "transfer-encoding"})
+
+_FUNCTION = r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$"
+_DESCRIPTION = "a short description (kept in the OpenAPI document)"
+_CONTENT_TYPE = (
+    "the Content-Type sent; a charset (`text/plain; charset=iso-8859-1`) encodes the body in it"
+)
+
+
+def _check_content_type(value: str | None) -> str | None:
+    if value is not None:
+        charset = content_type_charset(value)
+        if charset is not None:
+            try:
+                codecs.lookup(charset)
+            except LookupError:
+                raise ValueError(f"unknown charset {charset!r} in {value!r}") from None
+    return value
+
+
+class _Body(Spec):
+    """What every body source has: a Content-Type override and a description."""
+
+    content_type: str | None = Field(None, description=_CONTENT_TYPE)
+    description: str = Field("", description=_DESCRIPTION)
+
+    _content_type = field_validator("content_type")(_check_content_type)
+
+
+class ContextSource(_Body):
     """The value of an expression over the request context (`page.order.id`)."""
 
     source: Literal["context"] = Field(alias="from")
     key: Expr
-    content_type: str | None = None
 
 
-class ConstantSource(Spec):
-    """A fixed value."""
+class ConstantSource(_Body):
+    """A fixed value; one pair of surrounding double quotes is removed (`'"  a b "'` sends
+    `  a b `), so that blanks at either end are kept visibly."""
 
     source: Literal["constant"] = Field(alias="from")
     value: str | int | float | bool
-    content_type: str | None = None
 
 
-class TemplateSource(Spec):
-    """A template file under `templates/`; kind from its extension or `type`."""
+class TemplateSource(_Body):
+    """A template file under `templates/`; kind from `type`, else from its extension."""
 
     source: Literal["template"] = Field(alias="from")
     template: str
-    type: Literal["xml", "html", "json", "text"] | None = None
-    content_type: str | None = None
+    type: Literal["xml", "html", "json", "text"] | None = Field(
+        None, description="xml and html autoescape; wins over the file's extension")
 
 
-class JsonSource(Spec):
+class JsonSource(_Body):
     """JSON built as data; leaf strings may interpolate `{{ … }}`."""
 
     source: Literal["json"] = Field(alias="from")
     value: Any
-    content_type: str | None = None
 
 
-class FunctionSource(Spec):
-    """A Python function `scripts/x.py:name`, called with the context."""
+class FunctionSource(_Body):
+    """A Python function `scripts/x.py:name`, called with the context; with `key`, the key's
+    value is in the context as `value`."""
 
     source: Literal["function"] = Field(alias="from")
-    function: str = Field(pattern=r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$")
-    content_type: str | None = None
+    function: str = Field(pattern=_FUNCTION)
+    key: Expr | None = Field(
+        None, description="expression whose value the function gets as context['value']")
+
+
+class ActivityBodySource(_Body):
+    """What the activity produced (`result.payload`), sent as it is: text, bytes or HTML (the
+    source document's HTML Frame). A payload `{content_type, body}` names its own type."""
+
+    source: Literal["activity"] = Field(alias="from")
 
 
 BodySource = Annotated[
-    ContextSource | ConstantSource | TemplateSource | JsonSource | FunctionSource,
+    ContextSource | ConstantSource | TemplateSource | JsonSource | FunctionSource
+    | ActivityBodySource,
     Field(discriminator="source"),
 ]
 
@@ -74,12 +127,27 @@ BodySource = Annotated[
 class HeaderMapping(Spec):
     """One response header: a name and where its value comes from."""
 
-    name: str
+    name: str = Field(description="a valid header name; not Content-Length or "
+                      "Transfer-Encoding (the engine frames the body)")
     source: Literal["context", "constant", "template", "function"] = Field(alias="from")
-    key: Expr | None = None
-    value: str | None = None
+    key: Expr | None = Field(None, description="context: the expression; function: the "
+                             "expression whose value the function gets as context['value']")
+    value: str | None = Field(None, description="constant: the value (surrounding double "
+                              "quotes are removed, keeping the blanks inside)")
     template: str | None = None
-    function: str | None = Field(None, pattern=r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$")
+    function: str | None = Field(None, pattern=_FUNCTION)
+    description: str = Field("", description=_DESCRIPTION)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        if not HEADER_NAME.match(name):
+            raise ValueError(f"{name!r} is not a valid header name (letters, digits and "
+                             "!#$%&'*+-.^_`|~, no blanks)")
+        if name.lower() in FORBIDDEN_HEADERS:
+            raise ValueError(f"{name} is computed by the engine from the body; a rule may "
+                             "not set it")
+        return name
 
     @model_validator(mode="after")
     def _has_its_source(self) -> HeaderMapping:
@@ -88,6 +156,25 @@ class HeaderMapping(Spec):
         if getattr(self, needed) is None:
             raise ValueError(f"header {self.name!r} from {self.source} needs '{needed}'")
         return self
+
+
+def unquote_constant(value: str) -> str:
+    """A constant as sent: one pair of surrounding double quotes removed (`'"  a "'` →
+    `  a `); any other value as it is."""
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def content_type_charset(content_type: str) -> str | None:
+    """The `charset` parameter of a Content-Type value, lower-cased, or None."""
+    if "charset" not in content_type.lower():
+        return None
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower() or None
+    return None
 
 
 RuleCondition = Literal["default", "mapping_error", "security_error", "service_error"]
@@ -99,7 +186,9 @@ class ResponseRule(Spec):
     when: Expr | None = None
     queue_when: Expr | None = None
     on: RuleCondition | None = None
-    status: int = Field(200, ge=100, le=599)
+    status: int | None = Field(
+        None, ge=100, le=599, description="default: the condition's own status — 200 on "
+        "success, 202 once queued, 401 for security errors, 500 for mapping and service errors")
     headers: list[HeaderMapping] = Field(default_factory=list)
     body: BodySource | None = None
     description: str = ""
