@@ -62,7 +62,8 @@ class Engine:
         cfg = self.project.config.worker
         self._runner = FlowRunner(self.project, self.store, connectors=connectors,
                                   scripts=self.scripts, redactor=self.redactor,
-                                  owner=self.owner, lease_s=cfg.lease, metrics=self.metrics)
+                                  owner=self.owner, http=self._http, lease_s=cfg.lease,
+                                  metrics=self.metrics)
         self._stack.push_async_callback(self._runner.close)
         self._activities = ProjectActivities(self._runner, self.scripts)
         return self

@@ -19,10 +19,11 @@ def test_exported_members() -> None:
     """`__all__` lists exactly the public API (locked so changes are deliberate)."""
     assert set(interlink.store.__all__) == {
         "AttemptRecord", "Complete", "Credential", "DeleteSession", "Enqueue", "Fail",
-        "InsertLogs", "InsertRun", "LogLine", "PutCredential", "PutSession",
+        "InsertLogs", "InsertRun", "LogLine", "MarkSeen", "PutCache", "PutCredential",
+        "PutSession",
         "QueueItem", "QueueStatus", "Release", "Requeue", "RunRecord", "RunStatus",
         "SaveAttempt", "SaveStep", "SessionRecord", "StepRecord", "Store", "UNKNOWN_DECISION",
-        "UpdateRun", "WriteOp", "open_store",
+        "UpdateRun", "Wake", "WriteOp", "open_store",
     }
     for name in interlink.store.__all__:
         assert hasattr(interlink.store, name)

@@ -28,8 +28,11 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
+
 from interlink.connectors.client import ConnectorClient
 from interlink.errors import Conflict, RunError
+from interlink.expressions import Template
 from interlink.flows.steps import STEP_KINDS, Done, Failed, StepContext, StepOutcome
 from interlink.ids import derived_id, new_id
 from interlink.metrics import Metrics
@@ -73,11 +76,13 @@ class FlowRunner:
         scripts: ScriptPool,
         redactor: Redactor,
         owner: str,
+        http: aiohttp.ClientSession,
         lease_s: float = 30.0,
         metrics: Metrics | None = None,
     ) -> None:
         self.project = project
         self.store = store
+        self.http = http
         self.connectors = connectors
         self.scripts = scripts
         self.redactor = redactor
@@ -107,6 +112,36 @@ class FlowRunner:
         """Run `handle(data)` of a project script (path relative to the project)."""
         mode: Isolation = "inline" if isolation == "inline" else "process"
         return await self.scripts.run(script, data, time_limit=time_limit, isolation=mode)
+
+    def template(self, path: str) -> Template:
+        """A template of the project (checked and compiled when it loaded)."""
+        try:
+            return self.project.templates[path]
+        except KeyError:
+            raise RunError(f"template {path!r} is not part of this project") from None
+
+    def child_run(self, flow: str, input: Any, *, trigger: str, run_id: str) -> RunRecord:
+        """A queued run of the project's flow `flow` (a `run_flow` step's child)."""
+        return self.new_run(self.flow(flow), input, trigger=trigger, run_id=run_id)
+
+    async def run_steps(self, ctx: StepContext, steps: list[Any],
+                        bucket: list[Any]) -> StepOutcome:
+        """Run nested steps in order; their origins compose, so the outcome's `origins` map
+        each output to the payload of `bucket` it came from."""
+        origins = list(range(len(bucket)))
+        variables: dict[str, Any] = {}
+        for step in steps:
+            child = ctx.child(step)
+            outcome = await self._run_step(child, step, bucket)
+            if not isinstance(outcome, Done):
+                return outcome
+            bucket = outcome.bucket
+            if outcome.origins is not None:
+                origins = [origins[i] for i in outcome.origins]
+            if outcome.variables:
+                variables.update(outcome.variables)
+                ctx.variables.update(outcome.variables)
+        return Done(bucket, origins, variables or None)
 
     # --- starting runs ----------------------------------------------------------------------
 
@@ -275,20 +310,25 @@ class FlowRunner:
                 "status": "running", "started_at": run.started_at or now, "updated_at": now}))
         # Only the step an earlier execution may have begun has anything in the store.
         resumed = run.status != "queued"
+        variables = dict(run.variables or {})
         for index in range(run.step_index, len(flow.steps)):
             step = flow.steps[index]
-            ctx = StepContext(self, run, flow, index, cursor, pending, resumed)
+            ctx = StepContext(self, run, flow, index, step, cursor, pending, resumed, variables)
             pending, resumed = [], False
             started = cursor.get("started_at", now) if cursor else time.time()
             outcome = await self._run_step(ctx, step, bucket)
             last = index == len(flow.steps) - 1
             if isinstance(outcome, Done):
                 bucket = outcome.bucket
+                progress: dict[str, Any] = {"step_index": index + 1, "bucket": bucket,
+                                            "updated_at": time.time()}
+                if outcome.variables:
+                    variables.update(outcome.variables)
+                    progress["variables"] = variables
                 ops: list[WriteOp] = [
                     SaveStep(StepRecord(run.id, index, step.id, "succeeded", started,
                                         time.time(), output=None)),
-                    UpdateRun(run.id, {"step_index": index + 1, "bucket": bucket,
-                                       "updated_at": time.time()}),
+                    UpdateRun(run.id, progress),
                 ]
                 if last:
                     ops = [*ops, *self._ending(run, "succeeded", None),

@@ -25,6 +25,8 @@ from interlink.store.base import (
     InsertLogs,
     InsertRun,
     LogLine,
+    MarkSeen,
+    PutCache,
     PutCredential,
     PutSession,
     QueueItem,
@@ -39,6 +41,7 @@ from interlink.store.base import (
     StepRecord,
     Store,
     UpdateRun,
+    Wake,
     WriteOp,
 )
 
@@ -53,6 +56,8 @@ __all__ = [
     "InsertLogs",
     "InsertRun",
     "LogLine",
+    "MarkSeen",
+    "PutCache",
     "PutCredential",
     "PutSession",
     "QueueItem",
@@ -67,6 +72,7 @@ __all__ = [
     "StepRecord",
     "Store",
     "UpdateRun",
+    "Wake",
     "WriteOp",
     "open_store",
 ]

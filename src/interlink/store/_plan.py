@@ -22,6 +22,8 @@ from interlink.store.base import (
     Fail,
     InsertLogs,
     InsertRun,
+    MarkSeen,
+    PutCache,
     PutCredential,
     PutSession,
     Release,
@@ -29,6 +31,7 @@ from interlink.store.base import (
     SaveAttempt,
     SaveStep,
     UpdateRun,
+    Wake,
     WriteOp,
 )
 
@@ -58,7 +61,7 @@ class Statement:
 
 def wakes_workers(op: WriteOp) -> bool:
     """Whether committing `op` may make a queue item claimable."""
-    return isinstance(op, Enqueue | Release | Requeue)
+    return isinstance(op, Enqueue | Release | Requeue | Wake)
 
 
 class Planner:
@@ -125,6 +128,16 @@ class Planner:
                 }, must_change=LeaseLost(item_id, owner))]
             case Requeue(item_id):
                 return [Statement(q["requeue"], {"id": item_id, "now": now}, found=True)]
+            case MarkSeen(scope, key, run_id, expires_at):
+                return [Statement(q["mark_seen"], {"scope": scope, "key": key, "run_id": run_id,
+                                                   "expires_at": expires_at, "now": now},
+                                  found=True)]
+            case PutCache(scope, key, value, expires_at):
+                return [Statement(q["put_cache"], {"scope": scope, "key": key,
+                                                   "value": enc.json(value),
+                                                   "expires_at": expires_at})]
+            case Wake(item_id):
+                return [Statement(q["wake_item"], {"id": item_id, "now": now})]
             case PutSession(session):
                 return [Statement(q["put_session"], {
                     "id": session.id, "data": enc.json(session.data),

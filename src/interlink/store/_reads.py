@@ -69,6 +69,11 @@ class NamedQueryReads(Store):
         rows = await self._fetch("get_session", {"id": session_id, "now": now})
         return _rows.session_from_row(rows[0]) if rows else None
 
+    async def get_cached(self, scope: str, key: str, now: float) -> tuple[bool, Any]:
+        """A kept value that has not expired, as `(found, value)`."""
+        rows = await self._fetch("get_cached", {"scope": scope, "key": key, "now": now})
+        return (True, _rows.load_json(rows[0][0])) if rows else (False, None)
+
     async def get_credential(self, name: str) -> Credential | None:
         """A connector's shared token, or None."""
         rows = await self._fetch("get_credential", {"name": name})

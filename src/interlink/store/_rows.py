@@ -47,7 +47,7 @@ __all__ = [
 RUN_COLUMNS = tuple(f.name for f in fields(RunRecord))
 """Columns of `runs`: the names of `RunRecord`'s fields."""
 
-RUN_JSON_COLUMNS = frozenset({"input", "flow_spec", "bucket"})
+RUN_JSON_COLUMNS = frozenset({"input", "flow_spec", "bucket", "variables"})
 
 Row = Sequence[Any]
 
@@ -108,12 +108,14 @@ def run_params(run: RunRecord, encode: Encoder) -> dict[str, Any]:
 def run_from_row(row: Row) -> RunRecord:
     """A `runs` row selected in field order."""
     (id_, flow, status, trigger, input_, flow_spec, created_at, retry_of, retry_count,
-     step_index, bucket, error, started_at, finished_at, updated_at, redrive) = row
+     step_index, bucket, error, started_at, finished_at, updated_at, redrive, variables,
+     wake) = row
     return RunRecord(
         id=id_, flow=flow, status=status, trigger=trigger, input=load_json(input_),
         flow_spec=load_json(flow_spec), created_at=created_at, retry_of=retry_of,
         retry_count=retry_count, step_index=step_index, bucket=load_json(bucket), error=error,
         started_at=started_at, finished_at=finished_at, updated_at=updated_at, redrive=redrive,
+        variables=load_json(variables), wake=wake,
     )
 
 
@@ -148,10 +150,10 @@ def attempt_params(attempt: AttemptRecord, encode: Encoder) -> dict[str, Any]:
 def attempt_from_row(row: Row) -> AttemptRecord:
     """An `attempts` row selected in field order."""
     (run_id, step_id, n, request, response, code, decision, created_at, message, wait_s, error,
-     item, redrive, reauth, output) = row
+     item, redrive, reauth, output, page) = row
     return AttemptRecord(run_id, step_id, n, load_json(request), load_json(response), code,
                          decision, created_at, message, wait_s, error, item, redrive,
-                         bool(reauth), load_json(output))
+                         bool(reauth), load_json(output), page)
 
 
 def log_params(line: LogLine, encode: Encoder) -> dict[str, Any]:

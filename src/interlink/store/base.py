@@ -33,6 +33,8 @@ __all__ = [
     "InsertLogs",
     "InsertRun",
     "LogLine",
+    "MarkSeen",
+    "PutCache",
     "PutCredential",
     "PutSession",
     "QueueItem",
@@ -47,6 +49,7 @@ __all__ = [
     "StepRecord",
     "Store",
     "UpdateRun",
+    "Wake",
     "WriteOp",
 ]
 
@@ -79,6 +82,10 @@ class RunRecord:
     #: how many times the run was re-driven from its failed step (0: never); attempts made
     #: since the last re-drive are the ones that count against the retry policy
     redrive: int = 0
+    #: variables set by its steps (`set`), over the flow's own
+    variables: dict[str, Any] | None = None
+    #: the queue item made due when this run ends (its parent run's, for `run_flow`)
+    wake: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +134,8 @@ class AttemptRecord:
     reauth: bool = False
     #: the step's output for this payload, on the accepted attempt (a resumed step reuses it)
     output: Any = None
+    #: the page of a paginated call (0 for the first, or an unpaginated call)
+    page: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +297,35 @@ class Requeue:
 
 
 @dataclass(frozen=True, slots=True)
+class MarkSeen:
+    """Note a dedupe key as seen by `run_id` until `expires_at`. The op's result is True when
+    the key is new to the scope (or expired, or already this run's), False when another run
+    saw it first."""
+
+    scope: str
+    key: str
+    run_id: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PutCache:
+    """Keep a value for a key until `expires_at` (a connector step's `cache`)."""
+
+    scope: str
+    key: str
+    value: Any
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """Make a ready queue item due now (a parent run whose child ended)."""
+
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class PutSession:
     """Create or replace a session."""
 
@@ -321,6 +359,9 @@ WriteOp = (
     | Release
     | Fail
     | Requeue
+    | MarkSeen
+    | PutCache
+    | Wake
     | PutSession
     | DeleteSession
     | PutCredential
@@ -431,6 +472,11 @@ class Store(abc.ABC):
         """A session that has not expired at `now`, or None."""
 
     @abc.abstractmethod
+    async def get_cached(self, scope: str, key: str, now: float) -> tuple[bool, Any]:
+        """`(True, value)` for a value kept for `key` that has not expired at `now`, else
+        `(False, None)`."""
+
+    @abc.abstractmethod
     async def get_credential(self, name: str) -> Credential | None:
         """A connector's shared token, or None."""
 
@@ -447,5 +493,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def purge(self, *, before: float) -> int:
         """Delete queue items that ended `done` or `failed` (not `broken`: those wait for a
-        requeue) last updated before `before`, and sessions and locks expired by then.
+        requeue) last updated before `before`, and sessions, locks, dedupe keys and cached
+        values expired by then.
         Returns the number of queue items deleted."""

@@ -209,8 +209,8 @@ class PostgresStore(NamedQueryReads):
 
     async def purge(self, *, before: float) -> int:
         """Delete finished queue items, sessions and locks older than `before`."""
-        await self._execute("purge_sessions", {"before": before})
-        await self._execute("purge_locks", {"before": before})
+        for name in ("purge_sessions", "purge_locks", "purge_dedupe", "purge_cache"):
+            await self._execute(name, {"before": before})
         return await self._execute("purge_items", {"before": before})
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 (Store's API)

@@ -329,8 +329,8 @@ class SqliteStore(NamedQueryReads):
         q = self._queries
 
         def purge(conn: sqlite3.Connection, _now: float) -> int:
-            conn.execute(q["purge_sessions"], {"before": before})
-            conn.execute(q["purge_locks"], {"before": before})
+            for name in ("purge_sessions", "purge_locks", "purge_dedupe", "purge_cache"):
+                conn.execute(q[name], {"before": before})
             return conn.execute(q["purge_items"], {"before": before}).rowcount
 
         return await self._submit(purge)  # type: ignore[no-any-return]

@@ -6,7 +6,9 @@ A step kind is one module in this package with a `run(ctx, step, bucket)` corout
 the next bucket, `Wait` to be resumed later from a cursor (a durable wait), or `Failed`.
 
 Steps see the engine through `StepServices`, a narrow protocol the flow runner implements, so
-this package never imports the runner.
+this package never imports the runner. A composite step (`route`, `try`) runs nested steps
+with `services.run_steps(ctx, steps, bucket)`; each nested step gets `ctx.child(step)`, which
+shares the writes and log lines its parent will write.
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ from interlink.store.base import (
 )
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from interlink.connectors.client import ConnectorClient
+    from interlink.expressions import Template
     from interlink.metrics import Metrics
     from interlink.redaction import Redactor
     from interlink.scripts import ScriptOutcome
     from interlink.spec.flow import FlowSpec
+    from interlink.spec.step import StepSpec
 
 __all__ = ["Done", "Failed", "StepContext", "StepOutcome", "StepServices", "Wait"]
 
@@ -39,6 +45,11 @@ class Done:
     """The step finished; `bucket` goes to the next step."""
 
     bucket: list[Any]
+    #: for each output, the index of the input payload it came from, when the step does not
+    #: give exactly one output per input, in order (a filter, a split, a batch)
+    origins: list[int] | None = None
+    #: run variables the step set: written with the step, seen by every later step
+    variables: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +90,23 @@ class StepServices(Protocol):
     def connector(self, name: str) -> ConnectorClient:
         """The client of a connector the project defines (`RunError` if it does not)."""
 
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The engine's HTTP client session (for calls that are not a connector's)."""
+
     async def run_script(self, script: str, data: dict[str, Any], *, isolation: str = "process",
                          time_limit: float | None = None) -> ScriptOutcome:
         """Run `handle(data)` of a project script."""
+
+    def template(self, path: str) -> Template:
+        """A template of the project, compiled (`templates/x.json`)."""
+
+    def child_run(self, flow: str, input: Any, *, trigger: str, run_id: str) -> RunRecord:
+        """A queued run record of the project's flow `flow` (`RunError` if there is none)."""
+
+    async def run_steps(self, ctx: StepContext, steps: list[Any],
+                        bucket: list[Any]) -> StepOutcome:
+        """Run nested steps in order on `bucket` (a composite step's body)."""
 
 
 @dataclass(slots=True)
@@ -91,26 +116,39 @@ class StepContext:
     services: StepServices
     run: RunRecord
     flow: FlowSpec
+    #: the index of the (top-level) step the run is at
     index: int
+    #: the step being run: `flow.steps[index]`, or a step nested in it
+    step: StepSpec
     #: where a resumed step picks up (what its `Wait` returned), or None on a first start
     cursor: dict[str, Any] | None = None
     #: writes that can wait for the step's next write (the run's `running` status, the
-    #: outcome of the attempt before)
+    #: outcome of the attempt before); shared with nested steps, so changed in place
     pending: list[WriteOp] = field(default_factory=list)
     #: True when an earlier execution may have begun this step (after a crash, a durable
     #: wait or a re-drive): what it did is in the store, and `attempts()` reads it
     resumed: bool = False
+    #: the run's variables as set by earlier steps (`set`), over the flow's own
+    variables: dict[str, Any] = field(default_factory=dict)
+    #: more names for expressions and scripts (`error` in a `try` step's `catch`)
+    extra: dict[str, Any] = field(default_factory=dict)
     _logs: list[LogLine] = field(default_factory=list)
 
     @property
     def step_id(self) -> str:
         """The id of the step being run."""
-        return self.flow.steps[self.index].id
+        return self.step.id
+
+    def child(self, step: StepSpec, **extra: Any) -> StepContext:
+        """The context of a step nested in this one (same run, writes and log)."""
+        return StepContext(self.services, self.run, self.flow, self.index, step, self.cursor,
+                           self.pending, self.resumed, self.variables,
+                           {**self.extra, **extra}, self._logs)
 
     def data(self, payload: Any, **extra: Any) -> dict[str, Any]:
         """The `data` a script or expression sees: payload, variables, meta, flow."""
-        variables = dict(self.flow.variables)
-        return {
+        variables = {**self.flow.variables, **self.variables}
+        data = {
             "payload": payload,
             "variables": variables,
             "meta": {"run_id": self.run.id, "step_id": self.step_id, "trigger": self.run.trigger,
@@ -118,6 +156,9 @@ class StepContext:
                      **extra},
             "flow": {"name": self.flow.name, "variables": variables},
         }
+        if self.extra:
+            data.update(self.extra)
+        return data
 
     def log(self, message: str, level: str = "info") -> None:
         """Add a line to the run log (written with the next record, redacted)."""
@@ -130,10 +171,11 @@ class StepContext:
 
     def take_writes(self) -> list[WriteOp]:
         """The pending writes and the lines logged since the last call, as write ops."""
-        ops, self.pending = self.pending, []
+        ops = list(self.pending)
+        self.pending.clear()
         if self._logs:
-            ops.append(InsertLogs(self._logs))
-            self._logs = []
+            ops.append(InsertLogs(list(self._logs)))
+            self._logs.clear()
         return ops
 
     async def flush(self, *ops: WriteOp) -> None:

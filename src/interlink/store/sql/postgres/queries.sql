@@ -5,10 +5,11 @@
 -- Idempotent by id: a scheduled run has an id derived from its flow and fire time, so two
 -- schedulers firing the same time insert one run.
 INSERT INTO runs (id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count,
-                  step_index, bucket, error, started_at, finished_at, updated_at, redrive)
+                  step_index, bucket, error, started_at, finished_at, updated_at, redrive,
+                  variables, wake)
 VALUES (%(id)s, %(flow)s, %(status)s, %(trigger)s, %(input)s, %(flow_spec)s, %(created_at)s, %(retry_of)s, %(retry_count)s,
         %(step_index)s, %(bucket)s, %(error)s, %(started_at)s, %(finished_at)s, %(updated_at)s,
-        %(redrive)s)
+        %(redrive)s, %(variables)s, %(wake)s)
 ON CONFLICT (id) DO NOTHING
 
 -- name: save_step
@@ -22,14 +23,15 @@ ON CONFLICT (run_id, idx) DO UPDATE SET
 -- An attempt is saved before it is sent (decision 'unknown') and again with its outcome; the
 -- second save replaces the first, keeping its row id (the order attempts are listed in).
 INSERT INTO attempts (run_id, step_id, n, request, response, code, decision, created_at, message,
-                      wait_s, error, item, redrive, reauth, output)
+                      wait_s, error, item, redrive, reauth, output, page)
 VALUES (%(run_id)s, %(step_id)s, %(n)s, %(request)s, %(response)s, %(code)s, %(decision)s, %(created_at)s, %(message)s,
-        %(wait_s)s, %(error)s, %(item)s, %(redrive)s, %(reauth)s, %(output)s)
+        %(wait_s)s, %(error)s, %(item)s, %(redrive)s, %(reauth)s, %(output)s,
+        %(page)s)
 ON CONFLICT (run_id, step_id, item, n) DO UPDATE SET
     request = excluded.request, response = excluded.response, code = excluded.code,
     decision = excluded.decision, message = excluded.message, wait_s = excluded.wait_s,
     error = excluded.error, redrive = excluded.redrive, reauth = excluded.reauth,
-    output = excluded.output
+    output = excluded.output, page = excluded.page
 
 -- name: insert_log
 INSERT INTO logs (run_id, step_id, level, message, created_at)
@@ -124,12 +126,12 @@ LIMIT %(limit)s
 
 -- name: get_run
 SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count, step_index,
-       bucket, error, started_at, finished_at, updated_at, redrive
+       bucket, error, started_at, finished_at, updated_at, redrive, variables, wake
 FROM runs WHERE id = %(id)s
 
 -- name: list_runs
 SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count, step_index,
-       bucket, error, started_at, finished_at, updated_at, redrive
+       bucket, error, started_at, finished_at, updated_at, redrive, variables, wake
 FROM runs
 WHERE (%(flow)s::text IS NULL OR flow = %(flow)s::text) AND (%(status)s::text IS NULL OR status = %(status)s::text)
 ORDER BY created_at DESC, id DESC
@@ -141,7 +143,7 @@ FROM steps WHERE run_id = %(run_id)s ORDER BY idx
 
 -- name: get_attempts
 SELECT run_id, step_id, n, request, response, code, decision, created_at, message, wait_s, error,
-       item, redrive, reauth, output
+       item, redrive, reauth, output, page
 FROM attempts WHERE run_id = %(run_id)s ORDER BY id
 
 -- name: get_logs
@@ -171,3 +173,30 @@ DELETE FROM sessions WHERE expires_at <= %(before)s
 
 -- name: purge_locks
 DELETE FROM locks WHERE expires_at <= %(before)s
+
+-- name: mark_seen
+-- A dedupe key: new (inserted), expired (taken over) or already this run's → a row changes;
+-- seen by another run within its ttl → none does.
+INSERT INTO dedupe (scope, key, run_id, expires_at)
+VALUES (%(scope)s, %(key)s, %(run_id)s, %(expires_at)s)
+ON CONFLICT (scope, key) DO UPDATE SET run_id = excluded.run_id, expires_at = excluded.expires_at
+WHERE dedupe.expires_at <= %(now)s OR dedupe.run_id = excluded.run_id
+
+-- name: put_cache
+INSERT INTO cache (scope, key, value, expires_at)
+VALUES (%(scope)s, %(key)s, %(value)s, %(expires_at)s)
+ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+
+-- name: get_cached
+SELECT value FROM cache WHERE scope = %(scope)s AND key = %(key)s AND expires_at > %(now)s
+
+-- name: wake_item
+-- A parent run waiting for its children: due now, if it is waiting for later.
+UPDATE queue SET run_at = %(now)s, updated_at = %(now)s
+WHERE id = %(id)s AND status = 'ready' AND run_at > %(now)s
+
+-- name: purge_dedupe
+DELETE FROM dedupe WHERE expires_at <= %(before)s
+
+-- name: purge_cache
+DELETE FROM cache WHERE expires_at <= %(before)s
