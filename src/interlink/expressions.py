@@ -323,14 +323,28 @@ class Expression:
 
     def _evaluate(self, context: Mapping[str, Any]) -> Any:
         try:
-            return self._fn(**context)
+            value = self._fn(**context)
         except ExpressionError:
             raise
         except Exception as exc:  # user code: every failure is reported alike
             raise ExpressionError(f"evaluating {self.source!r}: {exc}") from exc
+        # `{'id': payload.missing}` holds an Undefined inside: a missing value is None there
+        # too, as it is at the top (and as the store, scripts and JSON need).
+        return _defined(value) if isinstance(value, dict | list) else value
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
+
+
+def _defined(value: Any) -> Any:
+    """`value` with every Undefined inside a dict or list replaced by None."""
+    if isinstance(value, jinja2.Undefined):
+        return None
+    if isinstance(value, dict):
+        return {k: _defined(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_defined(v) for v in value]
+    return value
 
 
 class Condition:

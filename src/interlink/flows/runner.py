@@ -33,7 +33,7 @@ import aiohttp
 from interlink.connectors.client import ConnectorClient
 from interlink.errors import Conflict, RunError
 from interlink.expressions import Template
-from interlink.flows.steps import STEP_KINDS, Done, Failed, StepContext, StepOutcome
+from interlink.flows.steps import STEP_KINDS, Done, Failed, StepContext, StepOutcome, Wait
 from interlink.ids import derived_id, new_id
 from interlink.metrics import Metrics
 from interlink.redaction import Redactor
@@ -51,6 +51,7 @@ from interlink.store.base import (
     StepRecord,
     Store,
     UpdateRun,
+    Wake,
     WriteOp,
 )
 
@@ -133,6 +134,10 @@ class FlowRunner:
         for step in steps:
             child = ctx.child(step)
             outcome = await self._run_step(child, step, bucket)
+            if isinstance(outcome, Wait):
+                # Kept under the nested step's id: the composite runs again on resume, and each
+                # nested step finds its own cursor (`StepContext.child`).
+                return Wait(outcome.until, {step.id: outcome.cursor}, outcome.reason)
             if not isinstance(outcome, Done):
                 return outcome
             bucket = outcome.bucket
@@ -313,7 +318,8 @@ class FlowRunner:
         variables = dict(run.variables or {})
         for index in range(run.step_index, len(flow.steps)):
             step = flow.steps[index]
-            ctx = StepContext(self, run, flow, index, step, cursor, pending, resumed, variables)
+            ctx = StepContext(self, run, flow, index, step, cursor, pending, resumed, variables,
+                              item_id=item.id)
             pending, resumed = [], False
             started = cursor.get("started_at", now) if cursor else time.time()
             outcome = await self._run_step(ctx, step, bucket)
@@ -384,8 +390,11 @@ class FlowRunner:
 
     def _ending(self, run: RunRecord, status: str, error: str | None) -> list[WriteOp]:
         now = time.time()
-        return [UpdateRun(run.id, {"status": status, "error": error, "finished_at": now,
-                                   "updated_at": now})]
+        ending: list[WriteOp] = [UpdateRun(run.id, {"status": status, "error": error,
+                                                    "finished_at": now, "updated_at": now})]
+        if run.wake is not None:  # a parent run waits for this one (`run_flow`)
+            ending.append(Wake(run.wake))
+        return ending
 
     def _flow_retry(self, ctx: StepContext, flow: FlowSpec, outcome: Failed) -> list[WriteOp]:
         """Response code 2: a new run of the same flow version and input, after the delay."""

@@ -133,17 +133,27 @@ class StepContext:
     #: more names for expressions and scripts (`error` in a `try` step's `catch`)
     extra: dict[str, Any] = field(default_factory=dict)
     _logs: list[LogLine] = field(default_factory=list)
+    #: the queue item this execution of the run holds (a child run wakes it)
+    item_id: str = ""
 
     @property
     def step_id(self) -> str:
         """The id of the step being run."""
         return self.step.id
 
-    def child(self, step: StepSpec, **extra: Any) -> StepContext:
-        """The context of a step nested in this one (same run, writes and log)."""
-        return StepContext(self.services, self.run, self.flow, self.index, step, self.cursor,
-                           self.pending, self.resumed, self.variables,
-                           {**self.extra, **extra}, self._logs)
+    def child(self, step: StepSpec) -> StepContext:
+        """The context of a step nested in this one (same run, writes and log); its cursor
+        is the one it left under its id in this step's (see `FlowRunner.run_steps`)."""
+        cursor = (self.cursor or {}).get(step.id)
+        return StepContext(self.services, self.run, self.flow, self.index, step, cursor,
+                           self.pending, self.resumed, self.variables, self.extra, self._logs,
+                           self.item_id)
+
+    def with_names(self, **extra: Any) -> StepContext:
+        """This context with more names for expressions and scripts (`error` in a catch)."""
+        return StepContext(self.services, self.run, self.flow, self.index, self.step,
+                           self.cursor, self.pending, self.resumed, self.variables,
+                           {**self.extra, **extra}, self._logs, self.item_id)
 
     def data(self, payload: Any, **extra: Any) -> dict[str, Any]:
         """The `data` a script or expression sees: payload, variables, meta, flow."""
