@@ -23,12 +23,15 @@ A path without a route answers 200 with an echo of the request as JSON.
   token issued by one of those endpoints and not yet expired or revoked (`revoke_tokens()`).
 - The n-th request with the same request id (`X-Request-Id`, else `Idempotency-Key`, else none)
   to a route gets `statuses[n]` (the last one repeats).
+- A route with `answer` (a function of the recorded request returning `(status, body,
+  headers)`) answers whatever it returns: pages by query parameter, `Link` headers, …
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +74,8 @@ class Route:
     requires_login: bool = False
     #: per-attempt bodies (like `statuses`; the last repeats); overrides `body`
     bodies: list[Any] | None = None
+    #: computes the answer from the request: (status, body, headers); overrides the rest
+    answer: Callable[[RecordedRequest], tuple[int, Any, dict[str, str]]] | None = None
 
 
 class Upstream:
@@ -117,10 +122,12 @@ class Upstream:
         retry_after: str | None = None,
         requires_login: bool = False,
         bodies: list[Any] | None = None,
+        answer: Callable[[RecordedRequest], tuple[int, Any, dict[str, str]]] | None = None,
     ) -> Route:
         """Program how `path` answers (replacing any earlier program)."""
         route = Route(
-            statuses or [200], delay, body, headers or {}, retry_after, requires_login, bodies
+            statuses or [200], delay, body, headers or {}, retry_after, requires_login, bodies,
+            answer,
         )
         self.routes[path] = route
         self._counts = {k: v for k, v in self._counts.items() if k[0] != path}
@@ -228,6 +235,11 @@ class Upstream:
                 await asyncio.sleep(route.delay)
             if route.requires_login and not self._logged_in(recorded.headers):
                 return web.json_response({"error": "not logged in"}, status=401)
+            if route.answer is not None:
+                status, body, headers = route.answer(recorded)
+                if isinstance(body, str):
+                    return web.Response(text=body, status=status, headers=headers)
+                return web.json_response(body, status=status, headers=headers)
             key = (request.path, recorded.request_id)
             n = self._counts.get(key, 0)
             self._counts[key] = n + 1

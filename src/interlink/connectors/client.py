@@ -89,6 +89,9 @@ class ConnectorClient:
             spec, store, http, owner=owner, redactor=self.redactor
         )
         self.retry_policy = RetryPolicy.from_spec(spec.retry)
+        #: `cache:` misses being fetched in this process, by (scope, key): a second payload
+        #: with the same key waits for the first call instead of making its own
+        self.lookups: dict[tuple[str, str], asyncio.Future[Any]] = {}
         self._semaphore = asyncio.Semaphore(spec.concurrency)
         self._limiter = (
             RateLimiter(spec.rate_limit.requests, spec.rate_limit.per)
@@ -131,11 +134,13 @@ class ConnectorClient:
         headers: Mapping[str, str] = _NO_STRINGS,
         query: Mapping[str, str] = _NO_STRINGS,
         idempotency_key: str | None = None,
+        url: str | None = None,
     ) -> PreparedRequest:
         """Build the request (credentials included, logging in if needed) without sending it.
 
-        A flow step records the prepared request as an attempt *before* `transmit`, so an
-        attempt that may have reached the upstream is never uncounted, whatever crashes.
+        `url` (a next page's link) replaces the endpoint's path and query. A flow step
+        records the prepared request as an attempt *before* `transmit`, so an attempt that
+        may have reached the upstream is never uncounted, whatever crashes.
         """
         spec = self.spec.endpoints.get(endpoint)
         if spec is None:
@@ -144,9 +149,9 @@ class ConnectorClient:
                 f"calling {self.name}.{endpoint}: no such endpoint (known: {known})"
             )
         # A path or query value built from a missing field is refused, not sent half-empty.
-        path = compile_interpolation(spec.path).render_required(context)
-        all_query = {k: compile_interpolation(v).render_required(context)
-                     for k, v in spec.query.items()}
+        path = url or compile_interpolation(spec.path).render_required(context)
+        all_query = {} if url else {k: compile_interpolation(v).render_required(context)
+                                    for k, v in spec.query.items()}
         all_query.update(query)
         all_headers: CIMultiDict[str] = CIMultiDict()
         for source in (self.spec.headers, spec.headers):
@@ -158,7 +163,7 @@ class ConnectorClient:
             all_headers["Content-Type"] = encoded.content_type
         if idempotency_key is not None:
             all_headers["Idempotency-Key"] = idempotency_key
-        url = join_url(self.spec.base_url, path)
+        full = join_url(self.spec.base_url, path)
         timeout = spec.timeout if spec.timeout is not None else self.spec.timeout
         error = None
         version = None
@@ -171,10 +176,10 @@ class ConnectorClient:
             all_query.update(applied.query)
             version = applied.version
         if all_query:
-            url = url.update_query(all_query)
+            full = full.update_query(all_query)
         return PreparedRequest(
-            endpoint, spec.method, url, all_headers, encoded.data, timeout,
-            self._request_record(spec.method, url, all_headers, encoded.text),
+            endpoint, spec.method, full, all_headers, encoded.data, timeout,
+            self._request_record(spec.method, full, all_headers, encoded.text),
             credential_version=version, error=error,
         )
 

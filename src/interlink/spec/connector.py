@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from interlink.spec._base import Duration, Expr, Interp, Name, Spec, duration_field
+from interlink.spec.paginate import Paginate
 
 __all__ = [
     "ApiKeyCredentials",
@@ -126,6 +127,7 @@ class Endpoint(Spec):
     query: dict[str, Interp] = Field(default_factory=dict)
     headers: dict[str, Interp] = Field(default_factory=dict)
     timeout: Duration | None = Field(None, description="overrides the connector's timeout")
+    paginate: Paginate | None = Field(None, description="how to walk the pages of a list")
 
 
 class ConnectorSpec(Spec):

@@ -27,7 +27,7 @@ INSERT INTO attempts (run_id, step_id, n, request, response, code, decision, cre
 VALUES (%(run_id)s, %(step_id)s, %(n)s, %(request)s, %(response)s, %(code)s, %(decision)s, %(created_at)s, %(message)s,
         %(wait_s)s, %(error)s, %(item)s, %(redrive)s, %(reauth)s, %(output)s,
         %(page)s)
-ON CONFLICT (run_id, step_id, item, n) DO UPDATE SET
+ON CONFLICT (run_id, step_id, item, page, n) DO UPDATE SET
     request = excluded.request, response = excluded.response, code = excluded.code,
     decision = excluded.decision, message = excluded.message, wait_s = excluded.wait_s,
     error = excluded.error, redrive = excluded.redrive, reauth = excluded.reauth,

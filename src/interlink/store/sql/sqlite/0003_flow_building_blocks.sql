@@ -7,6 +7,9 @@ ALTER TABLE runs ADD COLUMN variables TEXT;
 ALTER TABLE runs ADD COLUMN wake TEXT;
 
 ALTER TABLE attempts ADD COLUMN page INTEGER NOT NULL DEFAULT 0;
+-- Pages of one payload are numbered on their own: the page is part of an attempt's key.
+DROP INDEX attempts_key;
+CREATE UNIQUE INDEX attempts_key ON attempts (run_id, step_id, item, page, n);
 
 -- A key a dedupe step has seen: by the run (the first of its retry chain) that owns it.
 CREATE TABLE dedupe (

@@ -27,7 +27,7 @@ INSERT INTO attempts (run_id, step_id, n, request, response, code, decision, cre
 VALUES (:run_id, :step_id, :n, :request, :response, :code, :decision, :created_at, :message,
         :wait_s, :error, :item, :redrive, :reauth, :output,
         :page)
-ON CONFLICT (run_id, step_id, item, n) DO UPDATE SET
+ON CONFLICT (run_id, step_id, item, page, n) DO UPDATE SET
     request = excluded.request, response = excluded.response, code = excluded.code,
     decision = excluded.decision, message = excluded.message, wait_s = excluded.wait_s,
     error = excluded.error, redrive = excluded.redrive, reauth = excluded.reauth,
