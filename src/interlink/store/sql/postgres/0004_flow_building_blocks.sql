@@ -1,6 +1,6 @@
 -- Flow building blocks: run variables (`set`), waking a parent run when a child ends
 -- (`run_flow`), pages of a paginated call, keys seen by `dedupe`, responses kept by `cache`.
--- Must stay logically identical to ../postgres/0003_flow_building_blocks.sql.
+-- Must stay logically identical to ../sqlite/0004_flow_building_blocks.sql.
 
 ALTER TABLE runs ADD COLUMN variables TEXT;
 -- The queue item (a parent run's) made due when this run ends.
@@ -16,7 +16,7 @@ CREATE TABLE dedupe (
     scope       TEXT    NOT NULL,
     key         TEXT    NOT NULL,
     run_id      TEXT    NOT NULL,
-    expires_at  REAL    NOT NULL,
+    expires_at  DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (scope, key)
 );
 CREATE INDEX dedupe_expires ON dedupe (expires_at);
@@ -26,7 +26,7 @@ CREATE TABLE cache (
     scope       TEXT    NOT NULL,
     key         TEXT    NOT NULL,
     value       TEXT,
-    expires_at  REAL    NOT NULL,
+    expires_at  DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (scope, key)
 );
 CREATE INDEX cache_expires ON cache (expires_at);
