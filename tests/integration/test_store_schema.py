@@ -63,7 +63,8 @@ async def test_both_backends_have_the_same_logical_schema(
     lite_tables, lite_indexes = sqlite_schema(tmp_path / "store.db")
     pg_tables, pg_indexes = postgres_schema(postgres_url)
     assert set(lite_tables) == {"schema_migrations", "runs", "steps", "attempts", "logs",
-                                "queue", "sessions", "credentials", "locks"}
+                                "queue", "sessions", "credentials", "locks",
+                                "nonces"}
     assert lite_tables == pg_tables
     assert lite_indexes == pg_indexes
 

@@ -20,7 +20,7 @@ def test_exported_members() -> None:
     assert set(interlink.store.__all__) == {
         "AttemptRecord", "Complete", "Credential", "DeleteSession", "Enqueue", "Fail",
         "InsertLogs", "InsertRun", "LogLine", "PutCredential", "PutSession",
-        "QueueItem", "QueueStatus", "Release", "Requeue", "RunRecord", "RunStatus",
+        "QueueItem", "QueueStatus", "RecordNonce", "Release", "Requeue", "RunRecord", "RunStatus",
         "SaveAttempt", "SaveStep", "SessionRecord", "StepRecord", "Store", "UNKNOWN_DECISION",
         "UpdateRun", "WriteOp", "open_store",
     }

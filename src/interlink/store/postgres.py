@@ -208,9 +208,10 @@ class PostgresStore(NamedQueryReads):
             raise StoreError(f"writing to the store ({name}): {exc}") from exc
 
     async def purge(self, *, before: float) -> int:
-        """Delete finished queue items, sessions and locks older than `before`."""
+        """Delete finished queue items, and sessions, locks and nonces older than `before`."""
         await self._execute("purge_sessions", {"before": before})
         await self._execute("purge_locks", {"before": before})
+        await self._execute("purge_nonces", {"before": before})
         return await self._execute("purge_items", {"before": before})
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 (Store's API)

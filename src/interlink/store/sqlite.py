@@ -58,6 +58,20 @@ def _placeholder(name: str) -> str:
     return f":{name}"
 
 
+def _enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch to WAL, waiting for a process that holds the file while it migrates a new one:
+    SQLite answers this pragma "database is locked" at once, without its busy timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _script_statements(script: str) -> Iterator[str]:
     """Split a migration into statements (`executescript` would commit our transaction)."""
     buffer = ""
@@ -106,7 +120,7 @@ class SqliteStore(NamedQueryReads):
             self.path, timeout=self.busy_timeout_s, isolation_level=None,
             check_same_thread=False, cached_statements=256,
         )
-        conn.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(conn, self.busy_timeout_s)
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA cache_size = -32000")
@@ -314,12 +328,13 @@ class SqliteStore(NamedQueryReads):
         await self._submit(unlock)
 
     async def purge(self, *, before: float) -> int:
-        """Delete finished queue items, sessions and locks older than `before`."""
+        """Delete finished queue items, and sessions, locks and nonces older than `before`."""
         q = self._queries
 
         def purge(conn: sqlite3.Connection, _now: float) -> int:
             conn.execute(q["purge_sessions"], {"before": before})
             conn.execute(q["purge_locks"], {"before": before})
+            conn.execute(q["purge_nonces"], {"before": before})
             return conn.execute(q["purge_items"], {"before": before}).rowcount
 
         return await self._submit(purge)  # type: ignore[no-any-return]
