@@ -26,14 +26,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
+from interlink.loopback import is_loopback
 from interlink.spec._env import DOTENV_FILE, project_environ, resolve_env
 from interlink.spec._references import Loaded, Names, check_references
 from interlink.spec._report import Report
 from interlink.spec._validation import validate
 from interlink.spec._yaml import YamlError, read_yaml
 from interlink.spec.connector import ConnectorSpec
-from interlink.spec.flow import FlowSpec, ScriptStep
-from interlink.spec.project import ProjectConfig
+from interlink.spec.flow import FlowSpec, ScriptStep, WebhookTrigger
+from interlink.spec.project import HmacAuth, ProjectConfig
 from interlink.spec.service import ServiceSpec
 
 if TYPE_CHECKING:
@@ -86,6 +87,19 @@ INLINE_WARNING = (
 )
 
 
+#: why a webhook without a package is worth a warning on a public address
+OPEN_WEBHOOK_WARNING = (
+    "trigger: the webhook {path} takes no credentials and the server listens on {host}, not "
+    "loopback: anyone who reaches it can start this flow; set trigger.package to a package "
+    "whose auth callers must pass"
+)
+#: why HMAC without a timestamp is worth a warning
+REPLAYABLE_HMAC_WARNING = (
+    "packages.{package}.auth: the HMAC signature covers the body alone, so a recorded request "
+    "can be sent again, forever and to any path; set timestamp_header (see docs/security.md)"
+)
+
+
 def _warn(
     report: Report,
     config: Loaded[ProjectConfig],
@@ -93,11 +107,21 @@ def _warn(
     services: Sequence[Loaded[ServiceSpec]],
 ) -> None:
     """Warn about what is valid but risky; each warning is one `report.warn(file, line, …)`."""
+    host = config.spec.server.host
     for flow in flows:
+        trigger = flow.spec.trigger
+        if isinstance(trigger, WebhookTrigger) and trigger.package is None \
+                and not is_loopback(host):
+            report.warn(flow.relative, flow.line("trigger"),
+                        OPEN_WEBHOOK_WARNING.format(path=trigger.path, host=host))
         for index, step in enumerate(flow.spec.steps):
             if isinstance(step, ScriptStep) and step.isolation == "inline":
                 report.warn(flow.relative, flow.line("steps", index),
                             f"steps[{index}]: " + INLINE_WARNING.format(script=step.script))
+    for name, package in config.spec.packages.items():
+        if isinstance(package.auth, HmacAuth) and package.auth.timestamp_header is None:
+            report.warn(config.relative, config.line("packages", name, "auth"),
+                        REPLAYABLE_HMAC_WARNING.format(package=name))
 
 
 class _Loader:
