@@ -8,7 +8,6 @@ import pytest
 from tests.projects import write_project
 
 from interlink.errors import ProjectErrors
-from interlink.loopback import is_loopback
 
 FLOW = """
     name: hook
@@ -33,17 +32,6 @@ def errors(tmp_path: Path, config: str, package: str = "") -> str:
     with pytest.raises(ProjectErrors) as caught:
         project(tmp_path, config, package)
     return str(caught.value).replace(f"{tmp_path}/", "")
-
-
-@pytest.mark.parametrize(("address", "loopback"), [
-    ("127.0.0.1", True), ("127.3.4.5", True), ("::1", True), ("[::1]", True),
-    ("::ffff:127.0.0.1", True), ("localhost", True),
-    ("10.0.0.1", False), ("0.0.0.0", False), ("::", False), ("192.168.1.20", False),
-    ("::ffff:10.0.0.1", False), ("example.com", False), ("", False), (None, False),
-])
-def test_loopback_addresses(address: str | None, loopback: bool) -> None:
-    """127.0.0.0/8, ::1 (and 127/8 mapped into IPv6) are loopback; nothing else is."""
-    assert is_loopback(address) is loopback
 
 
 def test_a_webhook_without_a_package_on_a_public_address_is_a_warning(tmp_path: Path) -> None:

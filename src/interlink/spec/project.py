@@ -220,3 +220,19 @@ class ProjectConfig(Spec):
     packages: dict[str, Package] = Field(
         default_factory=dict, description="service packages by name"
     )
+
+    def credentials(self) -> set[str]:
+        """The secrets callers present: admin tokens and the packages' passwords, keys,
+        tokens and HMAC secrets (masked wherever the engine writes, however they were set)."""
+        found = set(self.admin.tokens)
+        for package in self.packages.values():
+            auth = package.auth
+            if isinstance(auth, BasicAuth):
+                found |= set(auth.users.values())
+            elif isinstance(auth, ApiKeyAuth):
+                found |= set(auth.keys)
+            elif isinstance(auth, BearerAuth):
+                found |= set(auth.tokens)
+            elif isinstance(auth, HmacAuth):
+                found.add(auth.secret)
+        return found
