@@ -4,6 +4,7 @@ readable with the package credentials of the queued request; 413 over admin.max_
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import orjson
 import pytest
 from starlette.types import ASGIApp
 from tests.projects import write_project
+from tests.unit.test_ids import random_part
 
 from interlink.engine import Engine
 from interlink.server import build_app
@@ -231,3 +233,13 @@ async def test_the_default_admin_max_body_is_one_megabyte(
     assert (await call_app(app, "POST", path, headers=bearer(TOKEN), body=body)).status == 202
     answer = await call_app(app, "POST", path, headers=bearer(TOKEN), body=body + b" ")
     assert answer.status == 413
+
+
+async def test_ids_handed_to_callers_have_128_random_bits(
+        served: tuple[ASGIApp, dict[str, str]]) -> None:
+    """Run and queue item ids from the API and the services are full-length random ids."""
+    app, ids = served
+    started = await call_app(app, "POST", "/_interlink/flows/greet/runs", headers=bearer(TOKEN))
+    handed = [started.json()["run_id"], ids["run"], ids["queued"], ids["other"]]
+    assert all(re.fullmatch(r"[rq]_[0-9a-hjkmnp-tv-z]{36}", i) for i in handed), handed
+    assert len({random_part(i) for i in handed}) == len(handed)

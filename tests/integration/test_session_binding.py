@@ -61,6 +61,7 @@ async def test_alices_cookie_with_bobs_credentials_never_shows_alices_data(
                            body=b'{"note": "alice private"}')
     cookie = first.headers["set-cookie"].split(";")[0]
     alice_id = cookie.removeprefix("SID=")
+    assert len(base64.urlsafe_b64decode(alice_id + "=")) == 32  # 256 random bits
 
     stolen = await call_app(app, "POST", "/notes", headers={**bob, **json, "Cookie": cookie},
                             body=b"{}")
