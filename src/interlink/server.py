@@ -195,6 +195,12 @@ def _configure_logging() -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    # Whatever configured uvicorn's loggers before (its own dictConfig stops them at
+    # "uvicorn"), their records go to the root handler: one format, one redacting filter.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
 
 
 def _redact_logs(redactor: Redactor) -> None:

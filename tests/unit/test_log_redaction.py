@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 from collections.abc import Iterator
 
 import pytest
+import uvicorn.config
 
 from interlink.redaction import RedactingFilter, Redactor
 from interlink.server import _configure_logging, _redact_logs
@@ -51,13 +53,17 @@ def test_secrets_learnt_at_run_time_are_masked_too() -> None:
     assert later.getMessage() == "got ***"
 
 
+UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+
 @pytest.fixture
 def root_logging() -> Iterator[None]:
-    """Restore the root logger's handlers and level after the test."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
+    """Restore the root and uvicorn loggers (handlers, level, propagation) after the test."""
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in UVICORN)]
+    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
     yield
-    root.handlers[:], root.level = saved[0], saved[1]
+    for lg, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
 
 
 @pytest.mark.parametrize("fmt", ["console", "json"])
@@ -66,6 +72,7 @@ def test_serve_logging_masks_every_logger(
         capsys: pytest.CaptureFixture[str]) -> None:
     """As `serve` sets it up, a library's record (uvicorn's, say) is masked, traceback too."""
     monkeypatch.setenv("INTERLINK_LOG_FORMAT", fmt)
+    logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)  # as a uvicorn run leaves them
     _configure_logging()
     _redact_logs(Redactor([SECRET]))
     try:
