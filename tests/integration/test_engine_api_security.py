@@ -243,3 +243,11 @@ async def test_ids_handed_to_callers_have_128_random_bits(
     handed = [started.json()["run_id"], ids["run"], ids["queued"], ids["other"]]
     assert all(re.fullmatch(r"[rq]_[0-9a-hjkmnp-tv-z]{36}", i) for i in handed), handed
     assert len({random_part(i) for i in handed}) == len(handed)
+
+
+def test_admin_tokens_and_package_keys_are_secrets_even_when_written_literally(
+        tmp_path: Path) -> None:
+    """Credentials written in interlink.yaml (not from env) are masked by the engine's redactor."""
+    project = write_project(tmp_path, {**FILES, "interlink.yaml": config(DEFAULT_ADMIN)})
+    redactor = Engine(project).redactor
+    assert redactor.text(f"{TOKEN} {OLD_TOKEN} {PARTNER_KEY} {OTHER_KEY}") == "*** *** *** ***"
