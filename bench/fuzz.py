@@ -144,9 +144,12 @@ def _chunks(body: bytes, size: int = 4096) -> list[bytes]:
 class Generator:
     """Generates the cases from one seed."""
 
-    def __init__(self, seed: int, key: str) -> None:
+    def __init__(self, seed: int, key: str, admin_token: str) -> None:
         self.rng = random.Random(seed)
         self.key = key.encode()
+        # Engine cases carry the admin token, so they reach the endpoints (anonymous callers
+        # are refused before any parsing: tests/integration/test_engine_api_security.py).
+        self.admin = [(b"Authorization", b"Bearer " + admin_token.encode())]
 
     # bodies
     def order(self) -> dict[str, object]:
@@ -343,7 +346,7 @@ class Generator:
         body = self.body() if method == b"POST" else b""
         path = target.split(b"?")[0].decode()
         group = "/_interlink" if path.startswith("/_interlink") else path
-        return Case("engine", group, [request(method, target, [], body)])
+        return Case("engine", group, [request(method, target, self.admin, body)])
 
     def garbage_id(self) -> bytes:
         return self.rng.choice([b"r_1", b"x" * 3000, b"%00", b"%ff%fe", b"'%20OR%201=1",
@@ -739,7 +742,7 @@ def main() -> None:
         shutil.rmtree(root)
     env = copy_example(root)
     secrets = [v.encode() for k, v in env.items() if k != "WAREHOUSE_URL"]
-    generator = Generator(args.seed, env["PARTNER_KEY"])
+    generator = Generator(args.seed, env["PARTNER_KEY"], env["INTERLINK_ADMIN_TOKEN"])
     cases = [generator.case() for _ in range(args.requests)]
     port, wh_port = free_port(), free_port()
     environ = {**os.environ, **env, "WAREHOUSE_URL": f"http://127.0.0.1:{wh_port}",

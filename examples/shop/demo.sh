@@ -35,10 +35,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# GET a URL quietly: exit 0 when it answers 2xx.
+# GET a URL quietly, with an optional header ($2, "Name: value"): exit 0 when it answers 2xx.
 get() {
-    if command -v curl >/dev/null; then curl -fsS --max-time 2 "$1"
-    else "$bin/python" -c 'import sys, urllib.request as u; sys.stdout.write(u.urlopen(sys.argv[1], timeout=2).read().decode())' "$1"
+    if command -v curl >/dev/null; then curl -fsS --max-time 2 ${2:+-H "$2"} "$1"
+    else "$bin/python" -c 'import sys, urllib.request as u; r = u.Request(sys.argv[1], headers=dict([sys.argv[2].split(": ", 1)]) if sys.argv[2] else {}); sys.stdout.write(u.urlopen(r, timeout=2).read().decode())' "$1" "${2:-}"
     fi
 }
 # POST JSON ($2) to a URL and print the answer.
@@ -96,11 +96,12 @@ say "interlink runs examples/shop"
 
 # One run whose push step was retried and one that logged in again, picked from the run JSON.
 read -r retried replayed reauthed < <(runs_json | "$bin/python" -c '
-import json, sys, urllib.request
+import json, os, sys, urllib.request
 retried, reauthed, replays = [], [], set()
 for run in reversed(json.load(sys.stdin)):
-    url = sys.argv[1] + "/_interlink/runs/" + run["id"]
-    with urllib.request.urlopen(url) as answer:
+    url = sys.argv[1] + "/_interlink/runs/" + run["id"]  # an engine endpoint: the admin token
+    token = {"Authorization": "Bearer " + os.environ["INTERLINK_ADMIN_TOKEN"]}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=token)) as answer:
         attempts = [a for s in json.load(answer)["steps"] for a in s["attempts"]]
     decisions = {a["decision"] for a in attempts}
     # Prefer a retry whose last answer was the stored order replayed (the lost-answer case).
@@ -180,7 +181,8 @@ PY
     echo "  ↳ $rule"
     [[ $status == "$expected" ]] || { echo "  !! expected $expected"; ok=1; }
 }
-queue_item() { get "$server/_interlink/queue/$1"; }
+# The partner polls its own queued request with its own key (no admin token needed).
+queue_item() { get "$server/_interlink/queue/$1" "X-API-Key: $key"; }
 # queue_field ID EXPR: a Python expression over the queue item `q` (the JSON of GET …/queue/ID)
 queue_field() {
     queue_item "$1" | "$bin/python" -c 'import json, sys; q = json.load(sys.stdin); print(eval(sys.argv[1]))' "$2"
@@ -214,7 +216,7 @@ if [[ $queued == q_* ]]; then
             && break
         sleep 0.2
     done
-    echo; echo "\$ GET /_interlink/queue/$queued   (while the warehouse is down)"
+    echo; echo "\$ GET /_interlink/queue/$queued   (X-API-Key: the partner polls its own request; the warehouse is down)"
     echo "    $(queue_field "$queued" '" ".join(f"{k}={q[k]}" for k in ("status", "attempts", "last_error"))')"
     echo "(warehouse started again)"
     start_warehouse

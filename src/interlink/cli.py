@@ -17,7 +17,7 @@ from interlink import __version__, _loop
 from interlink.engine import Engine
 from interlink.errors import InterlinkError, ProjectError
 from interlink.flows.report import format_run, format_summary, item_json, run_json, run_summary
-from interlink.server import parse_payload
+from interlink.payloads import parse_payload
 from interlink.spec import Project, load_project
 from interlink.spec.schema import json_schemas
 from interlink.store import QueueItem, Requeue, Store, open_store

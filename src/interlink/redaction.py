@@ -14,10 +14,16 @@ and its JSON-escaped form (a secret with a `"` or `\\` inside a stored JSON docu
 All forms are matched by one compiled alternation, rebuilt only when the set of values changes,
 so the cost of `text()` depends on the static secrets and the sources, not on how many logins
 happened. Credential-bearing headers are masked whatever their value.
+
+`RedactingFilter(redactor)` applies the same masking to log records — the message with its
+arguments, and the exception text — so that no secret the engine knows reaches a log line,
+whichever library logged it. `interlink serve` and `interlink worker` install it on the root
+logger's handlers at start.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -25,7 +31,7 @@ from urllib.parse import quote, quote_plus
 
 import orjson
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "SENSITIVE_HEADERS", "Redactor"]
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "SENSITIVE_HEADERS", "RedactingFilter", "Redactor"]
 
 #: What a secret is replaced with.
 MASK = "***"
@@ -143,3 +149,36 @@ class Redactor:
         self._pattern = (
             re.compile("|".join(re.escape(s) for s in alternatives)) if alternatives else None
         )
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter masking every secret `redactor` knows in each record it passes.
+
+    The message is rendered with its arguments and masked (the arguments are then dropped);
+    an exception is formatted, masked and kept as the record's `exc_text` (its `exc_info`
+    dropped, so no formatter renders the unmasked traceback again). Records are never
+    suppressed.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+        self._formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Mask `record` in place; always True."""
+        redactor = self.redactor
+        if isinstance(record.msg, dict) and not record.args:  # a structlog event dict
+            record.msg = redactor.data(record.msg)
+        else:
+            if record.args or not isinstance(record.msg, str):
+                record.msg, record.args = record.getMessage(), None
+            record.msg = redactor.text(record.msg)
+        if record.exc_info and record.exc_info[0] is not None:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = redactor.text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redactor.text(record.stack_info)
+        return True

@@ -39,13 +39,30 @@ async def test_one_run_per_fire_time_across_schedulers(tmp_path: Path) -> None:
         started = [await s.tick() for s in schedulers]
         runs = await first.store.list_runs()
         items = await first.store.list_items()
-    assert started[0] == started[1]  # the same ids: the second scheduler's inserts were no-ops
-    assert len(runs) == 2
+    assert len(started[0]) == 2
+    assert started[1] == []  # the second scheduler found both fire times taken
+    assert {r.id for r in runs} == set(started[0])
     assert {r.flow for r in runs} == {"nightly"}
     assert {r.trigger for r in runs} == {"schedule"}
     fire_times = sorted(i.run_at for i in items)
     assert [datetime.fromtimestamp(t, UTC).strftime("%H:%M") for t in fire_times] == [
         "10:05", "10:10"]
+
+
+async def test_scheduled_run_ids_are_random_not_derived_from_the_fire_time(
+        tmp_path: Path) -> None:
+    """Two stores scheduling the same flow and fire time give the runs unrelated random ids."""
+    project = write_project(tmp_path, FILES)
+    ids = []
+    for store in ("a.db", "b.db"):
+        clock = Clock(datetime(2026, 11, 23, 10, 0, 30, tzinfo=UTC))
+        async with Engine(project, store_url=f"sqlite:///{tmp_path / store}") as engine:
+            scheduler = Scheduler(engine.runner, project.flows, clock)
+            await scheduler.tick()
+            clock.now += timedelta(minutes=5)
+            ids += await scheduler.tick()
+    assert len(ids) == 2
+    assert ids[0] != ids[1]  # derived from the flow and the time they would be equal
 
 
 async def test_a_project_without_schedules_has_nothing_to_do(tmp_path: Path) -> None:

@@ -172,7 +172,7 @@ async def test_queue_when_enqueues_and_answers_with_the_item_id(
         "session_id": None, "body": '{"fail": true}',
         "run_id": item.payload["run_id"],
     }
-    assert re.fullmatch(r"r_[0-9a-z]{26}", item.payload["run_id"])  # the request's run
+    assert re.fullmatch(r"r_[0-9a-z]{36}", item.payload["run_id"])  # the request's run
 
     ok = await call_app(app, "POST", "/orders/9", headers={"X-HMAC-HASH": hmac.new(
         secret.encode(), b"{}", hashlib.sha256).hexdigest()}, body=b"{}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from interlink.errors import LeaseLost, StoreError
+from interlink.errors import Conflict, LeaseLost, StoreError
 from interlink.store import (
     AttemptRecord,
     Complete,
@@ -20,6 +20,7 @@ from interlink.store import (
     LogLine,
     PutCredential,
     PutSession,
+    RecordNonce,
     Release,
     Requeue,
     RunRecord,
@@ -325,6 +326,29 @@ async def test_purge_deletes_old_finished_items_and_expired_sessions(store: Stor
     assert await store.get_session("old", 0.0) is None
 
 
+async def test_a_nonce_is_recorded_once_until_purged(store: Store) -> None:
+    """A second RecordNonce of one key is a Conflict; once expired and purged it is new again."""
+    await store.write(RecordNonce("hmac:p:abc", 100.0))
+    with pytest.raises(Conflict):
+        await store.write(RecordNonce("hmac:p:abc", 200.0))
+    await store.write(RecordNonce("hmac:p:def", 100.0))  # another signature is another nonce
+    await store.purge(before=100.0)
+    await store.write(RecordNonce("hmac:p:abc", 300.0))
+
+
+async def test_one_run_per_start_key_whatever_its_id(store: Store) -> None:
+    """A second run with the same key is a Conflict and its queue item is not written either."""
+    await store.write(InsertRun(a_run("r1"), key="schedule:f:1000"),
+                      Enqueue("q1", "run", {"run_id": "r1"}))
+    with pytest.raises(Conflict):
+        await store.write(InsertRun(a_run("r2"), key="schedule:f:1000"),
+                          Enqueue("q2", "run", {"run_id": "r2"}))
+    await store.write(InsertRun(a_run("r3"), key="schedule:f:2000"), InsertRun(a_run("r4")),
+                      InsertRun(a_run("r5")))
+    assert {r.id for r in await store.list_runs()} == {"r1", "r3", "r4", "r5"}
+    assert [i.id for i in await store.list_items()] == ["q1"]
+
+
 # --- sessions, credentials, locks ------------------------------------------------------------
 
 
@@ -333,10 +357,10 @@ async def test_sessions_expire_and_can_be_deleted(store: Store) -> None:
     await store.write(PutSession(SessionRecord("s1", {"user": "a"}, 100.0)))
     assert await store.get_session("s1", 50.0) == SessionRecord("s1", {"user": "a"}, 100.0)
     assert await store.get_session("s1", 100.0) is None
-    await store.write(PutSession(SessionRecord("s1", {"user": "b"}, 200.0)))
+    await store.write(PutSession(SessionRecord("s1", {"user": "b"}, 200.0, "h-alice")))
     record = await store.get_session("s1", 150.0)
     assert record is not None
-    assert record.data == {"user": "b"}
+    assert (record.data, record.principal) == ({"user": "b"}, "h-alice")
     await store.write(DeleteSession("s1"))
     assert await store.get_session("s1", 0.0) is None
 

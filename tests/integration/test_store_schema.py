@@ -64,7 +64,7 @@ async def test_both_backends_have_the_same_logical_schema(
     pg_tables, pg_indexes = postgres_schema(postgres_url)
     assert set(lite_tables) == {"schema_migrations", "runs", "steps", "attempts", "logs",
                                 "queue", "sessions", "credentials", "locks", "dedupe",
-                                "cache"}
+                                "cache", "nonces"}
     assert lite_tables == pg_tables
     assert lite_indexes == pg_indexes
 

@@ -60,7 +60,8 @@ GOOD: dict[str, str] = {
           bearer:
             auth: {type: bearer, tokens: ["{{ env.BEARER_TOKEN }}"]}
           signed:
-            auth: {type: hmac, secret: "{{ env.HMAC_SECRET }}", algorithm: sha512, encoding: base64}
+            auth: {type: hmac, secret: "{{ env.HMAC_SECRET }}", algorithm: sha512, encoding: base64,
+                   timestamp_header: X-Timestamp}
             processing: stateful
             session: {cookie: SID, ttl: 15m}
           anyone:

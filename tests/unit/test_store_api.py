@@ -20,8 +20,8 @@ def test_exported_members() -> None:
     assert set(interlink.store.__all__) == {
         "AttemptRecord", "Complete", "Credential", "DeleteSession", "Enqueue", "Fail",
         "InsertLogs", "InsertRun", "LogLine", "MarkSeen", "PutCache", "PutCredential",
-        "PutSession",
-        "QueueItem", "QueueStatus", "Release", "Requeue", "RunRecord", "RunStatus",
+        "PutSession", "QueueItem", "QueueStatus", "RecordNonce", "Release", "Requeue",
+        "RunRecord", "RunStatus",
         "SaveAttempt", "SaveStep", "SessionRecord", "StepRecord", "Store", "UNKNOWN_DECISION",
         "UpdateRun", "Wake", "WriteOp", "open_store",
     }

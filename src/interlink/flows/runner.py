@@ -175,20 +175,27 @@ class FlowRunner:
             raise RunError(f"flow {name!r} is not defined in this project") from None
 
     async def start(self, flow: str, input: Any, *, trigger: str = "api",
-                    run_at: float | None = None, key: str | None = None) -> str:
-        """Queue a run of `flow` with `input` durably; returns the run id.
+                    run_at: float | None = None) -> str:
+        """Queue a run of `flow` with `input` durably; returns the run id."""
+        run = self.new_run(self.flow(flow), input, trigger=trigger)
+        await self.store.write(InsertRun(run), Enqueue(new_id("q_"), RUN_KIND,
+                                                       {"run_id": run.id}, run_at))
+        return run.id
 
-        With `key`, the run and queue item ids derive from it (and `run_at`), so starting the
-        same key twice, from any process, queues one run.
+    async def start_once(self, flow: str, input: Any, *, key: str, trigger: str,
+                         run_at: float | None = None) -> str | None:
+        """Queue a run of `flow` unless a run with `key` was queued before, by any process
+        (a scheduled flow's fire time); returns the new run's id, or None.
+
+        The store keeps the key unique, so the run's id stays random (nobody can guess it
+        from the flow and the time).
         """
         run = self.new_run(self.flow(flow), input, trigger=trigger)
-        item_id = new_id("q_")
-        if key is not None:
-            at = run_at or run.created_at
-            run = replace(run, id=derived_id("r_", at, key))
-            item_id = derived_id("q_", at, key)
-        await self.store.write(InsertRun(run), Enqueue(item_id, RUN_KIND, {"run_id": run.id},
-                                                       run_at))
+        try:
+            await self.store.write(InsertRun(run, key=key),
+                                   Enqueue(new_id("q_"), RUN_KIND, {"run_id": run.id}, run_at))
+        except Conflict:
+            return None
         return run.id
 
     async def run_now(self, flow: str, input: Any, *, trigger: str,

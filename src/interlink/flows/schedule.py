@@ -1,9 +1,10 @@
 """The scheduler: starts runs of `trigger: {type: schedule, cron: …}` flows at their times.
 
-Every `interlink serve` runs one. Each fire time of a flow becomes a run whose ids derive from
-the flow and the time (`FlowRunner.start(key=…)`), and the store inserts such a run once, so
-any number of schedulers on one store start exactly one run per fire time, with no lock to
-lose. A fire time missed while no scheduler ran (the engine was down) is not made up.
+Every `interlink serve` runs one. Each fire time of a flow becomes a run keyed by the flow and
+the time (`FlowRunner.start_once(key=…)`), and the store keeps that key unique, so any number
+of schedulers on one store start exactly one run per fire time, with no lock to lose (and the
+run's id is as random as any other). A fire time missed while no scheduler ran (the engine
+was down) is not made up.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class Scheduler:
         self._since: datetime | None = None
 
     async def tick(self) -> list[str]:
-        """Start the runs whose fire times passed since the last tick; returns their ids.
+        """Start the runs whose fire times passed since the last tick; returns the ids of those
+        this scheduler started (not those another one started first).
 
         The first tick only marks the time: times before the scheduler started are not run.
         """
@@ -55,11 +57,13 @@ class Scheduler:
             fire = cron.next_after(since)
             while fire <= now:
                 at = fire.timestamp()
-                started.append(await self.runner.start(
-                    name, None, trigger="schedule", run_at=at, key=f"schedule:{name}"))
+                run_id = await self.runner.start_once(
+                    name, None, key=f"schedule:{name}:{at:.0f}", trigger="schedule", run_at=at)
+                if run_id is not None:
+                    started.append(run_id)
                 fire = cron.next_after(fire)
         # Only now: a tick that failed half-way is retried from the same time (the runs it
-        # did start are not started twice: their ids derive from the fire time).
+        # did start are not started twice: their keys are the fire times).
         self._since = now
         return started
 

@@ -45,11 +45,13 @@ class CallResult:
 async def call_app(
     app: ASGIApp, method: str, url: str, *, headers: Mapping[str, str] | None = None,
     body: bytes = b"", chunk_size: int = 65536, content_length: bool = True,
+    client: tuple[str, int] = ("127.0.0.1", 50000),
 ) -> CallResult:
     """Send one HTTP request to `app` and collect its answer.
 
     The body is streamed in `chunk_size` pieces; `content_length=False` leaves the
-    `Content-Length` header out (like a chunked upload).
+    `Content-Length` header out (like a chunked upload). `client` is the caller's address
+    (a loopback one unless given).
     """
     parts = urlsplit(url)
     raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in
@@ -60,7 +62,7 @@ async def call_app(
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
         "method": method.upper(), "scheme": "http", "path": parts.path or "/",
         "raw_path": (parts.path or "/").encode(), "query_string": parts.query.encode(),
-        "root_path": "", "headers": raw_headers, "client": ("127.0.0.1", 50000),
+        "root_path": "", "headers": raw_headers, "client": client,
         "server": ("127.0.0.1", 80),
     }
     chunks = [body[i:i + chunk_size] for i in range(0, len(body), chunk_size)] or [b""]

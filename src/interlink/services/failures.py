@@ -59,8 +59,9 @@ class SecurityFailure(PhaseFailure):
     phase = "security"
     outcome = "security_error"
 
-    def __init__(self, kind: str, message: str, challenge: str | None = None) -> None:
-        super().__init__(kind, message)
+    def __init__(self, kind: str, message: str, challenge: str | None = None, *,
+                 detail: str | None = None) -> None:
+        super().__init__(kind, message, detail)
         self.challenge = challenge
 
 

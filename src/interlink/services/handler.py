@@ -44,7 +44,7 @@ from interlink.services.mapping import RequestMapper
 from interlink.services.queueing import enqueue_request, request_payload
 from interlink.services.responses import Response, error_body, send_response, timing_header
 from interlink.services.rules import CompiledRule, RuleBook
-from interlink.services.security import build_authenticator
+from interlink.services.security import admit, build_authenticator
 from interlink.services.sessions import Session, SessionKeeper
 from interlink.services.sources import JSON, ResponseBuildError
 from interlink.spec import Project, ServiceSpec
@@ -103,8 +103,10 @@ class ServiceHandler:
         stateful = package is not None and package.processing == "stateful"
         if service.activity is not None and activity_runner is None and not self.is_async:
             raise ServiceError(f"service {name}: has an activity but no activity runner is set")
-        if (self.is_async or self.rules.has_queue_rules or stateful) and store is None:
-            raise ServiceError(f"service {name}: queueing and sessions need a store")
+        if (self.is_async or self.rules.has_queue_rules or stateful
+                or self.auth.needs_store) and store is None:
+            raise ServiceError(f"service {name}: queueing, sessions and replay-proof HMAC "
+                               "need a store")
         if self.mapper.writes_session and not stateful:
             raise ServiceError(f"service {name}: maps into session but its package is stateless")
         if stateful and package is not None and store is not None:
@@ -120,7 +122,7 @@ class ServiceHandler:
         # The run a flow activity gets; named before it starts, so a queued request names it.
         run_id = new_id("r_") if self.spec.activity is not None else ""
         try:
-            raw, session, failure = await self._phases(ctx, receive, run_id)
+            raw, session, failure = await self._phases(ctx, scope, receive, run_id)
         except ClientDisconnected:
             return
         except BodyTooLarge as exc:
@@ -138,7 +140,7 @@ class ServiceHandler:
             self.observer(self.name, failure.outcome if failure else "success", ctx["timings"])
 
     async def _phases(
-        self, ctx: dict[str, Any], receive: Receive, run_id: str
+        self, ctx: dict[str, Any], scope: Scope, receive: Receive, run_id: str
     ) -> tuple[bytes, Session | None, PhaseFailure | None]:
         """Run security, mapping and activity; the first failing phase ends the run."""
         timings = ctx["timings"]
@@ -151,7 +153,9 @@ class ServiceHandler:
         try:
             if self.auth.needs_body:
                 raw = await read_body(receive, headers.get("content-length"), self.limit)
-            self.auth.check(headers, request["query"], raw)
+            # `admit` is the check plus its nonce; without nonces the check alone (no await).
+            caller = await admit(self.auth, self.store, headers, request["query"], raw, scope) \
+                if self.auth.needs_store else self.auth.check(headers, request["query"], raw, scope)
             timings["security"] = perf_counter() - started
 
             phase, started = "mapping", perf_counter()
@@ -163,7 +167,7 @@ class ServiceHandler:
             request["body"] = await parse_body_off_loop(self.body_kind, raw, self.limits,
                                                         charset)
             if self.sessions is not None:
-                session = await self.sessions.load(headers)
+                session = await self.sessions.load(headers, caller)
                 # `session.id`: the requestor id of the source document, readable in rules.
                 session.data["id"] = session.id
                 ctx["session"] = session.data

@@ -137,11 +137,15 @@ def _security_scheme(package: Package) -> dict[str, Any] | None:
         return {"type": "apiKey", "in": "header", "name": auth.header or "X-API-Key"}
     if isinstance(auth, HmacAuth):
         prefix = " (optionally prefixed `sha256=`)" if auth.algorithm == "sha256" else ""
+        signed = "the raw request body" if auth.timestamp_header is None else (
+            f"`{{timestamp}}.{{METHOD}}.{{path?query}}.{{body}}`, where timestamp is the "
+            f"integer Unix time sent in `{auth.timestamp_header}` (within "
+            f"{auth.tolerance:g}s of the server's clock; each signature is accepted once)")
         return {
             "type": "apiKey", "in": "header", "name": auth.header,
             "description": (
-                f"HMAC-{auth.algorithm.upper()} of the raw request body with the shared "
-                f"secret, {auth.encoding}-encoded{prefix}; not a fixed key"
+                f"HMAC-{auth.algorithm.upper()} of {signed} with the shared secret, "
+                f"{auth.encoding}-encoded{prefix}; not a fixed key"
             ),
         }
     return None

@@ -4,10 +4,17 @@ The session is loaded after the caller authenticated (an unauthenticated caller 
 session or a cookie) and saved before the answer is sent, so the caller's next request sees
 what this one wrote. Every answer of a stateful service sends the cookie again, which slides
 its expiry (`session.ttl`); a rule that maps its own `Set-Cookie` replaces it.
+
+A session is bound to the principal that authenticated it (`principal_hash`: a SHA-256 of the
+user name, key or token, never the secret itself): a cookie presented with other credentials
+does not load it, the caller gets a new session instead. A stolen cookie is no use without
+its owner's credentials, and one caller never sees another's session data.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -16,22 +23,31 @@ from typing import Any
 
 import orjson
 
+from interlink.services.security import Caller
 from interlink.spec.project import SessionConfig
 from interlink.store.base import PutSession, SessionRecord, Store
 
-__all__ = ["Session", "SessionKeeper"]
+__all__ = ["Session", "SessionKeeper", "principal_hash"]
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
 
+def principal_hash(caller: Caller) -> str:
+    """What a session records of the caller that authenticated it (hex SHA-256)."""
+    named = b"interlink-session-principal\0" + caller.principal.encode("utf-8", "surrogateescape")
+    return hashlib.sha256(named).hexdigest()
+
+
 @dataclass(slots=True)
 class Session:
-    """A loaded session: its id, its data (the context's `session`), and a snapshot."""
+    """A loaded session: its id, its data (the context's `session`), a snapshot, and the
+    hash of the principal it belongs to."""
 
     id: str
     data: dict[str, Any]
     snapshot: bytes | None
     expires_at: float
+    principal: str
 
 
 class SessionKeeper:
@@ -55,15 +71,20 @@ class SessionKeeper:
                 return value
         return None
 
-    async def load(self, headers: dict[str, str]) -> Session:
-        """The caller's live session, or a new empty one (not stored until `save`)."""
+    async def load(self, headers: dict[str, str], caller: Caller) -> Session:
+        """The caller's live session, or a new empty one (not stored until `save`).
+
+        A cookie naming a session another principal authenticated loads nothing: the caller
+        gets a new session (and cookie), the other's stays as it was.
+        """
+        principal = principal_hash(caller)
         session_id = self.session_id(headers)
         if session_id is not None:
             record = await self.store.get_session(session_id, time.time())
-            if record is not None:
+            if record is not None and hmac.compare_digest(record.principal or "", principal):
                 data = dict(record.data)
-                return Session(record.id, data, _snapshot(data), record.expires_at)
-        return Session(secrets.token_urlsafe(32), {}, None, 0.0)
+                return Session(record.id, data, _snapshot(data), record.expires_at, principal)
+        return Session(secrets.token_urlsafe(32), {}, None, 0.0, principal)
 
     async def save(self, session: Session) -> None:
         """Store the session when it is new, changed, or its expiry needs sliding."""
@@ -78,7 +99,8 @@ class SessionKeeper:
             and session.expires_at - now > self.ttl - slack
         ):
             return
-        await self.store.write(PutSession(SessionRecord(session.id, session.data, expires_at)))
+        await self.store.write(PutSession(SessionRecord(session.id, session.data, expires_at,
+                                                        session.principal)))
 
     def set_cookie(self, session: Session) -> str:
         """The `Set-Cookie` value carrying the session id."""

@@ -78,8 +78,10 @@ def check_references(
     _unique(report, "service", services)
     files = _Files(report)
     routes: dict[tuple[str, str], str] = {}
+    if config is not None:
+        _check_admin(report, config)
     for flow in flows:
-        _check_flow(report, flow, by_connector, by_flow, broken, files, routes)
+        _check_flow(report, flow, config, by_connector, by_flow, broken, files, routes)
     for service in services:
         _check_service(report, service, config, by_flow, broken, files, routes)
     files.check_all_scripts()
@@ -96,9 +98,19 @@ def _unique(report: Report, kind: str, items: Sequence[Loaded[Any]]) -> dict[str
     return seen
 
 
+def _check_admin(report: Report, config: Loaded[ProjectConfig]) -> None:
+    server, listen = config.spec.server, config.spec.admin.listen
+    if listen is not None and listen.port != 0 and (listen.host, listen.port) == (
+            server.host, server.port):
+        report.add(config.relative, config.line("admin", "listen"),
+                   f"admin.listen: {listen.host}:{listen.port} is the server's own address; "
+                   "give the engine endpoints another port (or leave listen out)")
+
+
 def _check_flow(
     report: Report,
     flow: Loaded[FlowSpec],
+    config: Loaded[ProjectConfig] | None,
     connectors: dict[str, Loaded[ConnectorSpec]],
     flows: dict[str, Loaded[FlowSpec]],
     broken: Names,
@@ -109,6 +121,13 @@ def _check_flow(
     if isinstance(trigger, WebhookTrigger):
         _route(report, flow, ("trigger", "path"), trigger.method, trigger.path, routes,
                f"{flow.relative} (webhook of flow {flow.spec.name!r})")
+        packages = config.spec.packages if config is not None else {}
+        if trigger.package is not None and config is not None \
+                and trigger.package not in packages:
+            known = ", ".join(sorted(packages)) or "none"
+            report.add(flow.relative, flow.line("trigger", "package"),
+                       f"trigger: no package {trigger.package!r} in interlink.yaml "
+                       f"(packages: {known})")
     first_seen: dict[str, FieldPath] = {}
     for at, step in walk_steps(flow.spec.steps):
         where = label(at)

@@ -27,11 +27,16 @@ __all__ = [
 
 
 class WebhookTrigger(Spec):
-    """A POST to `path` queues a run durably and answers 202 with its id."""
+    """A POST to `path` queues a run durably and answers 202 with its id.
+
+    With `package`, the caller authenticates with that package's `auth` (else 401, no run).
+    """
 
     type: Literal["webhook"]
     path: str = Field(pattern=r"^/", description="path the webhook is served at")
     method: Literal["POST", "PUT"] = "POST"
+    package: Name | None = Field(
+        None, description="package in interlink.yaml whose auth callers must pass")
 
 
 class ScheduleTrigger(Spec):

@@ -26,15 +26,16 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from interlink.loopback import is_loopback
 from interlink.spec._env import DOTENV_FILE, project_environ, resolve_env
 from interlink.spec._references import Loaded, Names, check_references, label, walk_steps
 from interlink.spec._report import Report
 from interlink.spec._validation import validate
 from interlink.spec._yaml import YamlError, read_yaml
 from interlink.spec.connector import ConnectorSpec
-from interlink.spec.flow import FlowSpec
+from interlink.spec.flow import FlowSpec, WebhookTrigger
 from interlink.spec.loaded import Project
-from interlink.spec.project import ProjectConfig
+from interlink.spec.project import HmacAuth, ProjectConfig
 from interlink.spec.service import ServiceSpec
 
 __all__ = ["PROJECT_FILE", "load_project"]
@@ -74,6 +75,19 @@ def load_project(path: Path | str, environ: Mapping[str, str] | None = None) -> 
     )
 
 
+#: why a webhook without a package is worth a warning on a public address
+OPEN_WEBHOOK_WARNING = (
+    "trigger: the webhook {path} takes no credentials and the server listens on {host}, not "
+    "loopback: anyone who reaches it can start this flow; set trigger.package to a package "
+    "whose auth callers must pass"
+)
+#: why HMAC without a timestamp is worth a warning
+REPLAYABLE_HMAC_WARNING = (
+    "packages.{package}.auth: the HMAC signature covers the body alone, so a recorded request "
+    "can be sent again, forever and to any path; set timestamp_header (see docs/security.md)"
+)
+
+
 def _warn(
     report: Report,
     config: Loaded[ProjectConfig],
@@ -81,12 +95,22 @@ def _warn(
     services: Sequence[Loaded[ServiceSpec]],
 ) -> None:
     """Warn about what is valid but risky; each warning is one `report.warn(file, line, …)`."""
+    host = config.spec.server.host
     for flow in flows:
+        trigger = flow.spec.trigger
+        if isinstance(trigger, WebhookTrigger) and trigger.package is None \
+                and not is_loopback(host):
+            report.warn(flow.relative, flow.line("trigger"),
+                        OPEN_WEBHOOK_WARNING.format(path=trigger.path, host=host))
         for at, step in walk_steps(flow.spec.steps):
             for field, message in step.warnings():
                 report.warn(flow.relative, flow.line(*at, *field), f"{label(at)}: {message}")
     for service in services:
         _warn_service(report, service)
+    for name, package in config.spec.packages.items():
+        if isinstance(package.auth, HmacAuth) and package.auth.timestamp_header is None:
+            report.warn(config.relative, config.line("packages", name, "auth"),
+                        REPLAYABLE_HMAC_WARNING.format(package=name))
 
 
 def _warn_service(report: Report, service: Loaded[ServiceSpec]) -> None:

@@ -1,4 +1,5 @@
-"""`interlink.yaml`: the project's name, store, server, worker and service packages."""
+"""`interlink.yaml`: the project's name, store, server, admin access, worker and service
+packages."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from interlink.spec._base import ByteSize, Duration, Expr, Name, Spec, duration_
 from interlink.spec.service import CONTEXT_NAMES
 
 __all__ = [
+    "MIN_ADMIN_TOKEN_LENGTH",
+    "AdminConfig",
+    "AdminListen",
     "ApiKeyAuth",
     "BasicAuth",
     "BearerAuth",
@@ -58,13 +62,23 @@ class BearerAuth(Spec):
 
 
 class HmacAuth(Spec):
-    """A signature of the raw body in a header, compared in constant time."""
+    """A signature of the request in a header, compared in constant time.
+
+    With `timestamp_header` the signature covers `{timestamp}.{METHOD}.{path?query}.{body}`,
+    the timestamp must be within `tolerance` of the server's clock and a signature is accepted
+    once; without it, the signature covers the raw body alone and can be replayed.
+    """
 
     type: Literal["hmac"]
     secret: str = Field(description="shared secret")
     header: str = Field("X-HMAC-HASH", description="header carrying the signature")
     algorithm: Literal["sha1", "sha256", "sha512"] = Field("sha256", description="digest")
     encoding: Literal["hex", "base64"] = Field("hex", description="how the signature is written")
+    timestamp_header: str | None = Field(
+        None, description="header carrying the request's Unix time in seconds; set, the "
+        "signature covers timestamp, method, path and query and body, and is accepted once")
+    tolerance: Duration = duration_field(
+        "5m", "how far the timestamp may be from the server's clock, either way")
 
 
 PackageAuth = Annotated[
@@ -112,8 +126,8 @@ class ServerLimits(Spec):
     max_connections: int = Field(
         1000, ge=1, description="open connections; one more is answered 503 and closed")
     max_body: ByteSize = _size_field(
-        10 * 1024 * 1024, "10MB", "largest webhook or engine-endpoint body (services set "
-        "request.max_body); larger → 413")
+        10 * 1024 * 1024, "10MB", "largest webhook body (services set request.max_body, the "
+        "runs endpoint admin.max_body); larger → 413")
     max_json_depth: int = Field(
         64, ge=1, le=200, description="nesting of JSON arrays and objects; deeper → 400 or a "
         "service's mapping error")
@@ -132,6 +146,48 @@ class ServerConfig(Spec):
     port: int = Field(8080, ge=0, le=65535, description="port to bind (0 picks a free one)")
     limits: ServerLimits = Field(default_factory=ServerLimits,
                                  description="sizes, depths, counts and timeouts of requests")
+
+
+#: shortest admin token accepted (`openssl rand -hex 32` makes 64 characters)
+MIN_ADMIN_TOKEN_LENGTH = 16
+
+
+class AdminListen(Spec):
+    """A listener of its own for the engine's endpoints."""
+
+    host: str = Field("127.0.0.1", description="address to bind")
+    port: int = Field(ge=0, le=65535, description="port to bind")
+
+
+class AdminConfig(Spec):
+    """Who may use the engine's endpoints (`/_interlink/*` but health, and `/metrics`)."""
+
+    token: str | list[str] | None = Field(
+        None, description="accepted `Authorization: Bearer` tokens (several while rotating); "
+        "without one, only loopback callers are answered")
+    max_body: ByteSize = _size_field(
+        1024 * 1024, "1MB", "largest POST /_interlink/flows/{name}/runs body; larger → 413")
+    listen: AdminListen | None = Field(
+        None, description="serve the engine endpoints here only (the main listener keeps "
+        "services, webhooks and /_interlink/health)")
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: str | list[str] | None) -> str | list[str] | None:
+        tokens = [value] if isinstance(value, str) else value or []
+        if value is not None and not tokens:
+            raise ValueError("list at least one token, or leave token out")
+        if any(len(token) < MIN_ADMIN_TOKEN_LENGTH for token in tokens):
+            raise ValueError(f"an admin token needs at least {MIN_ADMIN_TOKEN_LENGTH} "
+                             "characters (`openssl rand -hex 32` makes a good one)")
+        return value
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        """The accepted tokens (none: loopback callers only)."""
+        if self.token is None:
+            return ()
+        return (self.token,) if isinstance(self.token, str) else tuple(self.token)
 
 
 class WorkerConfig(Spec):
@@ -159,6 +215,8 @@ class ProjectConfig(Spec):
         description="sqlite:///relative/or/absolute/path.db or postgresql://user:pw@host/db",
     )
     server: ServerConfig = Field(default_factory=ServerConfig)
+    admin: AdminConfig = Field(default_factory=AdminConfig,
+                               description="access to the engine's endpoints")
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     scripts: ScriptsConfig = Field(default_factory=ScriptsConfig)
     packages: dict[str, Package] = Field(
@@ -177,6 +235,22 @@ class ProjectConfig(Spec):
                 raise ValueError(f"condition name {name!r} must be a plain name that is not "
                                  "a context entry (request, page, result, …) or a keyword")
         return conditions
+
+    def credentials(self) -> set[str]:
+        """The secrets callers present: admin tokens and the packages' passwords, keys,
+        tokens and HMAC secrets (masked wherever the engine writes, however they were set)."""
+        found = set(self.admin.tokens)
+        for package in self.packages.values():
+            auth = package.auth
+            if isinstance(auth, BasicAuth):
+                found |= set(auth.users.values())
+            elif isinstance(auth, ApiKeyAuth):
+                found |= set(auth.keys)
+            elif isinstance(auth, BearerAuth):
+                found |= set(auth.tokens)
+            elif isinstance(auth, HmacAuth):
+                found.add(auth.secret)
+        return found
 
 
 _NOT_NAMES = CONTEXT_NAMES | {"true", "false", "none", "and", "or", "not", "in", "is", "env"}

@@ -1,4 +1,5 @@
-"""The durable store: runs, steps, attempts, logs, queue, sessions, credentials and locks.
+"""The durable store: runs, steps, attempts, logs, queue, sessions, credentials, locks
+and nonces.
 
 One interface (`Store`, in `base.py`) with two backends chosen by URL:
 
@@ -31,6 +32,7 @@ from interlink.store.base import (
     PutSession,
     QueueItem,
     QueueStatus,
+    RecordNonce,
     Release,
     Requeue,
     RunRecord,
@@ -62,6 +64,7 @@ __all__ = [
     "PutSession",
     "QueueItem",
     "QueueStatus",
+    "RecordNonce",
     "Release",
     "Requeue",
     "RunRecord",

@@ -26,6 +26,7 @@ from interlink.store.base import (
     PutCache,
     PutCredential,
     PutSession,
+    RecordNonce,
     Release,
     Requeue,
     SaveAttempt,
@@ -80,11 +81,14 @@ class Planner:
         """The statements that apply `op`, in order."""
         q, enc = self.queries, self.encode
         match op:
-            case InsertRun(run, exclusive):
-                conflict = Conflict(f"creating run {run.id}: it exists already") \
-                    if exclusive else None
-                return [Statement(q["insert_run"], _rows.run_params(run, enc),
-                                  must_change=conflict)]
+            case InsertRun(run, exclusive, key):
+                conflict = None
+                if exclusive:
+                    conflict = Conflict(f"creating run {run.id}: it exists already")
+                elif key is not None:
+                    conflict = Conflict(f"creating a run for {key}: one exists already")
+                return [Statement(q["insert_run"], {**_rows.run_params(run, enc),
+                                                    "start_key": key}, must_change=conflict)]
             case UpdateRun(run_id, fields, expect):
                 return [self._update_run(run_id, fields, expect, now)]
             case SaveStep(step):
@@ -141,10 +145,14 @@ class Planner:
             case PutSession(session):
                 return [Statement(q["put_session"], {
                     "id": session.id, "data": enc.json(session.data),
-                    "expires_at": session.expires_at,
+                    "expires_at": session.expires_at, "principal": session.principal,
                 })]
             case DeleteSession(session_id):
                 return [Statement(q["delete_session"], {"id": session_id})]
+            case RecordNonce(key, expires_at):
+                seen = Conflict("recording a request signature: it was seen already")
+                return [Statement(q["insert_nonce"], {"key": key, "expires_at": expires_at},
+                                  must_change=seen)]
             case PutCredential(name, token, expires_at):
                 # Not redacted: this is the token store itself (shared by every process).
                 return [Statement(q["put_credential"], {

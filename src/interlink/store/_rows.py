@@ -179,8 +179,8 @@ def item_from_row(row: Row) -> QueueItem:
 
 def session_from_row(row: Row) -> SessionRecord:
     """A `sessions` row."""
-    id_, data, expires_at = row
-    return SessionRecord(id_, load_json(data), expires_at)
+    id_, data, expires_at, principal = row
+    return SessionRecord(id_, load_json(data), expires_at, principal)
 
 
 def credential_from_row(row: Row) -> Credential:

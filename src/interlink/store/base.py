@@ -39,6 +39,7 @@ __all__ = [
     "PutSession",
     "QueueItem",
     "QueueStatus",
+    "RecordNonce",
     "Release",
     "Requeue",
     "RunRecord",
@@ -170,11 +171,14 @@ class QueueItem:
 
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
-    """A stateful service session."""
+    """A stateful service session, bound to the caller that authenticated it."""
 
     id: str
     data: dict[str, Any]
     expires_at: float
+    #: a hash of the principal that authenticated the session (never a secret); None for a
+    #: session stored before sessions were bound, which then matches no caller
+    principal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,10 +198,15 @@ class Credential:
 class InsertRun:
     """Create a run. A run whose id exists already is left as it is; with `exclusive` the
     write raises `Conflict` instead (the caller is about to execute the run and must be the
-    only one)."""
+    only one).
+
+    With `key` (a scheduled flow's fire time) there is at most one run per key, whatever its
+    id: when a run with that key exists, the write raises `Conflict` and applies nothing.
+    """
 
     run: RunRecord
     exclusive: bool = False
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +349,15 @@ class DeleteSession:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordNonce:
+    """Record that a request signature was seen, until `expires_at`; when it was recorded
+    already (a replayed request, here or in another process) the write raises `Conflict`."""
+
+    key: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class PutCredential:
     """Store a refreshed token; its version becomes the old one plus one."""
 
@@ -364,6 +382,7 @@ WriteOp = (
     | Wake
     | PutSession
     | DeleteSession
+    | RecordNonce
     | PutCredential
 )
 
@@ -493,6 +512,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def purge(self, *, before: float) -> int:
         """Delete queue items that ended `done` or `failed` (not `broken`: those wait for a
-        requeue) last updated before `before`, and sessions, locks, dedupe keys and cached
-        values expired by then.
+        requeue) last updated before `before`, and sessions, locks, nonces, dedupe keys and
+        cached values expired by then.
         Returns the number of queue items deleted."""

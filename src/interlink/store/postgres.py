@@ -208,8 +208,10 @@ class PostgresStore(NamedQueryReads):
             raise StoreError(f"writing to the store ({name}): {exc}") from exc
 
     async def purge(self, *, before: float) -> int:
-        """Delete finished queue items, sessions and locks older than `before`."""
-        for name in ("purge_sessions", "purge_locks", "purge_dedupe", "purge_cache"):
+        """Delete finished queue items, and sessions, locks, nonces, dedupe keys and cached
+        values older than `before`."""
+        for name in ("purge_sessions", "purge_locks", "purge_nonces", "purge_dedupe",
+                     "purge_cache"):
             await self._execute(name, {"before": before})
         return await self._execute("purge_items", {"before": before})
 

@@ -58,6 +58,20 @@ def _placeholder(name: str) -> str:
     return f":{name}"
 
 
+def _enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch to WAL, waiting for a process that holds the file while it migrates a new one:
+    SQLite answers this pragma "database is locked" at once, without its busy timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _script_statements(script: str) -> Iterator[str]:
     """Split a migration into statements (`executescript` would commit our transaction)."""
     buffer = ""
@@ -106,18 +120,7 @@ class SqliteStore(NamedQueryReads):
             self.path, timeout=self.busy_timeout_s, isolation_level=None,
             check_same_thread=False, cached_statements=256,
         )
-        # Switching to WAL takes a lock SQLite does not wait for (no busy handler): a second
-        # process opening the file while the first migrates it gets "locked" and retries.
-        deadline = time.monotonic() + self.busy_timeout_s
-        while True:
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    conn.close()
-                    raise
-                time.sleep(0.01)
+        _enable_wal(conn, self.busy_timeout_s)
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA cache_size = -32000")
@@ -325,11 +328,12 @@ class SqliteStore(NamedQueryReads):
         await self._submit(unlock)
 
     async def purge(self, *, before: float) -> int:
-        """Delete finished queue items, sessions and locks older than `before`."""
+        """Delete finished queue items, and sessions, locks and nonces older than `before`."""
         q = self._queries
 
         def purge(conn: sqlite3.Connection, _now: float) -> int:
-            for name in ("purge_sessions", "purge_locks", "purge_dedupe", "purge_cache"):
+            for name in ("purge_sessions", "purge_locks", "purge_nonces", "purge_dedupe",
+                         "purge_cache"):
                 conn.execute(q[name], {"before": before})
             return conn.execute(q["purge_items"], {"before": before}).rowcount
 

@@ -2,15 +2,15 @@
 -- Parameters are %(name)s; the same names are used by ../sqlite/queries.sql.
 
 -- name: insert_run
--- Idempotent by id: a scheduled run has an id derived from its flow and fire time, so two
--- schedulers firing the same time insert one run.
+-- Idempotent by id and by start key: a scheduled run's key names its flow and fire time, so two
+-- schedulers firing the same time insert one run (the second changes no row).
 INSERT INTO runs (id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count,
                   step_index, bucket, error, started_at, finished_at, updated_at, redrive,
-                  variables, wake)
+                  variables, wake, start_key)
 VALUES (%(id)s, %(flow)s, %(status)s, %(trigger)s, %(input)s, %(flow_spec)s, %(created_at)s, %(retry_of)s, %(retry_count)s,
         %(step_index)s, %(bucket)s, %(error)s, %(started_at)s, %(finished_at)s, %(updated_at)s,
-        %(redrive)s, %(variables)s, %(wake)s)
-ON CONFLICT (id) DO NOTHING
+        %(redrive)s, %(variables)s, %(wake)s, %(start_key)s)
+ON CONFLICT DO NOTHING
 
 -- name: save_step
 INSERT INTO steps (run_id, idx, step_id, status, started_at, finished_at, error, output)
@@ -77,11 +77,18 @@ SET status = 'ready', attempts = 0, run_at = %(now)s, lease_owner = NULL, lease_
 WHERE id = %(id)s AND status IN ('broken', 'failed')
 
 -- name: put_session
-INSERT INTO sessions (id, data, expires_at) VALUES (%(id)s, %(data)s, %(expires_at)s)
-ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at
+INSERT INTO sessions (id, data, expires_at, principal)
+VALUES (%(id)s, %(data)s, %(expires_at)s, %(principal)s)
+ON CONFLICT (id) DO UPDATE SET
+    data = excluded.data, expires_at = excluded.expires_at, principal = excluded.principal
 
 -- name: delete_session
 DELETE FROM sessions WHERE id = %(id)s
+
+-- name: insert_nonce
+-- A replay-proof request's signature, recorded once: a second insert changes no row.
+INSERT INTO nonces (key, expires_at) VALUES (%(key)s, %(expires_at)s)
+ON CONFLICT (key) DO NOTHING
 
 -- name: put_credential
 INSERT INTO credentials (name, token, version, expires_at) VALUES (%(name)s, %(token)s, 1, %(expires_at)s)
@@ -151,7 +158,7 @@ SELECT run_id, message, created_at, level, step_id
 FROM logs WHERE run_id = %(run_id)s ORDER BY id
 
 -- name: get_session
-SELECT id, data, expires_at FROM sessions WHERE id = %(id)s AND expires_at > %(now)s
+SELECT id, data, expires_at, principal FROM sessions WHERE id = %(id)s AND expires_at > %(now)s
 
 -- name: get_credential
 SELECT name, token, version, expires_at FROM credentials WHERE name = %(name)s
@@ -173,6 +180,9 @@ DELETE FROM sessions WHERE expires_at <= %(before)s
 
 -- name: purge_locks
 DELETE FROM locks WHERE expires_at <= %(before)s
+
+-- name: purge_nonces
+DELETE FROM nonces WHERE expires_at <= %(before)s
 
 -- name: mark_seen
 -- A dedupe key: new (inserted), expired (taken over) or already this run's → a row changes;

@@ -2,15 +2,15 @@
 -- Parameters are :name; the same names are used by ../postgres/queries.sql.
 
 -- name: insert_run
--- Idempotent by id: a scheduled run has an id derived from its flow and fire time, so two
--- schedulers firing the same time insert one run.
+-- Idempotent by id and by start key: a scheduled run's key names its flow and fire time, so two
+-- schedulers firing the same time insert one run (the second changes no row).
 INSERT INTO runs (id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count,
                   step_index, bucket, error, started_at, finished_at, updated_at, redrive,
-                  variables, wake)
+                  variables, wake, start_key)
 VALUES (:id, :flow, :status, :trigger, :input, :flow_spec, :created_at, :retry_of, :retry_count,
         :step_index, :bucket, :error, :started_at, :finished_at, :updated_at,
-        :redrive, :variables, :wake)
-ON CONFLICT (id) DO NOTHING
+        :redrive, :variables, :wake, :start_key)
+ON CONFLICT DO NOTHING
 
 -- name: save_step
 INSERT INTO steps (run_id, idx, step_id, status, started_at, finished_at, error, output)
@@ -77,11 +77,18 @@ SET status = 'ready', attempts = 0, run_at = :now, lease_owner = NULL, lease_exp
 WHERE id = :id AND status IN ('broken', 'failed')
 
 -- name: put_session
-INSERT INTO sessions (id, data, expires_at) VALUES (:id, :data, :expires_at)
-ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at
+INSERT INTO sessions (id, data, expires_at, principal)
+VALUES (:id, :data, :expires_at, :principal)
+ON CONFLICT (id) DO UPDATE SET
+    data = excluded.data, expires_at = excluded.expires_at, principal = excluded.principal
 
 -- name: delete_session
 DELETE FROM sessions WHERE id = :id
+
+-- name: insert_nonce
+-- A replay-proof request's signature, recorded once: a second insert changes no row.
+INSERT INTO nonces (key, expires_at) VALUES (:key, :expires_at)
+ON CONFLICT (key) DO NOTHING
 
 -- name: put_credential
 INSERT INTO credentials (name, token, version, expires_at) VALUES (:name, :token, 1, :expires_at)
@@ -164,7 +171,7 @@ SELECT run_id, message, created_at, level, step_id
 FROM logs WHERE run_id = :run_id ORDER BY id
 
 -- name: get_session
-SELECT id, data, expires_at FROM sessions WHERE id = :id AND expires_at > :now
+SELECT id, data, expires_at, principal FROM sessions WHERE id = :id AND expires_at > :now
 
 -- name: get_credential
 SELECT name, token, version, expires_at FROM credentials WHERE name = :name
@@ -186,6 +193,9 @@ DELETE FROM sessions WHERE expires_at <= :before
 
 -- name: purge_locks
 DELETE FROM locks WHERE expires_at <= :before
+
+-- name: purge_nonces
+DELETE FROM nonces WHERE expires_at <= :before
 
 -- name: mark_seen
 -- A dedupe key: new (inserted), expired (taken over) or already this run's → a row changes;

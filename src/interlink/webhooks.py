@@ -1,0 +1,93 @@
+"""Webhook triggers: a POST (or PUT) to a flow's path queues a run durably and answers 202.
+
+The answer, `{"run_id", "status": "queued"}`, is sent once the run and its queue item are
+committed: an accepted call is never lost, whatever happens to this process afterwards.
+
+A trigger with `package:` lets in only callers that pass that package's `auth` — the same
+check, by the same authenticator, as the package's services (`services.security.admit`:
+basic, API key, bearer, HMAC, replay-proof HMAC with its nonces). A failed check is 401 with
+the services' error body (and the package's challenge) and starts no run. With HMAC the
+body is read first, within `server.limits.max_body`, because the signature covers it;
+otherwise an unauthenticated caller's body is never read.
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from interlink.engine import Engine
+from interlink.errors import RunError
+from interlink.payloads import content_length, payload_of, unreadable
+from interlink.services.body import read_body
+from interlink.services.context import decode_headers, decode_query
+from interlink.services.failures import MappingFailure, SecurityFailure
+from interlink.services.responses import Response, error_body, send_response
+from interlink.services.security import Authenticator, admit, build_authenticator
+from interlink.services.sources import JSON
+from interlink.spec import Project
+from interlink.spec.flow import WebhookTrigger
+
+__all__ = ["Webhooks"]
+
+
+class Webhooks:
+    """ASGI: the project's webhook triggers, in front of `app` (the services and the rest)."""
+
+    def __init__(self, engine: Engine, app: ASGIApp) -> None:
+        self.engine = engine
+        self.app = app
+        self.limits = engine.project.config.server.limits
+        packages = engine.project.config.packages
+        #: (method, path) → the flow it starts and who may call it
+        self.routes: dict[tuple[str, str], tuple[str, Authenticator]] = {}
+        for flow in engine.project.flows.values():
+            trigger = flow.trigger
+            if isinstance(trigger, WebhookTrigger):
+                package = packages.get(trigger.package or "")
+                auth = build_authenticator(package.auth if package is not None else None)
+                self.routes[(trigger.method, trigger.path)] = (flow.name, auth)
+
+    @staticmethod
+    def methods(project: Project) -> dict[str, str]:
+        """Path → the methods its webhooks answer (an `Allow` value)."""
+        methods: dict[str, set[str]] = {}
+        for flow in project.flows.values():
+            if isinstance(flow.trigger, WebhookTrigger):
+                methods.setdefault(flow.trigger.path, set()).add(flow.trigger.method)
+        return {path: ", ".join(sorted(names)) for path, names in methods.items()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point: a webhook, or on to `app`."""
+        found = self.routes.get((scope["method"], scope["path"])) if scope["type"] == "http" \
+            else None
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        flow, auth = found
+        length, limit = content_length(scope["headers"]), self.limits.max_body
+        try:
+            raw = await read_body(receive, length, limit) if auth.needs_body else b""
+            await admit(auth, self.engine.store, decode_headers(scope["headers"]),
+                        decode_query(scope.get("query_string", b"")), raw, scope)
+            if not auth.needs_body:
+                raw = await read_body(receive, length, limit)
+            payload = await payload_of(raw, self.limits)
+        except SecurityFailure as failure:
+            challenge = [("WWW-Authenticate", failure.challenge)] if failure.challenge else []
+            await send_response(send, Response(401, error_body("security", failure.message),
+                                               JSON, challenge))
+            return
+        except MappingFailure as exc:
+            status, body = unreadable(exc)
+            await send_response(send, Response(status, body, JSON))
+            return
+        try:
+            run_id = await self.engine.runner.start(flow, payload, trigger="webhook")
+        except RunError as exc:
+            message = self.engine.redactor.text(str(exc))
+            await send_response(send, Response(500, error_body("activity", message), JSON))
+            return
+        # The run and its queue item are committed: from here on nothing can lose it.
+        body = orjson.dumps({"run_id": run_id, "status": "queued"})
+        await send_response(send, Response(202, body, JSON))

@@ -1,0 +1,89 @@
+"""Secrets never reach a log line: one filter on the root handler masks every record."""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+from collections.abc import Iterator
+
+import pytest
+import uvicorn.config
+
+from interlink.redaction import RedactingFilter, Redactor
+from interlink.server import _configure_logging, _redact_logs
+
+SECRET = "s3cret-admin-token-value"
+LATER = "token-fetched-at-run-time"
+
+
+def record(msg: object, *args: object, exc: bool = False) -> logging.LogRecord:
+    """A log record, with the current exception when `exc`."""
+    import sys
+
+    return logging.LogRecord("x", logging.ERROR, __file__, 1, msg, args,
+                             sys.exc_info() if exc else None)
+
+
+def test_message_args_and_exception_text_are_masked() -> None:
+    """The rendered message, its arguments and the traceback lose every secret."""
+    redactor = Redactor([SECRET])
+    masking = RedactingFilter(redactor)
+    plain = record(f"login with {SECRET}")
+    with_args = record("calling %s with %r", "warehouse", {"token": SECRET})
+    try:
+        raise RuntimeError(f"refused {SECRET}")
+    except RuntimeError:
+        failed = record("failed", exc=True)
+    for each in (plain, with_args, failed):
+        assert masking.filter(each) is True
+    assert plain.getMessage() == "login with ***"
+    assert with_args.getMessage() == "calling warehouse with {'token': '***'}"
+    assert failed.exc_info is None and failed.exc_text is not None
+    assert "RuntimeError: refused ***" in failed.exc_text and SECRET not in failed.exc_text
+
+
+def test_secrets_learnt_at_run_time_are_masked_too() -> None:
+    """A token the redactor learns after the filter was installed is masked from then on."""
+    redactor = Redactor([SECRET])
+    masking = RedactingFilter(redactor)
+    redactor.replace("warehouse", [LATER])
+    later = record("got %s", LATER)
+    masking.filter(later)
+    assert later.getMessage() == "got ***"
+
+
+UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """Restore the root and uvicorn loggers (handlers, level, propagation) after the test."""
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in UVICORN)]
+    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    yield
+    for lg, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_serve_logging_masks_every_logger(
+        root_logging: None, fmt: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """As `serve` sets it up, a library's record (uvicorn's, say) is masked, traceback too."""
+    monkeypatch.setenv("INTERLINK_LOG_FORMAT", fmt)
+    logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)  # as a uvicorn run leaves them
+    _configure_logging()
+    _redact_logs(Redactor([SECRET]))
+    try:
+        raise ValueError(f"bad header Authorization: Bearer {SECRET}")
+    except ValueError:
+        logging.getLogger("uvicorn.error").exception("Exception in ASGI app %s", SECRET)
+    logging.getLogger("some.library").warning("token=%s", SECRET)
+    err = capsys.readouterr().err
+    assert SECRET not in err
+    assert err.count("***") >= 3
+    assert "ValueError: bad header Authorization: Bearer ***" in err
+    if fmt == "json":
+        lines = [json.loads(line) for line in err.splitlines()]
+        assert "ValueError" in lines[0]["exception"]
