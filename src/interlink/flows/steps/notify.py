@@ -91,7 +91,8 @@ def _body(ctx: StepContext, step: NotifyStep, data: dict[str, Any]) -> tuple[byt
         assert step.template is not None
         template = ctx.services.template(step.template)
         if template.kind != "json":
-            return template.render(data).encode(), f"text/{template.kind}; charset=utf-8"
+            subtype = "plain" if template.kind == "text" else template.kind
+            return template.render(data).encode(), f"text/{subtype}; charset=utf-8"
         value = render_data(orjson.loads(template.text), data)
     if isinstance(value, str):
         return value.encode(), "text/plain; charset=utf-8"
