@@ -13,8 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from interlink.store import Store
-from interlink.store.base import RunRecord
+from interlink.store import RunRecord, Store
 
 __all__ = ["free_port", "interlink", "wait_all_ended", "wait_healthy", "wait_until"]
 

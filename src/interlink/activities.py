@@ -36,7 +36,7 @@ from interlink.services.failures import PhaseFailure
 from interlink.spec import Project
 from interlink.spec.service import RequestProcessor as ProcessorSpec
 from interlink.spec.service import ServiceSpec
-from interlink.store.base import Complete, Fail, QueueItem, Release, RunRecord, Store
+from interlink.store import Complete, Fail, QueueItem, Release, RunRecord, Store
 
 __all__ = ["ProjectActivities", "RequestProcessor"]
 

@@ -41,7 +41,7 @@ from interlink.services.responses import Response as Answer
 from interlink.services.responses import error_body, send_response
 from interlink.services.security import Authenticator, admit, build_authenticator
 from interlink.services.sources import JSON
-from interlink.store.base import QueueItem
+from interlink.store import QueueItem
 from interlink.worker import Worker
 
 __all__ = ["EngineApi"]

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from interlink.errors import Conflict, LeaseLost
 from interlink.ids import new_id
-from interlink.store.base import Fail, QueueItem, Release, Store
+from interlink.store import Fail, QueueItem, Release, Store
 
 __all__ = ["Handler", "Worker", "worker_name"]
 

@@ -18,8 +18,7 @@ from tests.upstream import Upstream
 from interlink.engine import Engine
 from interlink.flows.runner import RUN_KIND
 from interlink.ids import new_id
-from interlink.store import Enqueue, InsertRun, open_store
-from interlink.store.base import RunRecord
+from interlink.store import Enqueue, InsertRun, RunRecord, open_store
 
 #: short leases, so a restarted process takes a killed one's work over within a second
 CONFIG = "name: test\nstore: sqlite:///.interlink/test.db\n" \

@@ -17,8 +17,7 @@ from interlink.errors import AuthError
 from interlink.flows.decision import classify
 from interlink.redaction import MASK
 from interlink.spec.connector import ConnectorSpec
-from interlink.store import Store, open_store
-from interlink.store.base import PutCredential
+from interlink.store import PutCredential, Store, open_store
 
 
 @pytest.fixture

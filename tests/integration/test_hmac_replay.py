@@ -15,7 +15,7 @@ from interlink.services import ActivityResult, build_services_app, call_app
 from interlink.services.security import signed_message
 from interlink.spec import Project, ProjectConfig, ServiceSpec
 from interlink.spec.service import ServiceSpec as _ServiceSpec
-from interlink.store.base import Store
+from interlink.store import Store
 
 SECRET = "s3cret-shared-with-the-partner"
 BODY = b'{"order": 7}'

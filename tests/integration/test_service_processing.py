@@ -21,8 +21,7 @@ from interlink.activities import _result
 from interlink.server import build_app
 from interlink.services import CallResult, call_app
 from interlink.spec import Project
-from interlink.store import Requeue
-from interlink.store.base import RunRecord
+from interlink.store import Requeue, RunRecord
 
 #: a short worker poll so retries due in 100 ms are picked up promptly
 CONFIG = """

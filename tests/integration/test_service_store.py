@@ -21,8 +21,7 @@ from interlink.services import (
 from interlink.services.queueing import request_payload
 from interlink.spec import Project, ProjectConfig, ServiceSpec
 from interlink.spec.service import ServiceSpec as _ServiceSpec
-from interlink.store import open_store
-from interlink.store.base import Store
+from interlink.store import Store, open_store
 
 
 class Runner:

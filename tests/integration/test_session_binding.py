@@ -11,7 +11,7 @@ import pytest
 from interlink.services import ActivityResult, build_services_app, call_app
 from interlink.spec import Project, ProjectConfig, ServiceSpec
 from interlink.spec.service import ServiceSpec as _ServiceSpec
-from interlink.store.base import Store
+from interlink.store import Store
 
 
 class Notes:

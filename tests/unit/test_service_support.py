@@ -13,7 +13,7 @@ from typing import Any
 from interlink.expressions import compile_template
 from interlink.services import ActivityResult, ServicesApp, build_services_app
 from interlink.spec import Project, ProjectConfig, ServiceSpec
-from interlink.store.base import Store
+from interlink.store import Store
 
 DEFAULT_HEADERS = ("server", "cache-control", "content-type", "content-length", "date")
 

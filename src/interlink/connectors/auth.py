@@ -43,7 +43,7 @@ from interlink.spec.connector import (
     OAuth2ClientCredentials,
     SessionLogin,
 )
-from interlink.store.base import Store
+from interlink.store import Store
 
 __all__ = [
     "ApiKeyAuth",

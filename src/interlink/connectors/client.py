@@ -41,7 +41,7 @@ from interlink.errors import AuthError, ConnectorError
 from interlink.expressions import compile_interpolation
 from interlink.redaction import Redactor
 from interlink.spec.connector import ConnectorSpec
-from interlink.store.base import Store
+from interlink.store import Store
 
 __all__ = ["ConnectorClient", "PreparedRequest"]
 

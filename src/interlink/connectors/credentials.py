@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 from interlink.errors import AuthError
 from interlink.ids import new_id
-from interlink.store.base import Credential, PutCredential, Store
+from interlink.store import Credential, PutCredential, Store
 
 __all__ = ["BeforeLogin", "Login", "Refreshed", "SharedCredential"]
 

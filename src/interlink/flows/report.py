@@ -5,14 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from interlink.store.base import (
-    UNKNOWN_DECISION,
-    AttemptRecord,
-    LogLine,
-    QueueItem,
-    RunRecord,
-    Store,
-)
+from interlink.store import UNKNOWN_DECISION, AttemptRecord, LogLine, QueueItem, RunRecord, Store
 
 __all__ = ["format_run", "format_summary", "iso", "item_json", "run_json", "run_summary"]
 

@@ -40,7 +40,7 @@ from interlink.redaction import Redactor
 from interlink.scripts import Isolation, ScriptOutcome, ScriptPool
 from interlink.spec import Project
 from interlink.spec.flow import FlowSpec
-from interlink.store.base import (
+from interlink.store import (
     Complete,
     Enqueue,
     InsertRun,

@@ -21,7 +21,7 @@ from interlink.services.responses import Response, error_body, send_response
 from interlink.services.routing import Router
 from interlink.services.sources import JSON
 from interlink.spec import Project
-from interlink.store.base import Store
+from interlink.store import Store
 
 __all__ = ["ASGIApp", "ServicesApp", "build_services_app"]
 

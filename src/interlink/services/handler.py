@@ -48,7 +48,7 @@ from interlink.services.security import admit, build_authenticator
 from interlink.services.sessions import Session, SessionKeeper
 from interlink.services.sources import JSON, ResponseBuildError
 from interlink.spec import Project, ServiceSpec
-from interlink.store.base import Store
+from interlink.store import Store
 
 __all__ = ["DEFAULT_STATUS", "ServiceHandler"]
 

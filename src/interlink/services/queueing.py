@@ -22,7 +22,7 @@ from interlink.services.context import new_context
 from interlink.services.failures import ServiceError
 from interlink.services.mapping import RequestMapper
 from interlink.spec import Project
-from interlink.store.base import Enqueue, Store
+from interlink.store import Enqueue, Store
 
 __all__ = ["QUEUE_KIND", "enqueue_request", "replay_request", "request_payload"]
 

@@ -39,7 +39,7 @@ from interlink.spec.project import (
     NoAuth,
     PackageAuth,
 )
-from interlink.store.base import RecordNonce, Store
+from interlink.store import RecordNonce, Store
 
 __all__ = ["ANONYMOUS", "Authenticator", "Caller", "admit", "build_authenticator",
            "signed_message"]

@@ -25,7 +25,7 @@ import orjson
 
 from interlink.services.security import Caller
 from interlink.spec.project import SessionConfig
-from interlink.store.base import PutSession, SessionRecord, Store
+from interlink.store import PutSession, SessionRecord, Store
 
 __all__ = ["Session", "SessionKeeper", "principal_hash"]
 

@@ -1,7 +1,8 @@
 """The durable store: runs, steps, attempts, logs, queue, sessions, credentials, locks
 and nonces.
 
-One interface (`Store`, in `base.py`) with two backends chosen by URL:
+One interface (`Store`, in `base.py`; what it keeps in `records.py`, how it is changed in
+`ops.py`) with two backends chosen by URL:
 
 - `sqlite:///relative/path.db` (relative to the project folder) or `sqlite:////abs/path.db`:
   the embedded default, `SqliteStore`. Query options: `synchronous=normal|full`.
@@ -15,36 +16,38 @@ from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
 from interlink.errors import StoreError
-from interlink.store.base import (
-    UNKNOWN_DECISION,
-    AttemptRecord,
+from interlink.store.base import Store
+from interlink.store.ops import (
     Complete,
-    Credential,
     DeleteSession,
     Enqueue,
     Fail,
     InsertLogs,
     InsertRun,
-    LogLine,
     MarkSeen,
     PutCache,
     PutCredential,
     PutSession,
-    QueueItem,
-    QueueStatus,
     RecordNonce,
     Release,
     Requeue,
-    RunRecord,
-    RunStatus,
     SaveAttempt,
     SaveStep,
-    SessionRecord,
-    StepRecord,
-    Store,
     UpdateRun,
     Wake,
     WriteOp,
+)
+from interlink.store.records import (
+    UNKNOWN_DECISION,
+    AttemptRecord,
+    Credential,
+    LogLine,
+    QueueItem,
+    QueueStatus,
+    RunRecord,
+    RunStatus,
+    SessionRecord,
+    StepRecord,
 )
 
 __all__ = [

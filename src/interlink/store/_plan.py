@@ -15,7 +15,7 @@ from typing import Any
 from interlink.errors import Conflict, LeaseLost, StoreError
 from interlink.redaction import Redactor
 from interlink.store import _rows
-from interlink.store.base import (
+from interlink.store.ops import (
     Complete,
     DeleteSession,
     Enqueue,

@@ -6,7 +6,8 @@ import abc
 from typing import Any
 
 from interlink.store import _rows
-from interlink.store.base import (
+from interlink.store.base import Store
+from interlink.store.records import (
     AttemptRecord,
     Credential,
     LogLine,
@@ -14,7 +15,6 @@ from interlink.store.base import (
     RunRecord,
     SessionRecord,
     StepRecord,
-    Store,
 )
 
 __all__ = ["NamedQueryReads"]

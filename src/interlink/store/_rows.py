@@ -15,7 +15,7 @@ import orjson
 
 from interlink.errors import StoreError
 from interlink.redaction import Redactor
-from interlink.store.base import (
+from interlink.store.records import (
     AttemptRecord,
     Credential,
     LogLine,

@@ -25,10 +25,8 @@ from interlink.store import _rows
 from interlink.store._plan import Planner, Statement
 from interlink.store._reads import NamedQueryReads
 from interlink.store._sqlfiles import load_migrations, load_queries
-from interlink.store.base import (
-    QueueItem,
-    WriteOp,
-)
+from interlink.store.ops import WriteOp
+from interlink.store.records import QueueItem
 
 __all__ = ["CHANNEL", "PostgresStore"]
 

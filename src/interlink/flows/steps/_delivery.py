@@ -27,7 +27,7 @@ from interlink.errors import ExpressionError, ScriptError
 from interlink.expressions import compile_expression, compile_interpolation
 from interlink.flows.decision import Decision, ResponseCode, classify, decision_for
 from interlink.flows.steps.base import Failed, StepContext, Wait
-from interlink.store.base import UNKNOWN_DECISION, AttemptRecord, SaveAttempt
+from interlink.store import UNKNOWN_DECISION, AttemptRecord, SaveAttempt
 
 if TYPE_CHECKING:
     from interlink.connectors.client import ConnectorClient

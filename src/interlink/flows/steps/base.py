@@ -17,14 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from interlink.store.base import (
-    AttemptRecord,
-    InsertLogs,
-    LogLine,
-    RunRecord,
-    Store,
-    WriteOp,
-)
+from interlink.store import AttemptRecord, InsertLogs, LogLine, RunRecord, Store, WriteOp
 
 if TYPE_CHECKING:
     import aiohttp

@@ -41,7 +41,7 @@ from interlink.flows.steps.base import Done, Failed, StepContext, StepOutcome, W
 from interlink.spec._base import Duration, Expr, Interp, Name, Spec, duration_field
 from interlink.spec.paginate import Paginate
 from interlink.spec.step import Ref, StepSpec
-from interlink.store.base import PutCache
+from interlink.store import PutCache
 
 if TYPE_CHECKING:
     from interlink.connectors.client import ConnectorClient

@@ -23,7 +23,7 @@ from interlink.expressions import compile_expression
 from interlink.flows.steps.base import Done, Failed, StepContext, StepOutcome
 from interlink.spec._base import Duration, Expr, duration_field
 from interlink.spec.step import StepSpec
-from interlink.store.base import MarkSeen
+from interlink.store import MarkSeen
 
 __all__ = ["KIND", "DedupeStep", "run"]
 

@@ -31,7 +31,7 @@ from interlink.flows.decision import CODE_NAMES, ResponseCode
 from interlink.flows.steps.base import Done, Failed, StepContext, StepOutcome
 from interlink.spec._base import Duration, Expr, Interp, duration_field
 from interlink.spec.step import Ref, StepSpec
-from interlink.store.base import AttemptRecord, SaveAttempt
+from interlink.store import AttemptRecord, SaveAttempt
 
 __all__ = ["KIND", "NotifyStep", "run"]
 

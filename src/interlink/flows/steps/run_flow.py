@@ -28,7 +28,7 @@ from interlink.flows.steps.base import Done, Failed, StepContext, StepOutcome, W
 from interlink.ids import derived_id
 from interlink.spec._base import Expr, Name
 from interlink.spec.step import Ref, StepSpec
-from interlink.store.base import Enqueue, InsertRun
+from interlink.store import Enqueue, InsertRun
 
 __all__ = ["KIND", "RunFlowStep", "run"]
 

@@ -23,7 +23,7 @@ from interlink.flows.steps.base import Done, Failed, StepContext, StepOutcome
 from interlink.spec._base import Duration
 from interlink.spec.connector import RetryPolicySpec
 from interlink.spec.step import FieldPath, Ref, StepSpec
-from interlink.store.base import AttemptRecord, SaveAttempt
+from interlink.store import AttemptRecord, SaveAttempt
 
 __all__ = ["INLINE_WARNING", "KIND", "ScriptStep", "run"]
 
