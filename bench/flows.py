@@ -273,6 +273,8 @@ async def run_interlink(root: Path, store_url: str, args: argparse.Namespace) ->
         worker = engine.worker()
         config = uvicorn_config(build_app(engine, worker), "127.0.0.1", 0)
         server = uvicorn.Server(config)
+        if not args.default_gc:
+            importlib.import_module("interlink._loop").settle_memory()  # as `interlink serve`
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         working = asyncio.create_task(worker.run(stop))
         while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
@@ -331,6 +333,8 @@ def main() -> None:
                         help="event loop of the measured process (default uvloop, as "
                         "interlink serve uses)")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--default-gc", action="store_true",
+                        help="leave the garbage collector as CPython sets it (for comparison)")
     parser.add_argument("--profile", metavar="FILE", help="py-spy output (.svg/.json/.txt)")
     parser.add_argument("--profile-gil", action="store_true",
                         help="sample only the thread holding the GIL")

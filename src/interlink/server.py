@@ -147,6 +147,7 @@ async def _serve(project: Project, host: str | None, port: int | None, with_work
             configs.append(uvicorn_config(build_admin_app(engine, worker), admin.listen.host,
                                           admin.listen.port, server_config.limits))
         servers = [uvicorn.Server(config) for config in configs]
+        _loop.settle_memory()
         # The servers and the worker run until stopped; the scheduler ends at once without
         # scheduled flows, so it is not one of the tasks whose end ends the process.
         lasting = [asyncio.create_task(server.serve()) for server in servers]
@@ -174,6 +175,7 @@ async def _work(project: Project) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         worker = engine.worker()
+        _loop.settle_memory()
         log.info("worker %s started", worker.owner)
         await worker.run(stop)
 

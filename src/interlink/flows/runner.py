@@ -302,7 +302,8 @@ class FlowRunner:
 
     async def handle(self, item: QueueItem, owner: str) -> None:
         """Worker handler of `run` items: execute (or resume) the run the item names."""
-        run = await self.store.get_run(item.payload["run_id"])
+        # Read with the claim (`QueueItem.run`); an item handed over otherwise is read here.
+        run = item.run or await self.store.get_run(item.payload["run_id"])
         if run is None or run.status in TERMINAL:
             # Its end was recorded but the process died before the item was: just finish it.
             await self.store.write(Complete(item.id, owner, keep=False))
@@ -340,12 +341,12 @@ class FlowRunner:
                     progress["variables"] = variables
                 ops: list[WriteOp] = [
                     SaveStep(StepRecord(run.id, index, step.id, "succeeded", started,
-                                        time.time(), output=None)),
-                    UpdateRun(run.id, progress),
-                ]
-                if last:
-                    ops = [*ops, *self._ending(run, "succeeded", None),
-                           Complete(item.id, owner, keep=False)]
+                                        time.time(), output=None))]
+                if last:  # the progress and the end in one update
+                    ops += [*self._ending(run, "succeeded", None, progress),
+                            Complete(item.id, owner, keep=False)]
+                else:
+                    ops.append(UpdateRun(run.id, progress))
                 await self._write(ctx, ops)
                 if last:
                     self.metrics.run_ended(run.flow, "succeeded")
@@ -395,10 +396,12 @@ class FlowRunner:
             log.exception("run %s step %s crashed", ctx.run.id, step.id)
             return Failed(f"step {step.id}: internal error: {type(exc).__name__}: {exc}")
 
-    def _ending(self, run: RunRecord, status: str, error: str | None) -> list[WriteOp]:
+    def _ending(self, run: RunRecord, status: str, error: str | None,
+                progress: dict[str, Any] | None = None) -> list[WriteOp]:
         now = time.time()
-        ending: list[WriteOp] = [UpdateRun(run.id, {"status": status, "error": error,
-                                                    "finished_at": now, "updated_at": now})]
+        ending: list[WriteOp] = [UpdateRun(run.id, {**(progress or {}), "status": status,
+                                                    "error": error, "finished_at": now,
+                                                    "updated_at": now})]
         if run.wake is not None:  # a parent run waits for this one (`run_flow`)
             ending.append(Wake(run.wake))
         return ending

@@ -8,7 +8,7 @@ record's fields, so a decoded row maps positionally onto its record.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 import orjson
@@ -37,11 +37,13 @@ __all__ = [
     "load_json",
     "log_from_row",
     "log_params",
+    "named_runs",
     "run_from_row",
     "run_params",
     "session_from_row",
     "step_from_row",
     "step_params",
+    "with_runs",
 ]
 
 RUN_COLUMNS = tuple(f.name for f in fields(RunRecord))
@@ -175,6 +177,19 @@ def item_from_row(row: Row) -> QueueItem:
     return QueueItem(id_, kind, load_json(payload), status, priority, run_at, attempts,
                      created_at, updated_at, lease_owner, lease_expires_at, last_error,
                      load_json(result))
+
+
+def named_runs(items: Sequence[QueueItem]) -> list[str]:
+    """The run ids claimed items name in their payload (`run_id`)."""
+    return [item.payload["run_id"] for item in items
+            if isinstance(item.payload, dict) and isinstance(item.payload.get("run_id"), str)]
+
+
+def with_runs(items: Sequence[QueueItem], rows: Sequence[Row]) -> list[QueueItem]:
+    """`items`, each with the run its payload names (of `rows`, selected as `get_runs`)."""
+    runs = {run.id: run for run in map(run_from_row, rows)}
+    return [replace(item, run=runs.get(str(item.payload.get("run_id"))))
+            if isinstance(item.payload, dict) else item for item in items]
 
 
 def session_from_row(row: Row) -> SessionRecord:

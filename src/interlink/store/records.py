@@ -130,6 +130,9 @@ class QueueItem:
     lease_expires_at: float | None = None
     last_error: str | None = None
     result: Any = None
+    #: the run the item names (`payload["run_id"]`), read with the claim (claimed items only):
+    #: a worker starting a run needs no read of its own
+    run: RunRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)

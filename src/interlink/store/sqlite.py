@@ -2,10 +2,11 @@
 
 Writes go through one writer thread per process that commits in groups: every `write()` call
 (and every claim, lease renewal and lock) becomes a job on a queue; the writer takes all pending
-jobs, runs them in one `BEGIN IMMEDIATE` transaction with a SAVEPOINT per job, so a job that
-fails (`LeaseLost`, a constraint) rolls back alone, commits once, then resolves each caller's
-future. One commit then carries hundreds of callers' writes. Reads use their own connection on
-their own thread and never wait for the writer (WAL readers see the last commit).
+jobs, runs them in one `BEGIN IMMEDIATE` transaction, commits once, then resolves each
+caller's future. The batch runs without savepoints (a job rarely fails); when one fails
+(`LeaseLost`, `Conflict`, a constraint) the batch runs again with a SAVEPOINT per job, so that
+job rolls back alone. One commit then carries hundreds of callers' writes. Reads use their own
+connection on their own thread and never wait for the writer (WAL readers see the last commit).
 
 Other processes may use the same file: `BEGIN IMMEDIATE` (with a busy timeout) serialises
 writers across processes, which makes claims exclusive. Work enqueued by this process wakes
@@ -50,6 +51,10 @@ class _Job:
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     wakes: bool
+
+
+class _JobFailed(Exception):
+    """A job of an optimistic (savepoint-less) batch failed: run the batch again, isolated."""
 
 
 def _placeholder(name: str) -> str:
@@ -216,32 +221,50 @@ class SqliteStore(NamedQueryReads):
             conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        # Optimistic: the batch runs as one transaction with no savepoints (a job rarely
+        # fails); only when one does is it run again with a savepoint per job, so the failing
+        # job rolls back alone and the others still commit.
+        try:
+            outcomes = self._transaction(conn, batch, isolate=False)
+        except _JobFailed:
+            outcomes = self._transaction(conn, batch, isolate=True)
+        self.jobs += len(batch)
+        self._deliver(batch, outcomes)
+
+    def _transaction(self, conn: sqlite3.Connection, batch: list[_Job],
+                     *, isolate: bool) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             now = time.time()
             for job in batch:
-                conn.execute("SAVEPOINT job")
+                if isolate:
+                    conn.execute("SAVEPOINT job")
                 try:
                     result = job.fn(conn, now)
                 except Exception as exc:
                     if not conn.in_transaction:
                         raise  # the whole transaction is gone (disk full, I/O error)
+                    if not isolate:
+                        raise _JobFailed from exc
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
                     outcomes.append((False, self._store_error(exc)))
                 else:
-                    conn.execute("RELEASE job")
+                    if isolate:
+                        conn.execute("RELEASE job")
                     outcomes.append((True, result))
             conn.execute("COMMIT")
             self.commits += 1
+        except _JobFailed:
+            conn.execute("ROLLBACK")
+            raise
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             error = self._store_error(exc)
             outcomes = [(False, error)] * len(batch)
-        self.jobs += len(batch)
-        self._deliver(batch, outcomes)
+        return outcomes
 
     def _store_error(self, exc: Exception) -> Exception:
         if not isinstance(exc, sqlite3.Error):
@@ -286,12 +309,19 @@ class SqliteStore(NamedQueryReads):
         query = self._queries["claim"]
         kinds_json = None if kinds is None else orjson.dumps(list(kinds)).decode()
 
+        runs_query = self._queries["get_runs"]
+
         def claim(conn: sqlite3.Connection, now: float) -> list[QueueItem]:
             rows = conn.execute(query, {
                 "owner": owner, "now": now, "expires_at": now + lease_s, "limit": limit,
                 "kinds": kinds_json,
             }).fetchall()
-            return _claim_order([_rows.item_from_row(row) for row in rows])
+            items = [_rows.item_from_row(row) for row in rows]
+            named = _rows.named_runs(items)
+            if named:
+                found = conn.execute(runs_query, {"ids": orjson.dumps(named).decode()})
+                items = _rows.with_runs(items, found.fetchall())
+            return _claim_order(items)
 
         return await self._submit(claim)  # type: ignore[no-any-return]
 
