@@ -1,6 +1,7 @@
 """`PostgresStore`: every table on PostgreSQL, shared by any number of processes and machines.
 
-Each `write()` is one transaction on a pooled connection. Claims lock their rows with
+Concurrent `write()`s are batched into one pipelined transaction (group commit,
+`_pg_commit.py`), so many writers share one WAL flush. Claims lock their rows with
 `FOR UPDATE SKIP LOCKED`, so concurrent workers never wait on, or take, each other's items.
 A trigger sends `NOTIFY interlink_queue` whenever an item becomes ready (delivered at commit);
 one listening connection per store turns notifications into a wake-up of `wait_for_work()`.
@@ -22,7 +23,8 @@ from psycopg_pool import AsyncConnectionPool
 from interlink.errors import StoreError
 from interlink.redaction import Redactor
 from interlink.store import _rows
-from interlink.store._plan import Planner, Statement
+from interlink.store._pg_commit import GroupCommit
+from interlink.store._plan import Planner
 from interlink.store._reads import NamedQueryReads
 from interlink.store._sqlfiles import load_migrations, load_queries
 from interlink.store.ops import WriteOp
@@ -50,6 +52,7 @@ class PostgresStore(NamedQueryReads):
         self.max_size = max_size
         self._queries = load_queries("postgres")
         self._planner = Planner(self._queries, _placeholder)
+        self._commit = GroupCommit(self._connection)
         self._pool: AsyncConnectionPool | None = None
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
@@ -73,12 +76,15 @@ class PostgresStore(NamedQueryReads):
             await pool.close()
             self._pool = None
             raise StoreError(f"opening the store {self._redacted()}: {exc}") from exc
+        self._commit = GroupCommit(self._connection)
+        self._commit.start()
         self._listener = asyncio.create_task(self._listen(), name="interlink-store-listen")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._listening.wait(), 10.0)
 
     async def close(self) -> None:
-        """Stop listening and close every connection."""
+        """Commit what is pending, stop listening and close every connection."""
+        await self._commit.stop()
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -140,21 +146,20 @@ class PostgresStore(NamedQueryReads):
         """Redact what `redactor` knows from every later write; see `Store.redact_with`."""
         self._planner.set_redactor(redactor)
 
+    @property
+    def commits(self) -> int:
+        """Transactions the group commit made (far fewer than writes)."""
+        return self._commit.commits
+
+    @property
+    def jobs(self) -> int:
+        """Writes the group commit applied."""
+        return self._commit.jobs
+
     async def write(self, *ops: WriteOp) -> list[Any]:
-        """Apply `ops` in one transaction; see `Store.write`."""
+        """Apply `ops` atomically in the next group commit; see `Store.write`."""
         now = time.time()
-        planned = [self._planner.plan(op, now) for op in ops]
-        statements = [statement for op_statements in planned for statement in op_statements]
-        try:
-            async with self._connection() as conn:
-                if len(statements) <= 1:
-                    # One statement is atomic by itself: no BEGIN/COMMIT round trips.
-                    async with conn.cursor() as cur:
-                        return await _apply(cur, planned)
-                async with conn.transaction(), conn.cursor() as cur:
-                    return await _apply(cur, planned)
-        except psycopg.Error as exc:
-            raise StoreError(f"writing to the store: {exc}") from exc
+        return await self._commit.commit([self._planner.plan(op, now) for op in ops])
 
     async def _fetch(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         try:
@@ -224,44 +229,3 @@ class PostgresStore(NamedQueryReads):
         self._work.clear()
 
     # --- reads -----------------------------------------------------------------------------
-
-
-async def _apply(cur: psycopg.AsyncCursor[Any], planned: list[list[Statement]]) -> list[Any]:
-    """Run planned statements; unchecked runs of one SQL text go out pipelined."""
-    results: list[Any] = []
-    pending: list[Statement] = []
-    for statements in planned:
-        result = None
-        for statement in statements:
-            if not statement.checked:
-                if pending and pending[0].sql != statement.sql:
-                    await _execute_many(cur, pending)
-                    pending = []
-                pending.append(statement)
-                continue
-            await _execute_many(cur, pending)
-            pending = []
-            await cur.execute(statement.sql, statement.params)
-            if statement.must_change is not None and cur.rowcount != 1:
-                raise statement.must_change
-            if statement.found:
-                result = cur.rowcount > 0
-        results.append(result)
-    await _execute_many(cur, pending)
-    return results
-
-
-async def _execute_many(cur: psycopg.AsyncCursor[Any], statements: list[Statement]) -> None:
-    """Run statements of one SQL text whose row counts do not matter, pipelined."""
-    if not statements:
-        return
-    params: list[dict[str, Any]] = []
-    for statement in statements:
-        if isinstance(statement.params, list):
-            params.extend(statement.params)
-        else:
-            params.append(statement.params)
-    if len(params) == 1:
-        await cur.execute(statements[0].sql, params[0])
-    else:
-        await cur.executemany(statements[0].sql, params)

@@ -96,20 +96,33 @@ ON CONFLICT (name) DO UPDATE SET
     token = excluded.token, version = credentials.version + 1, expires_at = excluded.expires_at
 
 -- name: claim
--- SKIP LOCKED lets any number of workers claim at once without waiting on each other.
-WITH picked AS (
-    SELECT id FROM queue
-    WHERE ((status = 'ready' AND run_at <= %(now)s)
-           OR (status = 'leased' AND lease_expires_at <= %(now)s))
+-- Two index walks — due ready items in claim order (queue_ready), expired leases — each
+-- locking at most :limit rows with SKIP LOCKED (so any number of workers claim at once
+-- without waiting on each other) and stopping there, then a primary-key update of the first
+-- :limit of them: a claim costs the same at any backlog.
+WITH ready AS (
+    SELECT id, priority, run_at FROM queue
+    WHERE status = 'ready' AND run_at <= %(now)s
       AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), expired AS (
+    SELECT id, priority, run_at FROM queue
+    WHERE status = 'leased' AND lease_expires_at <= %(now)s
+      AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
+    ORDER BY lease_expires_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT id FROM (SELECT * FROM ready UNION ALL SELECT * FROM expired) AS candidates
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s
 )
 UPDATE queue AS q
 SET status = 'leased', lease_owner = %(owner)s, lease_expires_at = %(expires_at)s,
     attempts = q.attempts + 1, updated_at = %(now)s
-FROM picked WHERE q.id = picked.id
+WHERE q.id = ANY (ARRAY(SELECT id FROM picked))
 RETURNING q.id, q.kind, q.payload, q.status, q.priority, q.run_at, q.attempts, q.created_at,
           q.updated_at, q.lease_owner, q.lease_expires_at, q.last_error, q.result
 

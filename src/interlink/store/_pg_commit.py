@@ -1,0 +1,183 @@
+"""Group commit on PostgreSQL: concurrent `write()`s batched into one transaction.
+
+Each `write()` is a *job* (its planned statements). One writer task takes every job pending,
+sends all their statements in one transaction over one connection in pipeline mode (no round
+trip per statement), commits once — one WAL flush for the whole batch — then answers each
+caller. As on SQLite, the batch first runs optimistically; if a job fails (`LeaseLost`,
+`Conflict`, a constraint) the transaction is rolled back and the batch runs again with a
+savepoint per job, so that job fails alone and the others commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from interlink.errors import StoreError
+from interlink.store._plan import Statement
+
+__all__ = ["GroupCommit"]
+
+Planned = list[list[Statement]]
+Connect = Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]]
+
+
+@dataclass(slots=True)
+class _Job:
+    planned: Planned
+    future: asyncio.Future[list[Any]]
+
+
+class _JobFailed(Exception):
+    """A job of an optimistic batch failed: run the batch again, each job isolated."""
+
+
+class GroupCommit:
+    """The writer: `await commit(planned)` returns the job's results once it committed."""
+
+    def __init__(self, connect: Connect, *, max_batch: int = 1000) -> None:
+        self._connect = connect
+        self._max_batch = max_batch
+        self._pending: list[_Job] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.commits = 0
+        """Transactions committed; with group commit far fewer than writes."""
+        self.jobs = 0
+        """Writes committed (or refused)."""
+
+    def start(self) -> None:
+        """Start the writer task (on the running loop)."""
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="interlink-store-commit")
+
+    async def stop(self) -> None:
+        """Commit what is pending, then stop."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        await self._task
+        self._task = None
+
+    async def commit(self, planned: Planned) -> list[Any]:
+        """Apply one write's statements in the next batch; its result per op."""
+        if self._task is None:
+            raise StoreError("writing to the store: the store is not open")
+        job = _Job(planned, asyncio.get_running_loop().create_future())
+        self._pending.append(job)
+        self._wake.set()
+        return await job.future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch = self._pending[:self._max_batch]
+                del self._pending[:len(batch)]
+                await self._batch(batch)
+            if self._stopping:
+                return
+
+    async def _batch(self, batch: list[_Job]) -> None:
+        try:
+            async with self._connect() as conn:
+                try:
+                    outcomes = await _optimistic(conn, batch)
+                except _JobFailed:
+                    outcomes = await _isolated(conn, batch)
+        except (psycopg.Error, OSError) as exc:  # the connection or the server failed
+            error = StoreError(f"writing to the store: {exc}")
+            outcomes = [error] * len(batch)
+        except asyncio.CancelledError:
+            for job in batch:
+                if not job.future.done():
+                    job.future.set_exception(StoreError("writing to the store: it closed"))
+            raise
+        self.commits += 1
+        self.jobs += len(batch)
+        for job, outcome in zip(batch, outcomes, strict=True):
+            if job.future.done():
+                continue  # its caller was cancelled; the write may still have committed
+            if isinstance(outcome, BaseException):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
+
+
+async def _optimistic(conn: psycopg.AsyncConnection[Any], batch: list[_Job]) -> list[Any]:
+    """Every job's statements pipelined in one transaction; `_JobFailed` if one fails."""
+    sent: list[tuple[Statement, psycopg.AsyncCursor[Any]]] = []
+    try:
+        async with conn.transaction():
+            async with conn.pipeline():
+                for job in batch:
+                    for statements in job.planned:
+                        for statement in statements:
+                            cur = conn.cursor()
+                            if statement.many:
+                                assert isinstance(statement.params, list)
+                                await cur.executemany(statement.sql, statement.params)
+                            else:
+                                await cur.execute(statement.sql, statement.params)
+                            sent.append((statement, cur))
+            # The pipeline has synced: every row count is known; a refused job rolls back all.
+            if any(s.must_change is not None and cur.rowcount != 1 for s, cur in sent):
+                raise _JobFailed
+    except psycopg.Error as exc:
+        raise _JobFailed from exc
+    results: list[Any] = []
+    counts = iter(sent)
+    for job in batch:
+        job_results = []
+        for statements in job.planned:
+            result = None
+            for _ in statements:
+                statement, cur = next(counts)
+                if statement.found:
+                    result = cur.rowcount > 0
+            job_results.append(result)
+        results.append(job_results)
+    return results
+
+
+async def _isolated(conn: psycopg.AsyncConnection[Any], batch: list[_Job]) -> list[Any]:
+    """Each job in a savepoint of one transaction: a failing one rolls back alone."""
+    outcomes: list[Any] = []
+    async with conn.transaction():
+        for job in batch:
+            try:
+                async with conn.transaction(), conn.cursor() as cur:  # a savepoint
+                    outcomes.append(await _apply(cur, job.planned))
+            except psycopg.Error as exc:
+                error = StoreError(f"writing to the store: {exc}")
+                error.__cause__ = exc
+                outcomes.append(error)
+            except StoreError as exc:  # LeaseLost, Conflict
+                outcomes.append(exc)
+    return outcomes
+
+
+async def _apply(cur: psycopg.AsyncCursor[Any], planned: Planned) -> list[Any]:
+    results: list[Any] = []
+    for statements in planned:
+        result = None
+        for statement in statements:
+            if statement.many:
+                assert isinstance(statement.params, list)
+                await cur.executemany(statement.sql, statement.params)
+            else:
+                await cur.execute(statement.sql, statement.params)
+            if statement.must_change is not None and cur.rowcount != 1:
+                raise statement.must_change
+            if statement.found:
+                result = cur.rowcount > 0
+        results.append(result)
+    return results
