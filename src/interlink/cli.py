@@ -106,13 +106,15 @@ def schema(out: Path | None) -> None:
 @project_argument
 @click.option("--host", help="address to bind (default: server.host)")
 @click.option("--port", type=int, help="port to bind (default: server.port)")
-def serve(project: Path, host: str | None, port: int | None) -> None:
+@click.option("--no-worker", is_flag=True,
+              help="serve HTTP only; `interlink worker` processes run the queued work")
+def serve(project: Path, host: str | None, port: int | None, no_worker: bool) -> None:
     """Serve the project: services, webhooks, the API and a worker, in one process."""
     from interlink.server import serve as run_server
 
     loaded = _load(project, warn=True)
     try:
-        run_server(loaded, host=host, port=port, with_worker=True)
+        run_server(loaded, host=host, port=port, with_worker=not no_worker)
     except InterlinkError as exc:
         _fail(str(exc))
 
