@@ -3,9 +3,10 @@
     .venv/bin/python bench/scale.py [--runs 3000] [--workers 1,2,4]
 
 On a throwaway PostgreSQL server with fsync on (`TemporaryPostgres(durable=True)`), for each
-worker count: a fresh database, `--runs` runs of a one-step flow queued at once (each calls
-the loopback upstream of `bench/flows.py`: a 503 then a 200 per key), then that many `interlink
-worker` processes started together; time = their start → every run `succeeded`. Printed per
+worker count: a fresh database, that many `interlink worker` processes started and left to
+settle (their start-up is not counted), then `--runs` runs of a one-step flow queued as fast as
+one process can (each calls the loopback upstream of `bench/flows.py`: a 503 then a 200 per
+key); time = the first run queued → every run `succeeded`. Printed per
 count: runs/s, and the CPU per run of the workers (all of them, from /proc) and of PostgreSQL
 (every server process), each against the one-worker figure. On two shared cores throughput
 alone cannot grow; what lets it grow with machines is the CPU per run staying flat (goal: two
@@ -98,20 +99,23 @@ def succeeded(url: str) -> int:
 
 
 def drain(root: Path, url: str, runs: int, count: int, data_dir: Path) -> dict[str, float]:
-    """Start `count` workers, wait until every run succeeded; time and CPU."""
+    """Start `count` workers and let them settle (their start-up is not counted), queue the
+    runs, wait until every one succeeded; the time and the CPU it took."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    pg0 = postgres_cpu(data_dir)
-    started = time.perf_counter()
     workers = [subprocess.Popen([sys.executable, "-m", "interlink.cli", "worker", str(root)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
                for _ in range(count)]
     try:
+        settled = _settle(workers)
+        pg0 = postgres_cpu(data_dir)
+        started = time.perf_counter()
+        asyncio.run(enqueue(root, runs))
         while succeeded(url) < runs:
             if any(w.poll() is not None for w in workers):
                 raise SystemExit("a worker exited early")
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
-        worker_cpu = sum(cpu_seconds(w.pid) for w in workers)
+        worker_cpu = sum(cpu_seconds(w.pid) for w in workers) - settled
         pg_cpu = postgres_cpu(data_dir) - pg0
     finally:
         for w in workers:
@@ -119,6 +123,18 @@ def drain(root: Path, url: str, runs: int, count: int, data_dir: Path) -> dict[s
         for w in workers:
             w.wait(30)
     return {"elapsed": elapsed, "worker_cpu": worker_cpu, "pg_cpu": pg_cpu}
+
+
+def _settle(workers: list[subprocess.Popen[bytes]]) -> float:
+    """Wait until the workers have started (their CPU stops growing); their CPU then."""
+    last = -1.0
+    for _ in range(100):
+        time.sleep(0.5)
+        now = sum(cpu_seconds(w.pid) for w in workers)
+        if now - last < 0.02 * len(workers):
+            return now
+        last = now
+    raise SystemExit("the workers did not settle")
 
 
 def main() -> None:
@@ -148,7 +164,6 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 root = Path(tmp)
                 write_project(root, url, f"{upstream_url}")
-                asyncio.run(enqueue(root, args.runs))
                 rows.append((count, drain(root, url, args.runs, count, pg.data)))
     finally:
         pg.stop()
