@@ -13,7 +13,9 @@ Scenario: POST a ~1 KB JSON order with an `X-API-Key`. If `order.status == 'HELD
 - **baseline**: a hand-written Starlette app (check the key with `hmac.compare_digest`, parse
   the JSON with orjson, same answers) on the same server: uvicorn with the same settings
   (`server_header=False, date_header=False`, no access log, lifespan off, no proxy headers),
-  one process.
+  one process;
+- **raw**: the same written as a bare ASGI callable with orjson (no framework at all), served
+  the same way: the floor a Python service can reach on this server.
 
 Load: `wrk` (a separate process; one thread, `--connections` connections, `--duration`
 seconds, a Lua script for the POST bodies and headers) after a 2 s warm-up per server. The
@@ -134,11 +136,47 @@ def baseline_app() -> Any:
     return Starlette(routes=[Route(PATH, orders, methods=["POST"])])
 
 
-def serve_baseline(port: int) -> None:
-    """Serve the baseline the way `interlink serve` serves a project."""
+def raw_app() -> Any:
+    """The scenario as a bare ASGI callable with orjson: the least a Python server can do."""
+    key = API_KEY.encode()
+    json_type = [(b"content-type", b"application/json")]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        given = dict(scope["headers"]).get(b"x-api-key", b"")
+        status, headers, body = 401, json_type, b'{"error":"unauthorized"}'
+        if hmac.compare_digest(given, key):
+            try:
+                order = orjson.loads(b"".join(chunks))["order"]
+                order_id = str(order["id"])
+                if order.get("status") == "HELD":
+                    status, body = 202, HELD_XML.format(id=quoteattr(order_id)).encode()
+                    headers = [(b"content-type", b"application/xml; charset=utf-8")]
+                else:
+                    status, body = 200, orjson.dumps({"id": order_id})
+                    headers = [*json_type, (b"x-order-id", order_id.encode())]
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+                status, body = 400, b'{"error":"bad request"}'
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def serve_baseline(port: int, kind: str = "starlette") -> None:
+    """Serve a baseline the way `interlink serve` serves a project."""
     import uvicorn
 
-    uvicorn.run(baseline_app(), host="127.0.0.1", port=port, log_level="warning",
+    app = raw_app() if kind == "raw" else baseline_app()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning",
                 access_log=False, lifespan="off", server_header=False, date_header=False,
                 proxy_headers=False)
 
@@ -302,9 +340,10 @@ def main() -> None:
     parser.add_argument("--profile", metavar="FILE", help="py-spy collapsed stacks of interlink")
     parser.add_argument("--py-spy", dest="py_spy", help="path of py-spy")
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--kind", default="starlette", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_baseline:
-        serve_baseline(args.serve_baseline)
+        serve_baseline(args.serve_baseline, args.kind)
         return
     if shutil.which("wrk") is None:
         raise SystemExit("bench/services.py needs wrk: apt-get install -y wrk")
@@ -313,7 +352,7 @@ def main() -> None:
         folder = Path(tmp)
         write_project(folder / "project")
         script = lua_script(folder)
-        ports = {"interlink": free_port(), "baseline": free_port()}
+        ports = {"interlink": free_port(), "baseline": free_port(), "raw": free_port()}
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         procs = {
             "interlink": subprocess.Popen(
@@ -322,18 +361,22 @@ def main() -> None:
             "baseline": subprocess.Popen(
                 [sys.executable, __file__, "--serve-baseline", str(ports["baseline"])],
                 env=env),
+            "raw": subprocess.Popen(
+                [sys.executable, __file__, "--serve-baseline", str(ports["raw"]), "--kind",
+                 "raw"], env=env),
         }
         try:
             for name, proc in procs.items():
                 wait_ready(ports[name], proc)
                 check_answers(name, ports[name])
                 run_wrk(ports[name], script, args.warmup, args.connections)
-            results: dict[str, list[dict[str, float]]] = {"interlink": [], "baseline": []}
+            results: dict[str, list[dict[str, float]]] = {name: [] for name in procs}
             print(f"wrk -t1 -c{args.connections} -d{args.duration:g}s, "
                   f"{args.rounds} rounds, {os.cpu_count()} cores")
             for n in range(1, args.rounds + 1):
                 # Alternate who goes first, so a load change on the machine hits both sides.
-                order_ = ("interlink", "baseline") if n % 2 else ("baseline", "interlink")
+                names = list(procs)
+                order_ = names if n % 2 else names[::-1]
                 for name in order_:
                     before = cpu_seconds(procs[name].pid)
                     r = run_wrk(ports[name], script, args.duration, args.connections)
@@ -351,10 +394,12 @@ def main() -> None:
                 print(f"  {name:<9} {s['rps']:8.0f} req/s ({min(rps):.0f}–{max(rps):.0f})  "
                       f"p50 {s['p50_ms']:.2f} ms  p99 {s['p99_ms']:.2f} ms  "
                       f"server CPU {s['cpu_us']:.0f} µs/req")
-            ratio = summary["interlink"]["rps"] / summary["baseline"]["rps"]
-            cpu_ratio = summary["baseline"]["cpu_us"] / summary["interlink"]["cpu_us"]
-            print(f"  ratio interlink / baseline: {ratio:.2f}x req/s, {cpu_ratio:.2f}x by "
-                  "server CPU per request (goal >= 0.80x)")
+            for name, label, goal in (("baseline", "Starlette", "0.80"),
+                                      ("raw", "raw ASGI + orjson", "0.70")):
+                ratio = summary["interlink"]["rps"] / summary[name]["rps"]
+                cpu_ratio = summary[name]["cpu_us"] / summary["interlink"]["cpu_us"]
+                print(f"  ratio interlink / {label}: {ratio:.2f}x req/s, {cpu_ratio:.2f}x by "
+                      f"server CPU per request (goal >= {goal}x)")
             if args.profile:
                 profile(procs["interlink"].pid, ports["interlink"], script, args)
         finally:
