@@ -3,12 +3,23 @@
     .venv/bin/python bench/flows.py [--runs 2000] [--store sqlite|postgres]
                                     [--concurrency 50] [--worker-concurrency 64]
                                     [--loop asyncio|uvloop] [--skip-baseline]
+                                    [--case one|five|both]
                                     [--profile out.svg|out.txt [--profile-gil]]
+
+Two cases, one after the other in the same run (each with a fresh SQLite store):
+
+- **one step**: a webhook-triggered flow of one connector step (`POST /orders`), compared
+  with the baseline below;
+- **five steps**: map → filter → connector with cursor pagination (`GET /stock`, two pages of
+  one item) → route by the item's warehouse (each branch a `map` naming the destination) →
+  connector (`POST /dispatch/{dest}`): four upstream calls per run, printed beside the first
+  case (no hand-written baseline: the ratio to the one-step case is the figure to watch).
 
 Three processes besides the one measured:
 
 - **upstream** (aiohttp.web): `POST /orders` answers the first call per `Idempotency-Key` with
-  503 and every later one with 200 (a small JSON body each time);
+  503 and every later one with 200 (a small JSON body each time); `GET /stock` and
+  `POST /dispatch/…` answer 200 at once;
 - **load generator**: POSTs `--runs` webhooks, `--concurrency` at a time, then polls the
   store with its own connection until every run has status `succeeded`. Time = first POST →
   last run succeeded;
@@ -32,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import multiprocessing as mp
 import os
@@ -55,6 +67,7 @@ from aiohttp import web
 
 RETRY_INITIAL_S = 0.001
 HOOK_PATH = "/hooks/orders"
+PIPELINE_PATH = "/hooks/pipeline"
 _CTX = mp.get_context("spawn")  # never fork a process that has threads (the store writer)
 
 
@@ -72,6 +85,8 @@ def upstream_main(ready: Connection) -> None:
 
 async def _upstream(ready: Connection) -> None:
     calls: dict[str, int] = {}
+    stock_calls = 0
+    dispatched: dict[str, int] = {}
     busy = orjson.dumps({"error": "busy, try again"})
 
     async def orders(request: web.Request) -> web.Response:
@@ -84,15 +99,39 @@ async def _upstream(ready: Connection) -> None:
         return web.Response(body=orjson.dumps({"ok": True, "attempt": n, "bytes": len(body)}),
                             content_type="application/json")
 
+    async def stock(request: web.Request) -> web.Response:
+        # Two pages of one item each: the first in the EU warehouse, the second elsewhere.
+        nonlocal stock_calls
+        stock_calls += 1
+        sku = request.query.get("sku")
+        page: dict[str, Any]
+        if request.query.get("cursor") == "p2":
+            page = {"data": [{"sku": sku, "warehouse": "us-1", "qty": 1}], "next": None}
+        else:
+            page = {"data": [{"sku": sku, "warehouse": "eu-1", "qty": 3}], "next": "p2"}
+        return web.Response(body=orjson.dumps(page), content_type="application/json")
+
+    async def dispatch(request: web.Request) -> web.Response:
+        await request.read()
+        key = request.headers.get("Idempotency-Key", "")
+        dispatched[key] = dispatched.get(key, 0) + 1
+        return web.Response(body=orjson.dumps({"ok": True, "to": request.match_info["dest"]}),
+                            content_type="application/json")
+
     async def stats(request: web.Request) -> web.Response:
         prefix = request.query.get("prefix", "")
         mine = [n for key, n in calls.items() if key.startswith(prefix)]
         return web.json_response({"keys": len(mine), "calls": sum(mine),
                                   "not_two": sum(1 for n in mine if n != 2),
+                                  "stock_calls": stock_calls,
+                                  "dispatch_keys": len(dispatched),
+                                  "dispatch_calls": sum(dispatched.values()),
                                   "cpu": time.process_time()})
 
     app = web.Application()
     app.router.add_post("/orders", orders)
+    app.router.add_get("/stock", stock)
+    app.router.add_post("/dispatch/{dest}", dispatch)
     app.router.add_get("/stats", stats)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -162,28 +201,30 @@ async def _baseline(url: str, runs: int, concurrency: int, warmup: int) -> tuple
 
 # --- the load generator (its own process) ---------------------------------------------------
 
-def loadgen_main(hook_url: str, store_url: str, runs: int, concurrency: int, warmup: int,
-                 out: Connection) -> None:
-    """POST the webhooks, wait until every run succeeded; send timings back."""
-    out.send(asyncio.run(_loadgen(hook_url, store_url, runs, concurrency, warmup, out)))
+def loadgen_main(hook_url: str, store_url: str, flow: str, runs: int, concurrency: int,
+                 warmup: int, out: Connection) -> None:
+    """POST the webhooks, wait until every run of `flow` succeeded; send timings back."""
+    out.send(asyncio.run(_loadgen(hook_url, store_url, flow, runs, concurrency, warmup, out)))
 
 
-def _succeeded_counter(store_url: str) -> Any:
-    """A function counting succeeded runs through a connection of our own."""
+def _succeeded_counter(store_url: str, flow: str) -> Any:
+    """A function counting succeeded runs of `flow` through a connection of our own."""
     if store_url.startswith("sqlite:///"):
         conn = sqlite3.connect(store_url.removeprefix("sqlite:///"), timeout=30,
                                check_same_thread=False)
         return lambda: conn.execute(
-            "SELECT count(*) FROM runs WHERE status = 'succeeded'").fetchone()[0]
+            "SELECT count(*) FROM runs WHERE status = 'succeeded' AND flow = ?",
+            (flow,)).fetchone()[0]
     import psycopg
     pg = psycopg.connect(store_url, autocommit=True)
     return lambda: pg.execute(  # type: ignore[index]
-        "SELECT count(*) FROM runs WHERE status = 'succeeded'").fetchone()[0]
+        "SELECT count(*) FROM runs WHERE status = 'succeeded' AND flow = %s",
+        (flow,)).fetchone()[0]
 
 
-async def _loadgen(hook_url: str, store_url: str, runs: int, concurrency: int,
+async def _loadgen(hook_url: str, store_url: str, flow: str, runs: int, concurrency: int,
                    warmup: int, out: Connection) -> dict[str, float]:
-    count = _succeeded_counter(store_url)
+    count = _succeeded_counter(store_url, flow)
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
     async with aiohttp.ClientSession(connector=connector) as http:
 
@@ -220,9 +261,30 @@ async def _loadgen(hook_url: str, store_url: str, runs: int, concurrency: int,
 
 # --- the measured process -------------------------------------------------------------------
 
+#: the five-step case's flow: map → filter → paginated connector → route → connector
+PIPELINE_FLOW = f"""
+    name: pipeline
+    trigger: {{type: webhook, path: {PIPELINE_PATH}}}
+    steps:
+      - id: shape
+        type: map
+        value: "{{'id': payload.order.id, 'sku': payload.order.lines[0].sku,
+                 'qty': payload.order.lines[0].qty}}"
+      - {{id: wanted, type: filter, when: "payload.qty > 0"}}
+      - {{id: stock, type: connector, connector: up, endpoint: stock, body: null}}
+      - id: by_warehouse
+        type: route
+        routes:
+          - when: "payload.warehouse == 'eu-1'"
+            steps: [{{id: to_eu, type: map, value: "dict(payload, dest='eu')"}}]
+          - otherwise: [{{id: to_world, type: map, value: "dict(payload, dest='world')"}}]
+      - {{id: dispatch, type: connector, connector: up, endpoint: dispatch}}
+    """
+
+
 def write_bench_project(root: Path, upstream_url: str, store_url: str,
                         worker_concurrency: int, connector_concurrency: int) -> None:
-    """A project with one webhook flow of one connector step to the upstream."""
+    """A project with the two cases' webhook flows (one connector step; five steps)."""
     files = {
         "interlink.yaml": f"""
             name: bench
@@ -238,7 +300,15 @@ def write_bench_project(root: Path, upstream_url: str, store_url: str,
                      jitter: full}}
             endpoints:
               create_order: {{method: POST, path: /orders}}
+              stock:
+                method: GET
+                path: /stock
+                query: {{sku: "{{{{ payload.sku }}}}"}}
+                paginate: {{type: cursor, param: cursor, cursor: response.json.next,
+                            items: response.json.data}}
+              dispatch: {{method: POST, path: "/dispatch/{{{{ payload.dest }}}}"}}
             """,
+        "flows/pipeline.yaml": PIPELINE_FLOW,
         "flows/push.yaml": f"""
             name: push
             trigger: {{type: webhook, path: {HOOK_PATH}}}
@@ -255,8 +325,10 @@ def write_bench_project(root: Path, upstream_url: str, store_url: str,
         target.write_text(textwrap.dedent(text).lstrip("\n"))
 
 
-async def run_interlink(root: Path, store_url: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Serve the project, let the load generator drive it; returns timings and store stats."""
+async def run_interlink(root: Path, store_url: str, args: argparse.Namespace,
+                        hook_path: str, flow: str) -> dict[str, Any]:
+    """Serve the project, let the load generator drive the webhook at `hook_path` (runs of
+    `flow`); returns timings and store stats."""
     from interlink.engine import Engine
     from interlink.server import build_app, uvicorn_config
     from interlink.spec import load_project
@@ -267,7 +339,7 @@ async def run_interlink(root: Path, store_url: str, args: argparse.Namespace) ->
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    hook_url = f"http://127.0.0.1:{sock.getsockname()[1]}{HOOK_PATH}"
+    hook_url = f"http://127.0.0.1:{sock.getsockname()[1]}{hook_path}"
     async with Engine(project, store_url=store_url) as engine:
         stop = asyncio.Event()
         worker = engine.worker()
@@ -282,7 +354,7 @@ async def run_interlink(root: Path, store_url: str, args: argparse.Namespace) ->
         profiler = _start_profiler(args) if args.profile else None
         reader, writer = _CTX.Pipe(duplex=False)
         gen = _CTX.Process(target=loadgen_main, args=(
-            hook_url, store_url, args.runs, args.concurrency, args.warmup, writer))
+            hook_url, store_url, flow, args.runs, args.concurrency, args.warmup, writer))
         gen.start()
         await asyncio.to_thread(reader.recv)  # warm-up done
         cpu0 = time.process_time()
@@ -335,20 +407,24 @@ def main() -> None:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--default-gc", action="store_true",
                         help="leave the garbage collector as CPython sets it (for comparison)")
+    parser.add_argument("--case", choices=["one", "five", "both"], default="both",
+                        help="the one-step flow, the five-step flow, or both (default)")
     parser.add_argument("--profile", metavar="FILE", help="py-spy output (.svg/.json/.txt)")
     parser.add_argument("--profile-gil", action="store_true",
                         help="sample only the thread holding the GIL")
     parser.add_argument("--py-spy", metavar="PATH", help="the py-spy executable")
     args = parser.parse_args()
+    cases = [c for c in CASES if args.case in (c.name, "both")]
 
     ours, theirs = _CTX.Pipe()
     upstream = _CTX.Process(target=upstream_main, args=(theirs,), daemon=True)
     upstream.start()
     upstream_url = args.upstream_url = f"http://127.0.0.1:{ours.recv()}"
     pg = None
+    results: dict[str, dict[str, Any]] = {}
     try:
         baseline: tuple[float, int] | None = None
-        if not args.skip_baseline:
+        if not args.skip_baseline and args.case != "five":
             reader, writer = _CTX.Pipe(duplex=False)
             proc = _CTX.Process(target=baseline_main, args=(
                 f"{upstream_url}/orders", args.runs, args.concurrency, args.warmup, writer))
@@ -363,16 +439,18 @@ def main() -> None:
                 if bin_dir is None:
                     sys.exit("no PostgreSQL binaries found (initdb, pg_ctl)")
                 pg = TemporaryPostgres(bin_dir, durable=True)
-                store_url = pg.start()
-            else:
-                store_url = f"sqlite:///{root / 'bench.db'}"
-            write_bench_project(root, upstream_url, store_url, args.worker_concurrency,
-                                args.connector_concurrency)
+                pg_url = pg.start()
             loop_factory = None
             if args.loop == "uvloop":
                 loop_factory = importlib.import_module("uvloop").new_event_loop
-            with asyncio.Runner(loop_factory=loop_factory) as runner:
-                result = runner.run(run_interlink(root, store_url, args))
+            for case in cases:
+                # A fresh SQLite store per case; on PostgreSQL the runs are told apart by flow.
+                store_url = pg_url if pg is not None else f"sqlite:///{root / case.name}.db"
+                write_bench_project(root, upstream_url, store_url, args.worker_concurrency,
+                                    args.connector_concurrency)
+                with asyncio.Runner(loop_factory=loop_factory) as runner:
+                    results[case.name] = runner.run(
+                        run_interlink(root, store_url, args, case.hook_path, case.flow))
             seen = asyncio.run(upstream_stats(upstream_url, "r_"))
     finally:
         if pg is not None:
@@ -381,27 +459,58 @@ def main() -> None:
         upstream.join(5)
 
     total = args.runs + args.warmup
-    if seen["keys"] != total or seen["not_two"]:
+    if "one" in results and (seen["keys"] != total or seen["not_two"]):
         sys.exit(f"upstream saw {seen}, expected {total} keys with exactly 2 calls each")
-    runs_s = args.runs / result["total"]
-    print(f"{args.runs} runs, store={args.store}, {args.concurrency} webhook POSTs in flight, "
-          f"worker.concurrency={args.worker_concurrency}, connector concurrency="
+    if "five" in results and (seen["stock_calls"] != 2 * total
+                              or seen["dispatch_keys"] != 2 * total
+                              or seen["dispatch_calls"] != 2 * total):
+        sys.exit(f"upstream saw {seen}, expected {2 * total} stock calls and {2 * total} "
+                 "dispatches, one per key")
+    print(f"{args.runs} runs per case, store={args.store}, {args.concurrency} webhook POSTs in "
+          f"flight, worker.concurrency={args.worker_concurrency}, connector concurrency="
           f"{args.connector_concurrency}, retry initial={RETRY_INITIAL_S * 1000:g}ms "
           f"(full jitter), warm-up {args.warmup}")
-    print(f"interlink: {runs_s:10,.0f} runs/s  ({result['total']:.2f}s end to end; "
-          f"webhooks accepted in {result['accept']:.2f}s = {args.runs / result['accept']:,.0f}/s)")
-    print(f"           {result['cpu'] / args.runs * 1e6:,.0f} µs CPU per run in the measured "
-          f"process (all its threads); upstream {result['upstream_cpu'] / args.runs * 1e6:,.0f}"
-          f" µs, load generator {result['loadgen_cpu'] / args.runs * 1e6:,.0f} µs")
-    if result["commits"]:
-        print(f"           {result['jobs'] / args.runs:.1f} store jobs per run, "
-              f"{result['jobs'] / result['commits']:.1f} jobs per commit")
-    if baseline is not None:
+    for case in cases:
+        _report(case, results[case.name], args.runs)
+    one, five = results.get("one"), results.get("five")
+    if one is not None and five is not None:
+        print(f"five/one:  {one['total'] / five['total']:10.3f} of the runs/s, "
+              f"{five['cpu'] / one['cpu']:.2f}× the CPU per run")
+    if baseline is not None and one is not None:
         seconds, calls = baseline
         base_s = args.runs / seconds
         print(f"baseline:  {base_s:10,.0f} items/s ({calls / seconds:,.0f} calls/s, "
               f"{calls} calls in {seconds:.2f}s)")
-        print(f"ratio:     {runs_s / base_s:10.3f}")
+        print(f"ratio:     {args.runs / one['total'] / base_s:10.3f} (one step / baseline)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """A flow the load generator drives through its webhook."""
+
+    name: str
+    title: str
+    hook_path: str
+    flow: str
+
+
+CASES = (
+    Case("one", "one step (connector, 503 then 200)", HOOK_PATH, "push"),
+    Case("five", "five steps (map, filter, paginated connector, route, connector)",
+         PIPELINE_PATH, "pipeline"),
+)
+
+
+def _report(case: Case, result: dict[str, Any], runs: int) -> None:
+    print(f"{case.title}:")
+    print(f"  interlink: {runs / result['total']:10,.0f} runs/s  ({result['total']:.2f}s end to "
+          f"end; webhooks accepted in {result['accept']:.2f}s = {runs / result['accept']:,.0f}/s)")
+    print(f"             {result['cpu'] / runs * 1e6:,.0f} µs CPU per run in the measured "
+          f"process (all its threads); upstream {result['upstream_cpu'] / runs * 1e6:,.0f}"
+          f" µs, load generator {result['loadgen_cpu'] / runs * 1e6:,.0f} µs")
+    if result["commits"]:
+        print(f"             {result['jobs'] / runs:.1f} store jobs per run, "
+              f"{result['jobs'] / result['commits']:.1f} jobs per commit")
 
 
 if __name__ == "__main__":

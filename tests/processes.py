@@ -15,7 +15,7 @@ import aiohttp
 
 from interlink.store import RunRecord, Store
 
-__all__ = ["free_port", "interlink", "wait_all_ended", "wait_healthy", "wait_until"]
+__all__ = ["cli", "free_port", "interlink", "wait_all_ended", "wait_healthy", "wait_until"]
 
 
 def free_port() -> int:
@@ -37,6 +37,17 @@ def interlink(*args: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
+
+
+async def cli(*args: str, limit_s: float = 60) -> tuple[int, str, str]:
+    """Run `interlink ARGS` to its end without blocking the event loop (a loopback upstream
+    in the test's loop keeps answering it); exit code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "interlink.cli", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), limit_s)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
 
 async def wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:

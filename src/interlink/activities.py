@@ -28,6 +28,7 @@ from interlink.errors import Conflict, ScriptError
 from interlink.expressions import compile_expression
 from interlink.flows.runner import TERMINAL, FlowRunner
 from interlink.ids import derived_id
+from interlink.payloads import output_of
 from interlink.redaction import Redactor
 from interlink.scripts import ScriptPool
 from interlink.services import ActivityResult, replay_request
@@ -131,10 +132,8 @@ class _Resuming:
 
 
 def _result(run: RunRecord) -> ActivityResult:
-    bucket = run.bucket or []
-    # One payload in, one out: the usual case reads as a value, not a list.
-    output = bucket[0] if len(bucket) == 1 else bucket
-    return ActivityResult(run.status, output if run.status == "succeeded" else None, run.id)
+    output = output_of(run.bucket) if run.status == "succeeded" else None
+    return ActivityResult(run.status, output, run.id)
 
 
 def _input(service: ServiceSpec, context: dict[str, Any]) -> Any:

@@ -18,7 +18,8 @@ from interlink.services.failures import BodyTooLarge, MappingFailure
 from interlink.services.responses import error_body
 from interlink.spec.project import ServerLimits
 
-__all__ = ["content_length", "parse_payload", "payload_of", "read_payload", "unreadable"]
+__all__ = ["content_length", "output_of", "parse_payload", "payload_of", "read_payload",
+           "unreadable"]
 
 _DEFAULT_LIMITS = ServerLimits()
 
@@ -65,3 +66,11 @@ def content_length(headers: list[tuple[bytes, bytes]]) -> str | None:
 def unreadable(exc: MappingFailure) -> tuple[int, bytes]:
     """Status and body answering a body that could not be read or parsed: 413 or 400."""
     return 413 if isinstance(exc, BodyTooLarge) else 400, error_body("mapping", exc.message)
+
+
+def output_of(bucket: list[Any] | None) -> Any:
+    """A run's output as one value: its one payload unwrapped, else the list (`[]` for none),
+    as a service's `result.payload` and a webhook's `respond` see it."""
+    bucket = bucket or []
+    # One payload in, one out: the usual case reads as a value, not a list.
+    return bucket[0] if len(bucket) == 1 else bucket

@@ -3,6 +3,12 @@
 The answer, `{"run_id", "status": "queued"}`, is sent once the run and its queue item are
 committed: an accepted call is never lost, whatever happens to this process afterwards.
 
+With `respond: {wait, status, body}` the call waits (up to `wait`) for the run to end, and a
+run that succeeded is answered with `status` and `body` evaluated over `output`, `input` and
+`run`; a run that ended otherwise is a 500 naming it (its reason stays in the run log), and
+one still going when `wait` is up gets the 202 as without `respond`. The run is executed by a
+worker as any other, so a caller that goes away leaves it going on.
+
 A trigger with `package:` lets in only callers that pass that package's `auth` — the same
 check, by the same authenticator, as the package's services (`services.security.admit`:
 basic, API key, bearer, HMAC, replay-proof HMAC with its nonces). A failed check is 401 with
@@ -13,22 +19,29 @@ otherwise an unauthenticated caller's body is never read.
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from interlink.engine import Engine
-from interlink.errors import RunError
-from interlink.payloads import content_length, payload_of, unreadable
+from interlink.errors import ExpressionError, RunError
+from interlink.expressions import compile_expression
+from interlink.payloads import content_length, output_of, payload_of, unreadable
 from interlink.services.body import read_body
 from interlink.services.context import decode_headers, decode_query
 from interlink.services.failures import MappingFailure, SecurityFailure
 from interlink.services.responses import Response, error_body, send_response
 from interlink.services.security import Authenticator, admit, build_authenticator
-from interlink.services.sources import JSON
+from interlink.services.sources import JSON, ResponseBuildError, encode_value
 from interlink.spec import Project
-from interlink.spec.flow import WebhookTrigger
+from interlink.spec.flow import WebhookRespond, WebhookTrigger
+from interlink.store import RunRecord
 
 __all__ = ["Webhooks"]
+
+log = logging.getLogger("interlink.webhooks")
 
 
 class Webhooks:
@@ -39,14 +52,14 @@ class Webhooks:
         self.app = app
         self.limits = engine.project.config.server.limits
         packages = engine.project.config.packages
-        #: (method, path) → the flow it starts and who may call it
-        self.routes: dict[tuple[str, str], tuple[str, Authenticator]] = {}
+        #: (method, path) → the flow it starts, who may call it, how it is answered
+        self.routes: dict[tuple[str, str], tuple[str, Authenticator, WebhookRespond | None]] = {}
         for flow in engine.project.flows.values():
             trigger = flow.trigger
             if isinstance(trigger, WebhookTrigger):
                 package = packages.get(trigger.package or "")
                 auth = build_authenticator(package.auth if package is not None else None)
-                self.routes[(trigger.method, trigger.path)] = (flow.name, auth)
+                self.routes[(trigger.method, trigger.path)] = (flow.name, auth, trigger.respond)
 
     @staticmethod
     def methods(project: Project) -> dict[str, str]:
@@ -64,7 +77,7 @@ class Webhooks:
         if found is None:
             await self.app(scope, receive, send)
             return
-        flow, auth = found
+        flow, auth, respond = found
         length, limit = content_length(scope["headers"]), self.limits.max_body
         try:
             raw = await read_body(receive, length, limit) if auth.needs_body else b""
@@ -89,5 +102,36 @@ class Webhooks:
             await send_response(send, Response(500, error_body("activity", message), JSON))
             return
         # The run and its queue item are committed: from here on nothing can lose it.
+        if respond is not None:
+            answer = await self._run_answer(run_id, payload, respond)
+            if answer is not None:
+                await send_response(send, answer)
+                return
         body = orjson.dumps({"run_id": run_id, "status": "queued"})
         await send_response(send, Response(202, body, JSON))
+
+    async def _run_answer(self, run_id: str, payload: Any,
+                          respond: WebhookRespond) -> Response | None:
+        """The answer of a run that ended within `respond.wait`, or None (answer 202)."""
+        try:
+            run = await self.engine.runner.wait_for(run_id, respond.wait)
+        except TimeoutError:
+            return None
+        if run.status != "succeeded":
+            return Response(500, _ended(run, f"run {run.id} ended {run.status}"), JSON)
+        context = {"output": output_of(run.bucket), "input": payload,
+                   "run": {"id": run.id, "flow": run.flow, "status": run.status}}
+        try:
+            body, content_type = encode_value(compile_expression(respond.body).evaluate(context))
+        except (ExpressionError, ResponseBuildError) as exc:
+            log.warning("webhook of flow %s: building the answer of run %s: %s", run.flow,
+                        run.id, self.engine.redactor.text(str(exc)))
+            return Response(500, _ended(run, f"run {run.id} succeeded, but its answer could "
+                                        "not be built"), JSON)
+        return Response(respond.status, body, content_type)
+
+
+def _ended(run: RunRecord, message: str) -> bytes:
+    """The body of a 500 about run `run`: its id and status, and what went wrong."""
+    return orjson.dumps({"run_id": run.id, "status": run.status,
+                         "error": {"phase": "run", "message": message}})

@@ -569,6 +569,11 @@ CASES: dict[str, tuple[dict[str, str], str, str]] = {
         {"flows/zz.yaml": FLOW + "trigger:\n  type: webhook\n  path: /hooks/orders\n"},
         "flows/zz.yaml:9: ", "POST /hooks/orders is already served by flows/push-orders.yaml",
     ),
+    "webhook respond body syntax error": (
+        {"flows/zz.yaml": FLOW + "trigger:\n  type: webhook\n  path: /hooks/zz\n"
+                              "  respond: {wait: 5s, body: 'output.'}\n"},
+        "flows/zz.yaml:10: ", "respond.body",
+    ),
     "reserved path": (
         {"services/extra.yaml": SERVICE.replace("/extra", "/_interlink/health")},
         "services/extra.yaml:2: ", "path '/_interlink/health' is reserved for the engine",

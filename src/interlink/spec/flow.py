@@ -13,7 +13,7 @@ from pydantic import Field, field_validator
 
 from interlink.cron import Cron
 from interlink.flows.steps import Step
-from interlink.spec._base import Duration, Name, Spec, duration_field
+from interlink.spec._base import Duration, Expr, Name, Spec, duration_field
 
 __all__ = [
     "FlowRetry",
@@ -22,12 +22,30 @@ __all__ = [
     "ScheduleTrigger",
     "Step",
     "Trigger",
+    "WebhookRespond",
     "WebhookTrigger",
 ]
 
 
+class WebhookRespond(Spec):
+    """Answer a webhook call with what its run produced, when the run ends within `wait`.
+
+    Otherwise (and without `respond`) the call is answered 202 with the run id; either way
+    the run is committed before the answer is sent.
+    """
+
+    wait: Duration = duration_field("10s", "how long the caller is kept waiting for the run")
+    status: int = Field(200, ge=200, le=599, description="the answer's status once the run "
+                        "succeeded")
+    body: Expr = Field(
+        "output", description="the answer's body, an expression over `output` (the run's "
+        "output: its one payload, else the list), `input` (what the webhook received) and "
+        "`run` (`id`, `flow`, `status`); text is sent as text/plain, other values as JSON")
+
+
 class WebhookTrigger(Spec):
-    """A POST to `path` queues a run durably and answers 202 with its id.
+    """A POST to `path` queues a run durably and answers 202 with its id (or, with `respond`,
+    the run's output when it ends in time).
 
     With `package`, the caller authenticates with that package's `auth` (else 401, no run).
     """
@@ -37,6 +55,8 @@ class WebhookTrigger(Spec):
     method: Literal["POST", "PUT"] = "POST"
     package: Name | None = Field(
         None, description="package in interlink.yaml whose auth callers must pass")
+    respond: WebhookRespond | None = Field(
+        None, description="answer with the run's output when it ends within `respond.wait`")
 
 
 class ScheduleTrigger(Spec):
