@@ -13,7 +13,7 @@ from tests.upstream import RecordedRequest, Upstream
 
 from interlink.engine import Engine
 from interlink.flows.report import run_json
-from interlink.spec import Project
+from interlink.spec import Project, load_project
 
 CONFIG = "name: test\nstore: sqlite:///.interlink/test.db\nworker: {poll: 50ms}\n"
 #: the records the test APIs page through
@@ -241,3 +241,83 @@ async def test_a_flow_retried_after_code_2_sends_only_what_was_not_delivered(
     assert [r.path for r in up.requests] == ["/items/0", "/items/1", "/items/2", "/items/2",
                                              "/items/3"]
     assert any("2 payload(s) were delivered by run" in line["message"] for line in shown["logs"])
+
+
+async def test_a_cache_answers_a_repeated_key_within_one_sequential_step(tmp_path: Path) -> None:
+    """Without concurrency, the second payload with a key is answered by the first's call."""
+    step = ", cache: {key: payload.customer, ttl: 10m}"
+    async with Upstream() as up:
+        for n in range(3):
+            up.route(f"/items/{n}", body={"looked_up": n})
+        async with running_engine(fan_out(tmp_path, up.url, step)) as engine:
+            run = await pulled(engine, [{"n": n, "customer": "c1"} for n in range(3)])
+    assert run["output"] == [{"looked_up": 0}] * 3
+    assert len(up.requests) == 1
+
+
+SETS_PAYLOAD = '''
+def handle(data):
+    data["payload"] = {"seen": True}
+    return data
+'''
+
+
+async def test_pages_come_from_the_response_even_if_the_script_sets_a_payload(
+    tmp_path: Path,
+) -> None:
+    """A response script that sets `payload` does not stop a paginated walk."""
+    endpoint = ("{method: GET, path: /items, paginate: {type: page, param: page, start: 1, "
+                "size_param: per_page, size: 3, items: response.json.data}}")
+    async with Upstream() as up:
+        up.route("/items", answer=by_page)
+        async with running_engine(project(tmp_path, up.url, endpoint,
+                                          ", response_script: scripts/sets.py",
+                                          {"scripts/sets.py": SETS_PAYLOAD})) as engine:
+            run = await pulled(engine)
+    assert run["output"] == RECORDS
+
+
+async def test_a_next_page_on_another_host_is_not_followed(tmp_path: Path) -> None:
+    """A `Link` to another host fails the step instead of sending it the credentials."""
+    def answer(request: RecordedRequest) -> tuple[int, Any, dict[str, str]]:
+        return 200, {"records": [1]}, {"Link": '<http://evil.example/steal>; rel="next"'}
+
+    endpoint = ("{method: GET, path: /items, paginate: {type: link_header, "
+                "items: response.json.records}}")
+    async with Upstream() as up:
+        up.route("/items", answer=answer)
+        async with running_engine(project(tmp_path, up.url, endpoint)) as engine:
+            run = await pulled(engine)
+    assert run["status"] == "failed"
+    assert "not sending the connector's credentials there" in run["error"]
+    assert len(up.requests) == 1
+
+
+async def test_a_resumed_retry_run_still_skips_what_its_failed_run_delivered(
+    tmp_path: Path,
+) -> None:
+    """The retry run waits out a Retry-After on payload 2; resumed, it still skips 0 and 1."""
+    third: list[int] = []
+
+    def answer_third(request: RecordedRequest) -> tuple[int, Any, dict[str, str]]:
+        third.append(1)
+        if len(third) == 2:  # the retry run's first try: come back in 2 s
+            return 503, {"busy": True}, {"Retry-After": "2"}
+        return 200, {"n": 2}, {}
+
+    retry = "retry: {max_flow_retries: 1, delay: 100ms}"
+    async with Upstream() as up:
+        for n in (0, 1, 3):
+            up.route(f"/items/{n}", body={"n": n})
+        up.route("/items/2", answer=answer_third)
+        fan_out(tmp_path, up.url, ", response_script: scripts/fail_third.py",
+                {"scripts/fail_third.py": FAIL_THIRD}, retry)
+        connector = tmp_path / "connectors/api.yaml"  # three attempts: room for the 503
+        connector.write_text(connector.read_text().replace("max_attempts: 1", "max_attempts: 3"))
+        async with running_engine(load_project(tmp_path)) as e:
+            first_id = await e.runner.start("pull", [{"n": n} for n in range(4)])
+            first = await e.runner.wait_for(first_id, 20)
+            retry_run = await e.runner.wait_for(e.runner.retry_id(first), 30)
+    assert retry_run.status == "succeeded", retry_run.error
+    assert [r.path for r in up.requests] == ["/items/0", "/items/1", "/items/2", "/items/2",
+                                             "/items/2", "/items/3"]

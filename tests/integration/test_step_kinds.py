@@ -314,3 +314,54 @@ async def test_notify_posts_a_message_and_an_undelivered_one_is_only_logged(
     assert ok["steps"][0]["attempts"][0]["decision"] == "continue"
     assert logged["status"] == "succeeded"
     assert any("notifying failed: HTTP 500" in line["message"] for line in logged["logs"])
+
+
+NESTED_WAIT = """
+name: nested
+steps:
+  - id: guarded
+    type: try
+    steps:
+      - {id: push, type: connector, connector: wh, endpoint: orders}
+      - {id: tell, type: notify, url: "{{ variables.hook }}", body: payload}
+      - {id: pause, type: delay, for: 1200ms}
+    catch:
+      - {id: never, type: map, value: "'caught'"}
+"""
+
+
+async def test_a_composite_resumed_after_a_durable_wait_keeps_what_its_steps_did(
+    tmp_path: Path,
+) -> None:
+    """A try whose steps wait durably runs again on resume: the push and the notify are not
+    sent again, and the push's output is still the step's."""
+    async with Upstream() as up:
+        up.route("/orders", body={"pushed": True})
+        flows = {"nested": NESTED_WAIT.replace("name: nested", f"name: nested\nvariables: "
+                                               f"{{hook: '{up.url}/hook'}}")}
+        async with running_engine(project(tmp_path, up.url, flows)) as engine:
+            run = await finished(engine, "nested", {"id": 14})
+    assert run["status"] == "succeeded", run["error"]
+    assert run["output"] == [{"pushed": True}]
+    assert len(up.requests_to("/orders")) == 1
+    assert len(up.requests_to("/hook")) == 1
+
+
+async def test_catch_sees_the_id_of_the_nested_step_that_failed(tmp_path: Path) -> None:
+    """`error.step` names the step inside the try that failed, not the try."""
+    flows = {"trying": """
+        name: trying
+        steps:
+          - id: outer
+            type: try
+            steps:
+              - {id: fine, type: map, value: payload}
+              - {id: broken, type: connector, connector: wh, endpoint: fail}
+            catch:
+              - {id: why, type: map, value: "error.step"}
+        """}
+    async with Upstream() as up:
+        up.route("/fail", statuses=[400])
+        async with running_engine(project(tmp_path, up.url, flows)) as engine:
+            run = await finished(engine, "trying", {"id": 15})
+    assert run["output"] == ["broken"]

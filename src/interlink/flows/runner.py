@@ -138,6 +138,8 @@ class FlowRunner:
                 # Kept under the nested step's id: the composite runs again on resume, and each
                 # nested step finds its own cursor (`StepContext.child`).
                 return Wait(outcome.until, {step.id: outcome.cursor}, outcome.reason)
+            if isinstance(outcome, Failed):
+                return outcome if outcome.step else replace(outcome, step=step.id)
             if not isinstance(outcome, Done):
                 return outcome
             bucket = outcome.bucket

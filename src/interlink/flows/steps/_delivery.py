@@ -172,7 +172,11 @@ class Delivery:
             # The script's payload when it set one (Scenario 2 of the source document), else
             # the response.
             try:
-                output = (self.shape or _output)(exchange) if payload is _KEPT else payload
+                # A page's output is its items and its link to the next: always the response's.
+                if self.shape is not None:
+                    output = self.shape(exchange)
+                else:
+                    output = _output(exchange) if payload is _KEPT else payload
             except ExpressionError as exc:
                 self._record(exchange, decision, started, error=str(exc))
                 return Failed(f"step {self.step.id}: {self.where}: {exc}")

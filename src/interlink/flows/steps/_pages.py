@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from yarl import URL
+
+from interlink.connectors.transport import join_url
 from interlink.errors import ExpressionError
 from interlink.expressions import compile_expression
 from interlink.flows.steps._delivery import Accepted, Delivery, Tally
@@ -62,10 +65,22 @@ async def walk_pages(ctx: StepContext, step: ConnectorStep, client: ConnectorCli
         page += 1
         if after is None:
             return items
+        if isinstance(paginate, NextUrlPages | LinkHeaderPages) and \
+                not _same_origin(client.spec.base_url, str(after)):
+            return Failed(f"step {step.id}: payload {index}: the next page {str(after)!r} is "
+                          f"not on {client.spec.base_url}; not sending the connector's "
+                          "credentials there")
         if page >= paginate.max_pages:
             ctx.log(f"step {step.id}: payload {index}: stopped after max_pages "
                     f"({paginate.max_pages}) pages; there were more", "warning")
             return items
+
+
+def _same_origin(base_url: str, link: str) -> bool:
+    """Whether `link` (absolute, or relative to `base_url`) has `base_url`'s scheme, host and
+    port."""
+    base, target = URL(base_url), join_url(base_url, link)
+    return (target.scheme, target.host, target.port) == (base.scheme, base.host, base.port)
 
 
 def _first(paginate: Paginate) -> Any:

@@ -60,6 +60,8 @@ class Failed:
 
     reason: str
     retry_flow: bool = False
+    #: the id of the step that failed, when it is nested in the one reporting it
+    step: str | None = None
 
 
 StepOutcome = Done | Wait | Failed
@@ -133,6 +135,12 @@ class StepContext:
     def step_id(self) -> str:
         """The id of the step being run."""
         return self.step.id
+
+    @property
+    def nested(self) -> bool:
+        """True inside a composite step: what this step did is not checkpointed by itself
+        (the composite runs again on resume), so its outputs must be kept with its records."""
+        return self.step is not self.flow.steps[self.index]
 
     def child(self, step: StepSpec) -> StepContext:
         """The context of a step nested in this one (same run, writes and log); its cursor

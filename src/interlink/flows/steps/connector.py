@@ -123,13 +123,16 @@ class _Sender:
         self.paginate = step.paginate or (endpoint.paginate if endpoint else None)
         self.tallies: dict[tuple[int, int], Tally] = {}
         self.delivered: dict[int, Any] = {}  # by an earlier run this one retries
+        #: cache answers got in this execution: written with the step's next write, so a
+        #: later payload with the same key must find them here, not in the store
+        self.answered: dict[tuple[str, str], Any] = {}
         self.stopped = False
 
     async def load(self) -> None:
         """What earlier executions of this run, and the run it retries, did at this step."""
         self.tallies = tallies(await self.ctx.attempts(), self.ctx.run.redrive)
         run = self.ctx.run
-        if run.retry_of is None or self.paginate is not None or self.ctx.resumed:
+        if run.retry_of is None or self.paginate is not None:
             return
         store = self.ctx.services.store
         failed = await store.get_run(run.retry_of)
@@ -176,7 +179,7 @@ class _Sender:
         if tally.accepted:
             return [tally.output]
         keep = index < len(self.bucket) - 1 or self.step.concurrency > 1 or \
-            self.step.cache is not None
+            self.step.cache is not None or self.ctx.nested
         outcome = await Delivery(self.ctx, self.step, self.client, index, payload, tally,
                                  keep_output=keep).deliver()
         return [outcome.output] if isinstance(outcome, Accepted) else outcome
@@ -189,6 +192,9 @@ class _Sender:
             return Failed(f"step {step.id}: the cache key of payload {index}: {exc}")
         scope = f"{step.connector}.{step.endpoint}"
         key = hashlib.sha256(orjson.dumps(value, default=str)).hexdigest()
+        if (scope, key) in self.answered:
+            self.ctx.log(f"step {step.id}: payload {index}: answered like an earlier payload")
+            return [self.answered[(scope, key)]]
         found, cached = await store.get_cached(scope, key, time.time())
         if found:
             self.ctx.log(f"step {step.id}: payload {index}: answered from the cache")
@@ -206,7 +212,7 @@ class _Sender:
         try:
             result = await self._deliver(index)
             if isinstance(result, list) and len(result) == 1:
-                shared = result[0]
+                shared = self.answered[(scope, key)] = result[0]
                 self.ctx.defer(PutCache(scope, key, shared, time.time() + cache.ttl))
             return result
         finally:

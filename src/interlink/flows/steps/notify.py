@@ -67,7 +67,12 @@ class NotifyStep(StepSpec):
 
 async def run(ctx: StepContext, step: NotifyStep, bucket: list[Any]) -> StepOutcome:
     """Send one message per payload; the bucket goes on unchanged."""
+    # A step run again (inside a composite resumed after a durable wait, after a crash)
+    # does not send what an earlier execution recorded as sent.
+    sent = {a.item for a in await ctx.attempts() if a.code == ResponseCode.CONTINUE}
     for index, payload in enumerate(bucket):
+        if index in sent:
+            continue
         data = ctx.data(payload)
         try:
             url = compile_interpolation(step.url).render_required(data)

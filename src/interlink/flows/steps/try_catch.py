@@ -12,7 +12,8 @@
     - {id: note, type: set, variables: {pushed_at: "meta.run_id"}}
 ```
 
-`catch` runs on the bucket the `try` got, with `error` (`message`, `step`) in its data. A
+`catch` runs on the bucket the `try` got, with `error` in its data: `message`, and `step`, the
+id of the (nested) step that failed. A
 failure that asks to retry the flow (response code 2) is not caught: the retry run is the
 user's explicit ask. Without `catch` a failure still runs `finally`, then fails the step.
 The output is the `finally` steps' (when there are any), else the `try` or `catch` steps'.
@@ -57,7 +58,7 @@ async def run(ctx: StepContext, step: TryStep, bucket: list[Any]) -> StepOutcome
     outcome = await ctx.services.run_steps(ctx, step.steps, bucket)
     if isinstance(outcome, Failed) and not outcome.retry_flow and step.catch:
         ctx.log(f"step {step.id}: caught: {outcome.reason}", "warning")
-        error = {"message": outcome.reason, "step": step.id}
+        error = {"message": outcome.reason, "step": outcome.step or step.id}
         outcome = await ctx.services.run_steps(ctx.with_names(error=error), step.catch,
                                                bucket)
     if not step.finally_ or not isinstance(outcome, Done | Failed):
