@@ -112,7 +112,10 @@ async def test_processor_retries_continue_the_requests_run_with_its_keys(tmp_pat
     assert keys == {f"{runs[0].id}:push:0"}
     assert len(up.requests_to("/orders")) == 4
     assert [(a.n, a.redrive, a.decision) for a in attempts] == [
-        (1, 0, "retry_step"), (2, 1, "retry_step"), (3, 2, "retry_step"), (4, 3, "continue")]
+        (1, 0, "fail"), (2, 1, "fail"), (3, 2, "fail"), (4, 3, "continue")]
+    # Each re-drive had one attempt: its 503 asked for a retry, but none was left.
+    assert attempts[0].message is not None
+    assert attempts[0].message.startswith("no attempts left (the answer asked retry_step:")
 
 
 async def test_a_redriven_run_does_not_send_the_steps_that_succeeded(tmp_path: Path) -> None:

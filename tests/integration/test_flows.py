@@ -294,7 +294,7 @@ async def test_reauthentication_is_bounded(tmp_path: Path) -> None:
             run = await finished(engine, await engine.runner.start("push", {"id": 1}))
     assert run["status"] == "failed"
     assert "still not authenticated after 1 re-authentication(s)" in run["error"]
-    assert [a["decision"] for a in run["steps"][0]["attempts"]] == ["reauth", "reauth"]
+    assert [a["decision"] for a in run["steps"][0]["attempts"]] == ["reauth", "fail"]
     assert up.login_calls == 2
 
 

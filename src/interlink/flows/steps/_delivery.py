@@ -181,15 +181,20 @@ class Delivery:
                 self._record(exchange, decision, started, error=str(exc))
                 return Failed(f"step {self.step.id}: {self.where}: {exc}")
             self._record(exchange, decision, started, output=output)
+            if self.tally.used > 1:  # the attempts before it have lines of their own
+                self.ctx.log(f"{message} {self._of()}; accepted")
             return Accepted(output)
         if code in (ResponseCode.RETRY_STEP, ResponseCode.REAUTHENTICATE) and \
                 self.policy.attempts_left(self.tally.used) == 0:
-            self._record(exchange, decision, started)
+            self._record(exchange, _ended(decision, "no attempts left"), started)
             return Failed(f"{message} {self._of()}; no attempts left")
         if code == ResponseCode.RETRY_STEP:
             return await self._retry_later(exchange, decision, started, message)
         if code == ResponseCode.REAUTHENTICATE:
-            return await self._reauthenticate(exchange, decision, started, stale)
+            ended = await self._reauthenticate(exchange, decision, started, stale)
+            if ended is None:
+                self.ctx.log(f"{message} {self._of()}; sending again", "warning")
+            return ended
         self._record(exchange, decision, started)
         return Failed(f"{message} {self._of()}",
                       retry_flow=code == ResponseCode.RETRY_FLOW)
@@ -198,9 +203,11 @@ class Delivery:
                            message: str) -> Wait | None:
         wait = self.policy.delay(self.tally.used, decision.retry_after)
         self._record(exchange, decision, started, wait=wait)
+        why = f"{message} {self._of()}; retrying in {wait:.1f}s"
         if wait > INLINE_WAIT_S:
-            return Wait(time.time() + wait, {"index": self.index},
-                        f"{message} {self._of()}; retrying in {wait:.1f}s")
+            return Wait(time.time() + wait, {"index": self.index}, why)  # the runner logs it
+        # A short wait is slept in place: only this line tells the run log about it.
+        self.ctx.log(f"{why} (in place)", "warning")
         await asyncio.sleep(wait)
         return None
 
@@ -212,9 +219,9 @@ class Delivery:
             self._record(exchange, decision, started)
             return None
         if self.tally.reauths >= self.policy.max_reauth:
-            self._record(exchange, decision, started)
-            return Failed(f"{self.where}: still not authenticated after {self.tally.reauths} "
-                          f"re-authentication(s) {self._of()}")
+            why = f"still not authenticated after {self.tally.reauths} re-authentication(s)"
+            self._record(exchange, _ended(decision, why), started)
+            return Failed(f"{self.where}: {why} {self._of()}")
         attempt = self._attempt(exchange, decision, started)
         counted = replace(attempt, reauth=True)
         flushed = False
@@ -288,6 +295,14 @@ class Delivery:
         """Save the attempt's outcome with the step's next write."""
         self.ctx.defer(SaveAttempt(self._attempt(exchange, decision, started, wait=wait,
                                                  error=error, output=output)))
+
+
+def _ended(decision: Decision, why: str) -> Decision:
+    """The decision that ends a step whose answer asked for one more attempt (a retry or a
+    re-authentication) when none is left: `fail`, saying why and what was asked."""
+    asked = f"{decision.name}: {decision.message}" if decision.message else decision.name
+    return decision_for(ResponseCode.FAIL, f"{why} (the answer asked {asked})",
+                        decision.retry_after)
 
 
 def _output(exchange: Exchange) -> Any:

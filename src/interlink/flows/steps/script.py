@@ -97,10 +97,18 @@ async def run(ctx: StepContext, step: ScriptStep, bucket: list[Any]) -> StepOutc
                 break
             of = f"(attempt {attempts} of {policy.max_attempts})"
             reason = outcome.message or "the script asked to retry"
+            n += 1
             if policy.attempts_left(attempts) == 0:
+                # The last attempt shows the decision that ended the step, not the retry asked.
+                ctx.defer(SaveAttempt(AttemptRecord(
+                    ctx.run.id, step.id, n, {"method": "SCRIPT", "url": step.script}, None,
+                    ResponseCode.FAIL, CODE_NAMES[ResponseCode.FAIL], time.time(),
+                    message=f"no attempts left (the answer asked retry_step: {reason})",
+                    item=index, redrive=ctx.run.redrive)))
                 return Failed(f"step {step.id}: {reason} {of}; no attempts left")
             wait = policy.delay(attempts)
-            n += 1
+            ctx.log(f"step {step.id}: {reason} {of}; retrying in {wait:.1f}s (in place)",
+                    "warning")
             # Written at once: the count must survive a crash during the backoff.
             await ctx.flush(SaveAttempt(AttemptRecord(
                 ctx.run.id, step.id, n, {"method": "SCRIPT", "url": step.script}, None,
