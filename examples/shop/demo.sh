@@ -230,7 +230,7 @@ if [[ $queued == q_* ]]; then
     queue_item "$queued" | "$bin/python" -c '
 import json, sys
 q = json.load(sys.stdin)
-print("   ", json.dumps({k: q[k] for k in ("id", "status", "attempts", "last_error")}))
+print("   ", json.dumps({k: q[k] for k in ("id", "status", "attempts", "last_error", "earlier_error")}))
 print("    result:", json.dumps(q["result"]))'
     echo "  ↳ the re-run succeeded: the restarted warehouse (fresh, in memory) refused the old session,"
     echo "    Interlink logged in again and the order was created;"

@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import structlog
@@ -28,6 +28,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from interlink import _loop
+from interlink.access_log import AccessLog, access_logger
 from interlink.admin import AdminAccess
 from interlink.engine import Engine
 from interlink.engine_api import EngineApi
@@ -132,21 +133,32 @@ def uvicorn_config(app: ASGIApp, host: str, port: int,
     )
 
 
-async def _serve(project: Project, host: str | None, port: int | None, with_worker: bool) -> None:
+async def _serve(project: Project, host: str | None, port: int | None, with_worker: bool,
+                 log_format: str) -> None:
     engine = Engine(project)
     _redact_logs(engine.redactor)
     async with engine:
         stop = asyncio.Event()
         worker = engine.worker() if with_worker else None
         server_config, admin = project.config.server, project.config.admin
-        main = uvicorn_config(build_app(engine, worker), host or server_config.host,
+        logged: list[AccessLog] = []
+
+        def listener(app: ASGIApp) -> ASGIApp:
+            if not server_config.access_log:
+                return app
+            logged.append(AccessLog(app, engine.redactor, json=log_format == "json"))
+            return logged[-1]
+
+        main = uvicorn_config(listener(build_app(engine, worker)), host or server_config.host,
                               server_config.port if port is None else port,
                               server_config.limits)
         configs = [main]
         if admin.listen is not None:
-            configs.append(uvicorn_config(build_admin_app(engine, worker), admin.listen.host,
-                                          admin.listen.port, server_config.limits))
-        servers = [uvicorn.Server(config) for config in configs]
+            configs.append(uvicorn_config(listener(build_admin_app(engine, worker)),
+                                          admin.listen.host, admin.listen.port,
+                                          server_config.limits))
+        servers = [_Server(config) for config in configs]
+        _stop_on_signals(servers)
         _loop.settle_memory()
         # The servers and the worker run until stopped; the scheduler ends at once without
         # scheduled flows, so it is not one of the tasks whose end ends the process.
@@ -164,6 +176,36 @@ async def _serve(project: Project, host: str | None, port: int | None, with_work
         for server in servers:
             server.should_exit = True
         await asyncio.gather(*lasting, scheduler)
+        count = sum(a.requests for a in logged)
+        answered = f": {count} request{'' if count == 1 else 's'} answered" if logged else ""
+        log.info("stopped serving %s%s", project.name, answered)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal handling (`_stop_on_signals` does it).
+
+    uvicorn re-raises a SIGTERM it caught once its server returns, which killed the process
+    before the worker had finished its items and before the shutdown line was logged.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _stop_on_signals(servers: list[_Server]) -> None:
+    """SIGINT or SIGTERM: stop the servers gracefully (then the worker, see `_serve`); a
+    second SIGINT stops them at once, as uvicorn does."""
+    loop = asyncio.get_running_loop()
+
+    def stop(sig: signal.Signals) -> None:
+        for server in servers:
+            if server.should_exit and sig == signal.SIGINT:
+                server.force_exit = True
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig)
 
 
 async def _work(project: Project) -> None:
@@ -178,15 +220,21 @@ async def _work(project: Project) -> None:
         _loop.settle_memory()
         log.info("worker %s started", worker.owner)
         await worker.run(stop)
+        log.info("worker %s stopped", worker.owner)
 
 
-def _configure_logging() -> None:
-    """Engine logs through structlog: readable lines, or JSON with INTERLINK_LOG_FORMAT=json."""
+def _configure_logging(log_format: str | None) -> None:
+    """Engine logs through structlog: readable lines, or JSON lines (`log_format` "json", or
+    INTERLINK_LOG_FORMAT=json when it is None); the access log has a cheaper handler of its
+    own (`access_log`)."""
+    if log_format is None:
+        log_format = "json" if os.environ.get("INTERLINK_LOG_FORMAT") == "json" else "plain"
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
-        if os.environ.get("INTERLINK_LOG_FORMAT") == "json"
+        if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    access_logger()
     handler = logging.StreamHandler()
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
@@ -224,13 +272,15 @@ def _masked_exception(logger: Any, method: str,
 
 
 def serve(project: Project, *, host: str | None = None, port: int | None = None,
-          with_worker: bool = True) -> None:
-    """Serve `project` until interrupted."""
-    _configure_logging()
-    _loop.run(_serve(project, host, port, with_worker))
+          with_worker: bool = True, log_format: str | None = None) -> None:
+    """Serve `project` until interrupted; log lines as `log_format` ("plain" or "json";
+    default: INTERLINK_LOG_FORMAT, else plain)."""
+    _configure_logging(log_format)
+    fmt = log_format or ("json" if os.environ.get("INTERLINK_LOG_FORMAT") == "json" else "plain")
+    _loop.run(_serve(project, host, port, with_worker, fmt))
 
 
-def run_worker(project: Project) -> None:
+def run_worker(project: Project, *, log_format: str | None = None) -> None:
     """Run a worker for `project` until interrupted."""
-    _configure_logging()
+    _configure_logging(log_format)
     _loop.run(_work(project))

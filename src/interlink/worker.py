@@ -21,6 +21,7 @@ from typing import Protocol
 
 from interlink.errors import Conflict, LeaseLost
 from interlink.ids import new_id
+from interlink.presence import Presence
 from interlink.store import Fail, QueueItem, Release, Store
 
 __all__ = ["Handler", "Worker", "worker_name"]
@@ -71,6 +72,13 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and run items until `stop` is set, then wait for the items in flight."""
         heartbeat = asyncio.create_task(self._renew_leases(stop), name="interlink-lease-renewal")
+        # Present before claiming: a command that queued work sees somebody will take it.
+        presence = Presence(self.store, self.owner)
+        try:
+            await presence.announce()
+        except Exception:
+            log.exception("announcing worker %s's presence failed", self.owner)
+        present = asyncio.create_task(presence.run(stop), name="interlink-worker-presence")
         self.started.set()
         try:
             while not stop.is_set():
@@ -90,8 +98,12 @@ class Worker:
             if self._running:
                 await asyncio.gather(*self._running.values(), return_exceptions=True)
             heartbeat.cancel()
+            if not stop.is_set():  # else it is letting go of its lock: let it finish
+                present.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+            with contextlib.suppress(asyncio.CancelledError):
+                await present
 
     def _start(self, item: QueueItem) -> None:
         task = asyncio.create_task(self._handle(item), name=f"interlink-item-{item.id}")

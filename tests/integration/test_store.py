@@ -413,3 +413,17 @@ async def test_group_commit_batches_concurrent_writes(tmp_path: Path) -> None:
         commits = store.commits - before
         assert len(await store.list_items(limit=2000)) == 1000
     assert 1 <= commits <= 100
+
+
+async def test_lock_owners_lists_the_live_holders_of_a_prefix(store: Store) -> None:
+    """Worker presence reads who holds `worker:*` locks that have not expired."""
+    assert await store.lock_owners("worker:") == []
+    assert await store.try_lock("worker:b", "b", 30)
+    assert await store.try_lock("worker:a", "a", 0.05)
+    assert await store.try_lock("auth:crm", "c", 30)  # another prefix
+    assert await store.lock_owners("worker:") == ["a", "b"]
+    await asyncio.sleep(0.1)
+    assert await store.lock_owners("worker:") == ["b"]  # a's expired
+    await store.unlock("worker:b", "b")
+    assert await store.lock_owners("worker:") == []
+    assert await store.lock_owners("auth:") == ["c"]

@@ -7,7 +7,19 @@ from typing import Any
 
 from interlink.store import UNKNOWN_DECISION, AttemptRecord, LogLine, QueueItem, RunRecord, Store
 
-__all__ = ["format_run", "format_summary", "iso", "item_json", "run_json", "run_summary"]
+__all__ = [
+    "format_items",
+    "format_run",
+    "format_runs",
+    "format_table",
+    "iso",
+    "item_json",
+    "run_json",
+    "run_summary",
+]
+
+#: the widest a table column grows; longer values are cut with "…" (the last column is not)
+MAX_COLUMN = 32
 
 
 def iso(ts: float | None) -> str | None:
@@ -82,14 +94,20 @@ async def run_json(store: Store, run: RunRecord) -> dict[str, Any]:
 
 
 def item_json(item: QueueItem) -> dict[str, Any]:
-    """A queue item as `interlink queue --json` lists it."""
+    """A queue item as `interlink queue --json` lists it.
+
+    An item that ended `done` has no current error: the error an earlier attempt left is
+    kept as `earlier_error` (history), and `last_error` is null.
+    """
+    done = item.status == "done"
     return {
         "id": item.id,
         "kind": item.kind,
         "status": item.status,
         "attempts": item.attempts,
         "run_at": iso(item.run_at),
-        "last_error": item.last_error,
+        "last_error": None if done else item.last_error,
+        "earlier_error": item.last_error if done else None,
         "created_at": iso(item.created_at),
     }
 
@@ -119,7 +137,51 @@ def format_run(run: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_summary(run: dict[str, Any]) -> str:
-    """One line of `interlink runs`."""
-    return (f"{run['id']}  {run['flow']:<20} {run['status']:<9} {run['trigger']:<8} "
-            f"{run['created_at']}  {run['error'] or ''}").rstrip()
+def format_table(header: list[str], rows: list[list[str]], *,
+                 cut: frozenset[int] = frozenset()) -> list[str]:
+    """Rows under a header, each column as wide as its widest value, so columns stay aligned
+    whatever a name's length. Values of the columns in `cut` longer than `MAX_COLUMN` are
+    cut with "…" (ids never are); the last column is free text, never padded nor cut."""
+    if not rows:
+        return []
+    shown = [[_cut(v) if i in cut else v for i, v in enumerate(row[:-1])] + row[-1:]
+             for row in rows]
+    widths = [max(len(r[i]) for r in [header, *shown]) for i in range(len(header) - 1)]
+    return [
+        "  ".join([*(v.ljust(w) for v, w in zip(r[:-1], widths, strict=True)), r[-1]]).rstrip()
+        for r in [header, *shown]
+    ]
+
+
+def _cut(value: str) -> str:
+    return value if len(value) <= MAX_COLUMN else value[:MAX_COLUMN - 1] + "…"
+
+
+def format_runs(runs: list[dict[str, Any]]) -> list[str]:
+    """`interlink runs`: run summaries (`run_summary`) as an aligned table."""
+    return format_table(
+        ["ID", "FLOW", "STATUS", "TRIGGER", "CREATED", "ERROR"],
+        [[r["id"], r["flow"], r["status"], r["trigger"], r["created_at"] or "-",
+          _one_line(r["error"])] for r in runs], cut=frozenset({1, 3}))
+
+
+def format_items(items: list[dict[str, Any]]) -> list[str]:
+    """`interlink queue`: queue items (`item_json`) as an aligned table; a done item's
+    earlier error is shown as such."""
+    def error(item: dict[str, Any]) -> str:
+        if item.get("earlier_error"):
+            return f"(earlier: {_one_line(item['earlier_error'])})"
+        return _one_line(item["last_error"])
+
+    return format_table(
+        ["ID", "KIND", "STATUS", "ATTEMPTS", "RUN AT", "LAST ERROR"],
+        [[i["id"], i["kind"], i["status"], str(i["attempts"]), i["run_at"] or "-", error(i)]
+         for i in items], cut=frozenset({1}))
+
+
+def _one_line(text: str | None) -> str:
+    """An error as one line of a table (a multi-line one keeps its first line)."""
+    if not text:
+        return ""
+    first, _, rest = text.strip().partition("\n")
+    return f"{first} …" if rest else first

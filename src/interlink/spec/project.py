@@ -146,6 +146,8 @@ class ServerConfig(Spec):
     port: int = Field(8080, ge=0, le=65535, description="port to bind (0 picks a free one)")
     limits: ServerLimits = Field(default_factory=ServerLimits,
                                  description="sizes, depths, counts and timeouts of requests")
+    access_log: bool = Field(True, description="log one line per request (method, path with "
+                             "query values masked, status, milliseconds)")
 
 
 #: shortest admin token accepted (`openssl rand -hex 32` makes 64 characters)

@@ -145,6 +145,10 @@ class Store(abc.ABC):
     async def unlock(self, name: str, owner: str) -> None:
         """Release the named lock if `owner` holds it."""
 
+    @abc.abstractmethod
+    async def lock_owners(self, prefix: str) -> list[str]:
+        """The owners of the unexpired locks whose name starts with `prefix`."""
+
     # housekeeping
 
     @abc.abstractmethod

@@ -201,6 +201,11 @@ class PostgresStore(NamedQueryReads):
         })
         return bool(rows)
 
+    async def lock_owners(self, prefix: str) -> list[str]:
+        """The owners of the unexpired locks whose name starts with `prefix`."""
+        rows = await self._fetch("lock_owners", {"prefix": prefix, "now": time.time()})
+        return [row[0] for row in rows]
+
     async def unlock(self, name: str, owner: str) -> None:
         """Release the named lock if `owner` holds it."""
         await self._execute("unlock", {"name": name, "owner": owner})

@@ -346,6 +346,11 @@ class SqliteStore(NamedQueryReads):
 
         return await self._submit(lock)  # type: ignore[no-any-return]
 
+    async def lock_owners(self, prefix: str) -> list[str]:
+        """The owners of the unexpired locks whose name starts with `prefix`."""
+        rows = await self._fetch("lock_owners", {"prefix": prefix, "now": time.time()})
+        return [row[0] for row in rows]
+
     async def unlock(self, name: str, owner: str) -> None:
         """Release the named lock if `owner` holds it."""
         query = self._queries["unlock"]

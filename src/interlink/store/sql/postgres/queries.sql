@@ -229,3 +229,10 @@ DELETE FROM cache WHERE expires_at <= %(before)s
 SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count, step_index,
        bucket, error, started_at, finished_at, updated_at, redrive, variables, wake
 FROM runs WHERE id = ANY(%(ids)s::text[])
+
+-- name: lock_owners
+-- cli
+-- Who holds the unexpired locks whose name starts with a prefix (`worker:` → the live workers).
+SELECT owner FROM locks
+WHERE substr(name, 1, length(%(prefix)s::text)) = %(prefix)s::text AND expires_at > %(now)s
+ORDER BY owner

@@ -1,0 +1,62 @@
+"""`interlink run FLOW` tells its progress on stderr (step, attempts, waits); stdout keeps the
+ended run alone (`--json` stays clean)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.processes import cli
+from tests.projects import push_to, write_project
+from tests.upstream import Upstream
+
+
+async def test_attempts_and_in_place_waits_are_told_on_stderr(tmp_path: Path) -> None:
+    """503 then 201: each attempt sent and answered, the step's end, the run's end."""
+    async with Upstream() as up:
+        up.route("/orders", statuses=[503, 201])
+        write_project(tmp_path, push_to(up.url, retry="{max_attempts: 3, initial: 300ms, "
+                                                      "jitter: none}"))
+        (tmp_path / "order.json").write_text('{"id": 1}')
+        code, out, err = await cli("run", "push", str(tmp_path), "--payload",
+                                   str(tmp_path / "order.json"), "--json")
+    assert code == 0, err
+    run = json.loads(out)  # nothing but the run on stdout
+    assert run["status"] == "succeeded"
+    lines = err.splitlines()
+    url = f"{up.url}/orders"
+    expected = [
+        f"step push (1 of 1): attempt 1: POST {url}",
+        "step push: attempt 1: HTTP 503 → retry_step, waiting 0.3s",
+        f"step push (1 of 1): attempt 2: POST {url}",
+        "step push: attempt 2: HTTP 201 → continue",
+    ]
+    told = [line for line in lines if line.startswith("step push") and "attempt" in line]
+    # An attempt may be sent and answered between two looks: then its two lines come together.
+    assert told == expected, lines
+    assert lines[0] == f"run {run['id']} queued (flow push)" or "running" in lines[0]
+    assert any(line.startswith("step push: succeeded in ") for line in lines)
+    assert lines[-1].startswith(f"run {run['id']} succeeded in ")
+
+
+async def test_a_durable_wait_is_told_with_its_reason(tmp_path: Path) -> None:
+    """A wait over a second goes to the queue: the run's `waiting` line says why and how long."""
+    async with Upstream() as up:
+        up.route("/orders", statuses=[503, 201])
+        write_project(tmp_path, push_to(up.url, retry="{max_attempts: 2, initial: 1500ms, "
+                                                      "jitter: none}"))
+        code, out, err = await cli("run", "push", str(tmp_path))
+    assert code == 0, err
+    assert out.startswith("run r_")  # the text form of the run, on stdout only
+    waiting = [line for line in err.splitlines() if " waiting: " in line]
+    assert len(waiting) == 1, err
+    assert waiting[0].endswith("HTTP 503 (attempt 1 of 2); retrying in 1.5s")
+
+
+async def test_quiet_says_nothing_while_it_waits(tmp_path: Path) -> None:
+    """`--quiet`: stderr stays empty."""
+    async with Upstream() as up:
+        write_project(tmp_path, push_to(up.url))
+        code, out, err = await cli("run", "push", str(tmp_path), "--quiet", "--json")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["status"] == "succeeded"
