@@ -69,6 +69,7 @@ from typing import Any
 import aiohttp
 import orjson
 import uvicorn
+from _summary import figure
 from aiohttp import web
 
 RETRY_INITIAL_S = 0.001
@@ -503,6 +504,11 @@ def main() -> None:
           f"(full jitter), warm-up {args.warmup}")
     for case in cases:
         _report(case, results[case.name], args.runs)
+        result = results[case.name]
+        figure("flows", f"{case.name} step(s): runs/s ({args.store})", args.runs / result["total"],
+               "runs/s", goal=">= 600" if args.store == "postgres" and case.name == "one" else "")
+        figure("flows", f"{case.name} step(s): CPU per run ({args.store})",
+               result["cpu"] / args.runs * 1e6, "µs", goal="<= 550" if case.name == "one" else "")
     one, five = results.get("one"), results.get("five")
     if one is not None and five is not None:
         print(f"five/one:  {one['total'] / five['total']:10.3f} of the runs/s, "
@@ -515,6 +521,8 @@ def main() -> None:
               f"({calls / seconds:,.0f} calls/s, {items} items in {seconds:.2f}s; "
               f"{cpu / items * 1e6:,.0f} µs CPU per item); each round: "
               + ", ".join(f"{i / s:,.0f}" for s, i, _, _ in baselines))
+        figure("flows", "one step / bare aiohttp loop", args.runs / one["total"] / base_s,
+               "ratio", goal=">= 0.4")
         print(f"ratio:     {args.runs / one['total'] / base_s:10.3f} (one step / baseline, "
               f"medians); CPU per item: interlink {one['cpu'] / args.runs * 1e6:,.0f} µs, "
               f"baseline {cpu / items * 1e6:,.0f} µs")
