@@ -28,7 +28,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from interlink import _loop
-from interlink.access_log import AccessLog, access_logger
+from interlink.access_log import AccessLog
 from interlink.admin import AdminAccess
 from interlink.engine import Engine
 from interlink.engine_api import EngineApi
@@ -176,6 +176,8 @@ async def _serve(project: Project, host: str | None, port: int | None, with_work
         for server in servers:
             server.should_exit = True
         await asyncio.gather(*lasting, scheduler)
+        for access in logged:
+            access.flush()
         count = sum(a.requests for a in logged)
         answered = f": {count} request{'' if count == 1 else 's'} answered" if logged else ""
         log.info("stopped serving %s%s", project.name, answered)
@@ -225,7 +227,7 @@ async def _work(project: Project) -> None:
 
 def _configure_logging(log_format: str | None) -> None:
     """Engine logs through structlog: readable lines, or JSON lines (`log_format` "json", or
-    INTERLINK_LOG_FORMAT=json when it is None); the access log has a cheaper handler of its
+    INTERLINK_LOG_FORMAT=json when it is None). The access log takes a cheaper path of its
     own (`access_log`)."""
     if log_format is None:
         log_format = "json" if os.environ.get("INTERLINK_LOG_FORMAT") == "json" else "plain"
@@ -234,7 +236,6 @@ def _configure_logging(log_format: str | None) -> None:
         if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
-    access_logger()
     handler = logging.StreamHandler()
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from interlink.flows.runner import TERMINAL
 from interlink.store import UNKNOWN_DECISION, AttemptRecord, RunRecord, Store
 
 __all__ = ["Progress"]
@@ -42,6 +43,11 @@ class Progress:
         run = await self.store.get_run(self.run_id)
         if run is None:
             return
+        changed = run.status != self._status
+        self._status = run.status
+        ended = run.status in TERMINAL
+        if changed and not ended:  # queued, running, waiting: before what it brought
+            self.echo(await self._run_line(run))
         for step in await self.store.get_steps(self.run_id):
             if step.status == "waiting" or (step.step_id, step.status) in self._steps:
                 continue
@@ -50,8 +56,7 @@ class Progress:
             self.echo(f"step {step.step_id}: {step.status}{took}")
         for attempt in await self.store.get_attempts(self.run_id):
             self._attempt(run, attempt)
-        if run.status != self._status:
-            self._status = run.status
+        if changed and ended:  # after the steps that led to it
             self.echo(await self._run_line(run))
 
     def _attempt(self, run: RunRecord, a: AttemptRecord) -> None:
