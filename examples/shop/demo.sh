@@ -67,8 +67,11 @@ start_warehouse() {  # pids[0] is always the warehouse, pids[1] interlink serve
     pids[0]=$!
 }
 start_warehouse
-"$bin/interlink" serve "$here" --port "$demo_port" &
+# Its log (a line per request) goes to a file, so the demo's own output stays readable.
+mkdir -p "$here/.interlink"
+"$bin/interlink" serve "$here" --port "$demo_port" 2>>"$here/.interlink/serve.log" &
 pids[1]=$!
+echo "  (interlink serve logs to examples/shop/.interlink/serve.log)"
 wait_for "$WAREHOUSE_URL/stats" "the warehouse"
 wait_for "$server/_interlink/health" "interlink serve"
 

@@ -225,7 +225,7 @@ async def _work(project: Project) -> None:
         log.info("worker %s stopped", worker.owner)
 
 
-def _configure_logging(log_format: str | None) -> None:
+def _configure_logging(log_format: str | None = None) -> None:
     """Engine logs through structlog: readable lines, or JSON lines (`log_format` "json", or
     INTERLINK_LOG_FORMAT=json when it is None). The access log takes a cheaper path of its
     own (`access_log`)."""

@@ -1,24 +1,29 @@
-"""What the CLI says to a newcomer: outside a project, an unknown flow, nothing to list, init."""
+"""What the CLI says to a newcomer: outside a project, an unknown flow, nothing to list, init
+(in-process with click's runner; tests/e2e/test_cli.py runs the command as a subprocess)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
 from tests.projects import write_project
+
+from interlink.cli import main
 
 STEPS = "steps:\n  - {id: s, type: script, script: scripts/s.py}\n"
 FILES = {"flows/greet.yaml": f"name: greet\n{STEPS}", "flows/push.yaml": f"name: push\n{STEPS}",
          "scripts/s.py": "def handle(data):\n    return data\n"}
 
 
-def cli(cwd: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the CLI in `cwd` (with PATH set to `path` when given)."""
-    env = dict(os.environ) if path is None else {**os.environ, "PATH": path}
-    return subprocess.run([sys.executable, "-m", "interlink.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in this process (its real commands and exit codes), in the folder `cwd`."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        done = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return subprocess.CompletedProcess(args, done.exit_code, done.stdout, done.stderr)
 
 
 def test_outside_a_project_says_so_without_a_line_number(tmp_path: Path) -> None:
@@ -56,17 +61,20 @@ def test_empty_lists_say_so_on_stderr_and_exit_0(tmp_path: Path) -> None:
     assert filtered.stderr.strip() == "no runs (flow push, status failed)"
 
 
-def test_init_tells_how_to_call_interlink_when_it_is_not_on_path(tmp_path: Path) -> None:
+def test_init_tells_how_to_call_interlink_when_it_is_not_on_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without `interlink` on PATH (after `make demo`), init's hint gives the venv's path and
     how to activate it; with it on PATH, plain `interlink`."""
     bin_dir = Path(sys.executable).parent
     if not (bin_dir / "interlink").exists():  # pragma: no cover - always in the project's venv
         return
-    hidden = cli(tmp_path, "init", "acme", path="/usr/bin:/bin")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    hidden = cli(tmp_path, "init", "acme")
     assert hidden.returncode == 0, hidden.stderr
     assert f"  {bin_dir / 'interlink'} check acme" in hidden.stdout
     assert f"run `. {bin_dir}/activate`" in hidden.stdout
-    shown = cli(tmp_path, "init", "other", path=f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    shown = cli(tmp_path, "init", "other")
     assert "  interlink check other" in shown.stdout
     assert "not on your PATH" not in shown.stdout
     assert cli(tmp_path / "acme", "check").returncode == 0

@@ -1,16 +1,19 @@
 """`interlink runs` filters and pages; `runs retry` (several, bulk, from the failed step) and
-`runs stop`, as a user drives them."""
+`runs stop`, as a user drives them (in-process with click's runner: a subprocess per command
+would cost seconds each; tests/e2e/test_worker_presence.py uses real processes)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+from click.testing import CliRunner
 from tests.projects import write_project
+
+from interlink.cli import main
 
 FILES = {
     "flows/greet.yaml": "name: greet\nsteps:\n  - {id: s, type: script, script: scripts/ok.py}\n",
@@ -20,11 +23,17 @@ FILES = {
 }
 
 
+@pytest.fixture(autouse=True)
+def in_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command runs in the test's project folder (as a user in a shell)."""
+    monkeypatch.chdir(tmp_path)
+
+
 def cli(root: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the CLI in the project folder."""
-    return subprocess.run([sys.executable, "-m", "interlink.cli", *args], cwd=root, input=stdin,
-                          capture_output=True, text=True, timeout=60, check=False,
-                          env=dict(os.environ))
+    """Run the CLI in this process (the real commands, their real exit codes), in `root`."""
+    assert Path.cwd() == root
+    done = CliRunner().invoke(main, list(args), input=stdin, catch_exceptions=False)
+    return subprocess.CompletedProcess(args, done.exit_code, done.stdout, done.stderr)
 
 
 def listed(root: Path, *args: str) -> list[dict[str, Any]]:
