@@ -7,6 +7,7 @@
 | `GET /_interlink/runs/{id}` | admin |
 | `GET /_interlink/queue/{id}` | admin, or the package credentials of the queued request's service |
 | `GET /_interlink/openapi.json`, `GET /metrics` | admin |
+| `/_interlink/ui/…` (the web UI, `interlink.web`) | admin, signed in by a form; or loopback |
 
 A queued request's own caller may poll it with the credentials that could call its service
 (never another package's; a service without authentication gives its callers no such right).
@@ -22,7 +23,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, Router
+from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interlink import __version__
@@ -42,6 +43,7 @@ from interlink.services.responses import error_body, send_response
 from interlink.services.security import Authenticator, admit, build_authenticator
 from interlink.services.sources import JSON
 from interlink.store import QueueItem
+from interlink.web import UI_PATH, UiApp
 from interlink.worker import Worker
 
 __all__ = ["EngineApi"]
@@ -86,6 +88,8 @@ class EngineApi:
                 _Route("/_interlink/openapi.json", self.openapi_json, methods=["GET"]),
                 _Route("/_interlink/flows/{name}/runs", self.start_run, methods=["POST"]),
                 _Route("/_interlink/runs/{run_id}", self.get_run, methods=["GET"]),
+                Mount(UI_PATH, UiApp(self.engine.store, self.engine.runner, self.engine.project,
+                                     self.access).asgi()),
             ]
         router = Router(routes=routes, default=fallback)
         return AdminGuard(_default_headers(router), self.access)

@@ -6,6 +6,7 @@ import abc
 from typing import Any
 
 from interlink.store import _rows
+from interlink.store._stats import UiReads
 from interlink.store.base import Store
 from interlink.store.records import (
     AttemptRecord,
@@ -20,7 +21,7 @@ from interlink.store.records import (
 __all__ = ["NamedQueryReads"]
 
 
-class NamedQueryReads(Store):
+class NamedQueryReads(UiReads, Store):
     """Implements the `Store` reads on top of one primitive, `_fetch(query_name, params)`."""
 
     @abc.abstractmethod
