@@ -17,7 +17,7 @@ from tests.upstream import Upstream
 
 from interlink.engine import Engine
 from interlink.server import build_app
-from interlink.store import Enqueue, Fail, Requeue
+from interlink.store import Enqueue, Fail, InsertRun, Requeue, RunRecord
 
 TOKEN = "admin-token-0123456789abcdef"
 SECRET = "wh-secret-token-5f3a9c"
@@ -166,7 +166,8 @@ async def test_the_run_page_shows_every_attempt_with_the_secret_masked(tmp_path:
         html = page.body.decode()
         assert page.status == 200
         assert html.count("<details class=\"attempt") == 2
-        assert "Bearer ***" in html and f"POST {up.url}/orders" in html
+        assert html.count("<tr><th>Authorization</th><td>***</td></tr>") == 2
+        assert f"POST {up.url}/orders" in html
         assert "<b>500</b>" in html and "retry_step" in html
         assert '"order": "A-1"' in unescape(html)  # the input, pretty-printed
         # A run's own item is gone once it ended; a kept one (a queued request's) is linked.
@@ -323,3 +324,24 @@ async def test_pages_carry_a_strict_content_security_policy(tmp_path: Path) -> N
         assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
         assert answer.headers["x-frame-options"] == "DENY"
         await wait_until("nothing", lambda: True)
+
+
+async def test_the_list_pages_by_cursor_newest_first(tmp_path: Path) -> None:
+    """60 runs: the first page shows the newest 50 and links "older"; that page the other 10
+    and no further link; a mangled cursor is a 400 page."""
+    async with served(tmp_path) as (engine, _, ui):
+        runs = [RunRecord(id=f"r_{n:03}", flow="push", status="succeeded", trigger="api",
+                          input={"n": n}, flow_spec={"name": "push"}, created_at=1000.0 + n)
+                for n in range(60)]
+        await engine.store.write(*(InsertRun(run) for run in runs))
+        await ui.sign_in(TOKEN)
+        first = (await ui.get(f"{UI}/runs?flow=push")).body.decode()
+        shown = re.findall(r'href="/_interlink/ui/runs/(r_\d+)"', first)
+        assert shown == [f"r_{n:03}" for n in range(59, 9, -1)]
+        older = re.search(r'href="([^"]+)" rel="next"', first)
+        assert older is not None and "flow=push" in older[1]
+        second = (await ui.get(unescape(older[1]))).body.decode()
+        assert re.findall(r'href="/_interlink/ui/runs/(r_\d+)"', second) == \
+            [f"r_{n:03}" for n in range(9, -1, -1)]
+        assert 'rel="next"' not in second and "newest" in second
+        assert (await ui.get(f"{UI}/runs?cursor=not-a-cursor")).status == 400

@@ -20,10 +20,11 @@ class UiReads(abc.ABC):
     async def _fetch(self, name: str, params: dict[str, Any]) -> list[Any]:
         """The rows of the named query (from the backend's queries.sql)."""
 
-    async def run_slots(self, since: float, width: float) -> list[tuple[str, int, int]]:
-        """`(flow, slot, runs)`: runs created since `since` per slot of `width` seconds."""
+    async def run_slots(self, since: float, width: float) -> list[tuple[str, int, str, int]]:
+        """`(flow, slot, status, runs)`: runs created since `since` per slot of `width`
+        seconds."""
         rows = await self._fetch("ui_run_slots", {"since": since, "width": width})
-        return [(flow, int(slot), int(n)) for flow, slot, n in rows]
+        return [(flow, int(slot), status, int(n)) for flow, slot, status, n in rows]
 
     async def run_outcomes(self, since: float) -> list[tuple[str, str, int]]:
         """`(flow, status, runs)` of the runs created since `since`."""

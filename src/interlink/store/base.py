@@ -157,8 +157,9 @@ class Store(abc.ABC):
     # the web UI's overview and links (store/_stats.py)
 
     @abc.abstractmethod
-    async def run_slots(self, since: float, width: float) -> list[tuple[str, int, int]]:
-        """`(flow, slot, runs)`: runs created since `since` per slot of `width` seconds."""
+    async def run_slots(self, since: float, width: float) -> list[tuple[str, int, str, int]]:
+        """`(flow, slot, status, runs)`: runs created since `since` per slot of `width`
+        seconds."""
 
     @abc.abstractmethod
     async def run_outcomes(self, since: float) -> list[tuple[str, str, int]]:

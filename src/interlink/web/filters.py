@@ -72,9 +72,12 @@ class RunFilter:
         return {f.name: getattr(changed, f.name) for f in fields(changed)
                 if getattr(changed, f.name)}
 
-    def url(self, path: str, **changes: str) -> str:
-        """`path` with the filter (and `changes`) as its query string."""
+    def url(self, path: str, *, cursor: str | None = None, **changes: str) -> str:
+        """`path` with the filter (and `changes`, and a page's `cursor`) as its query
+        string."""
         params = self.params(**changes)
+        if cursor:
+            params["cursor"] = cursor
         return f"{path}?{urlencode(params)}" if params else path
 
     @property

@@ -17,7 +17,7 @@ from typing import Any
 
 from interlink.store import Store
 
-__all__ = ["DURATION_SAMPLE", "WINDOWS", "ConnectorLine", "FlowLine", "Window", "overview"]
+__all__ = ["DURATION_SAMPLE", "WINDOWS", "Bar", "ConnectorLine", "FlowLine", "Window", "overview"]
 
 #: ended runs per window whose durations make the percentiles
 DURATION_SAMPLE = 20_000
@@ -46,6 +46,19 @@ class Window:
 WINDOWS = (Window("last hour", 3600, 60), Window("last day", 86400, 1800))
 
 
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One slot of a chart as an SVG rectangle, with the height of its failed part."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    failed_height: float
+    per_minute: float
+    failed_per_minute: float
+
+
 @dataclass
 class FlowLine:
     """One flow in one window."""
@@ -53,6 +66,8 @@ class FlowLine:
     flow: str
     #: runs per minute in each slot, oldest first
     per_minute: list[float]
+    #: of those, the runs that failed
+    failed_per_minute: list[float]
     runs: int = 0
     succeeded: int = 0
     ended: int = 0
@@ -64,15 +79,16 @@ class FlowLine:
         """Succeeded of the ended runs, 0-1 (None when none ended)."""
         return self.succeeded / self.ended if self.ended else None
 
-    def bars(self, width: float = 240, height: float = 36) -> Iterator[tuple[float, float,
-                                                                              float, float]]:
-        """The chart's bars as SVG rectangles `(x, y, w, h)`, scaled to the busiest slot."""
+    def bars(self, width: float = 360, height: float = 40) -> Iterator[Bar]:
+        """The chart's bars as SVG rectangles, scaled to the busiest slot: each slot's runs,
+        and its failed runs drawn over them from the bottom."""
         top = max(self.per_minute, default=0) or 1
         step = width / max(len(self.per_minute), 1)
-        for i, value in enumerate(self.per_minute):
-            h = value / top * height
-            yield (round(i * step, 2), round(height - h, 2), round(max(step - 1, 1), 2),
-                   round(h, 2))
+        for i, (value, failed) in enumerate(zip(self.per_minute, self.failed_per_minute,
+                                                strict=True)):
+            h, bad = value / top * height, failed / top * height
+            yield Bar(round(i * step, 2), round(height - h, 2), round(max(step - 1, 1), 2),
+                      round(h, 2), round(bad, 2), value, failed)
 
 
 @dataclass
@@ -106,11 +122,14 @@ async def _window(store: Store, window: Window, now: float,
     lines: dict[str, FlowLine] = {}
 
     def line(flow: str) -> FlowLine:
-        return lines.setdefault(flow, FlowLine(flow, [0.0] * window.slots))
+        return lines.setdefault(flow, FlowLine(flow, [0.0] * window.slots,
+                                               [0.0] * window.slots))
 
-    for flow, slot, runs in await store.run_slots(since, window.slot):
+    for flow, slot, status, runs in await store.run_slots(since, window.slot):
         if 0 <= slot < window.slots:
             line(flow).per_minute[slot] += runs / (window.slot / 60)
+            if status == "failed":
+                line(flow).failed_per_minute[slot] += runs / (window.slot / 60)
     for flow, status, runs in await store.run_outcomes(since):
         entry = line(flow)
         entry.runs += runs

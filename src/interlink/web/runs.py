@@ -98,6 +98,11 @@ async def run_detail(store: Store, run: RunRecord, current_spec: dict[str, Any] 
         views.append(StepView(step, previous))
         previous = step.output
     by_id = {view.record.step_id: view for view in views}
+    # A nested step (in a route, a try, …) has no record of its own: its attempts and log
+    # lines are shown under the step it is nested in.
+    for nested, outer in _enclosing(run.flow_spec).items():
+        if nested not in by_id and outer in by_id:
+            by_id[nested] = by_id[outer]
     for number, attempt in enumerate(attempts):
         view = by_id.get(attempt.step_id)
         if view is not None:
@@ -110,6 +115,26 @@ async def run_detail(store: Store, run: RunRecord, current_spec: dict[str, Any] 
     version = spec_hash(run.flow_spec)
     current = current_spec is not None and spec_hash(current_spec) == version
     return RunDetail(run, version, current, views, own, await store.run_items(run.id), all_of)
+
+
+def _enclosing(spec: dict[str, Any]) -> dict[str, str]:
+    """Every step id in a flow definition → the id of the top-level step it is part of."""
+    found: dict[str, str] = {}
+
+    def walk(value: Any, outer: str) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("id"), str) and "type" in value:
+                found.setdefault(value["id"], outer)
+            for inner in value.values():
+                walk(inner, outer)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner, outer)
+
+    for step in spec.get("steps") or []:
+        if isinstance(step, dict) and isinstance(step.get("id"), str):
+            walk(step, step["id"])
+    return found
 
 
 def _place_bars(run: RunRecord, views: list[StepView]) -> None:

@@ -234,10 +234,10 @@ FROM runs WHERE id = ANY(%(ids)s::text[])
 -- The web UI's overview (interlink.store._stats): runs and attempts since a time, counted.
 
 -- name: ui_run_slots
--- Runs per flow per slot of :width seconds from :since (the overview's bar charts).
-SELECT flow, floor((created_at - %(since)s) / %(width)s)::integer AS slot, count(*)
+-- Runs per flow, status and slot of :width seconds from :since (the overview's bar charts).
+SELECT flow, floor((created_at - %(since)s) / %(width)s)::integer AS slot, status, count(*)
 FROM runs WHERE created_at >= %(since)s
-GROUP BY flow, slot
+GROUP BY flow, slot, status
 
 -- name: ui_run_outcomes
 SELECT flow, status, count(*) FROM runs WHERE created_at >= %(since)s GROUP BY flow, status
