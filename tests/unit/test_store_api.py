@@ -21,7 +21,7 @@ def test_exported_members() -> None:
         "AttemptRecord", "Complete", "Credential", "DeleteSession", "Enqueue", "Fail",
         "InsertLogs", "InsertRun", "LogLine", "MarkSeen", "PutCache", "PutCredential",
         "PutSession", "QueueItem", "QueueStatus", "RecordNonce", "Release", "Requeue",
-        "RunRecord", "RunStatus",
+        "RUN_STATUSES", "RunPage", "RunQuery", "RunRecord", "RunStatus",
         "SaveAttempt", "SaveStep", "SessionRecord", "StepRecord", "Store", "UNKNOWN_DECISION",
         "UpdateRun", "Wake", "WriteOp", "open_store",
     }

@@ -38,12 +38,15 @@ from interlink.store.ops import (
     WriteOp,
 )
 from interlink.store.records import (
+    RUN_STATUSES,
     UNKNOWN_DECISION,
     AttemptRecord,
     Credential,
     LogLine,
     QueueItem,
     QueueStatus,
+    RunPage,
+    RunQuery,
     RunRecord,
     RunStatus,
     SessionRecord,
@@ -51,6 +54,7 @@ from interlink.store.records import (
 )
 
 __all__ = [
+    "RUN_STATUSES",
     "UNKNOWN_DECISION",
     "AttemptRecord",
     "Complete",
@@ -70,6 +74,8 @@ __all__ = [
     "RecordNonce",
     "Release",
     "Requeue",
+    "RunPage",
+    "RunQuery",
     "RunRecord",
     "RunStatus",
     "SaveAttempt",
