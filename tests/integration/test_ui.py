@@ -345,3 +345,21 @@ async def test_the_list_pages_by_cursor_newest_first(tmp_path: Path) -> None:
             [f"r_{n:03}" for n in range(9, -1, -1)]
         assert 'rel="next"' not in second and "newest" in second
         assert (await ui.get(f"{UI}/runs?cursor=not-a-cursor")).status == 400
+
+
+async def test_a_search_for_a_run_or_item_id_opens_it(tmp_path: Path) -> None:
+    """Searching a run id goes to the run; a queue item's id to its run (or the item when it
+    names none); other text lists the runs whose input has it."""
+    async with served(tmp_path) as (engine, _, ui):
+        run_id = await engine.runner.start("push", {"order": "A-4711"})
+        assert await ended(engine, run_id) == "failed"
+        await engine.store.write(Enqueue("q_of_run1", "kept", {"run_id": run_id}),
+                                 Enqueue("q_alone1", "kept", {"x": 1}))
+        await ui.sign_in(TOKEN)
+        for q, target in ((run_id, f"{UI}/runs/{run_id}"), ("q_of_run1", f"{UI}/runs/{run_id}"),
+                          ("q_alone1", f"{UI}/queue/q_alone1")):
+            answer = await ui.get(f"{UI}/runs?q={q}")
+            assert (answer.status, answer.headers["location"]) == (303, target)
+        listed = await ui.get(f"{UI}/runs?q=A-4711")
+        assert listed.status == 200 and run_id.encode() in listed.body
+        assert run_id.encode() not in (await ui.get(f"{UI}/runs?q=B-1")).body

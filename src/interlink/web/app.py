@@ -122,12 +122,27 @@ class UiApp:
     # --- pages -------------------------------------------------------------------------------
 
     async def runs(self, request: Request, viewer: Viewer) -> Response:
-        """The runs list."""
+        """The runs list; a search naming a run or a queue item goes straight to it."""
+        found = await self._named(request.query_params.get("q", "").strip())
+        if found is not None:
+            return RedirectResponse(found, 303)
         try:
             context = await runs_list(self.store, self.flows, request.query_params)
         except ValueError as exc:
             return page("error.html", viewer, status=400, title="Bad filter", message=str(exc))
         return page("runs.html", viewer, **context)
+
+    async def _named(self, text: str) -> str | None:
+        """The page of the run (or the queue item's run) whose id is `text`, if any."""
+        if not text or len(text) > 100 or any(c.isspace() for c in text):
+            return None
+        if await self.store.get_run(text) is not None:
+            return f"{UI_PATH}/runs/{text}"
+        item = await self.store.get_item(text)
+        if item is None:
+            return None
+        run_id = item.payload.get("run_id") if isinstance(item.payload, dict) else None
+        return f"{UI_PATH}/runs/{run_id}" if run_id else f"{UI_PATH}/queue/{item.id}"
 
     async def run(self, request: Request, viewer: Viewer) -> Response:
         """A run's page."""
