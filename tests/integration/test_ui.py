@@ -3,6 +3,7 @@ origin checks, loopback mode, pages, actions, and no secret in any page."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
@@ -45,6 +46,12 @@ def files(url: str, admin: str) -> dict[str, str]:
         "flows/push.yaml": """
             name: push
             steps:
+              - {id: push, type: connector, connector: wh, endpoint: create_order}
+            """,
+        "flows/later.yaml": """
+            name: later
+            steps:
+              - {id: wait, type: delay, for: 1h}
               - {id: push, type: connector, connector: wh, endpoint: create_order}
             """,
     }
@@ -202,6 +209,8 @@ async def test_retry_from_the_page_starts_a_run_that_succeeds(tmp_path: Path) ->
         assert run is not None and run.retry_of == run_id and run.trigger == "retry"
         page = (await ui.get(f"{UI}/runs/{new}")).body.decode()
         assert f"{UI}/runs/{run_id}" in page and "s-succeeded" in page
+        old = (await ui.get(f"{UI}/runs/{run_id}")).body.decode()
+        assert f'Retried as</dt><dd><a href="{UI}/runs/{new}"' in old
 
 
 async def test_bulk_retry_confirms_the_count_then_retries_each(tmp_path: Path) -> None:
@@ -323,7 +332,6 @@ async def test_pages_carry_a_strict_content_security_policy(tmp_path: Path) -> N
         policy = answer.headers["content-security-policy"]
         assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
         assert answer.headers["x-frame-options"] == "DENY"
-        await wait_until("nothing", lambda: True)
 
 
 async def test_the_list_pages_by_cursor_newest_first(tmp_path: Path) -> None:
@@ -363,3 +371,46 @@ async def test_a_search_for_a_run_or_item_id_opens_it(tmp_path: Path) -> None:
         listed = await ui.get(f"{UI}/runs?q=A-4711")
         assert listed.status == 200 and run_id.encode() in listed.body
         assert run_id.encode() not in (await ui.get(f"{UI}/runs?q=B-1")).body
+
+
+async def test_a_waiting_run_is_stopped_from_its_page(tmp_path: Path) -> None:
+    """A run in a durable wait has a Stop button; posting it ends the run `stopped`, and a
+    second stop says why it cannot."""
+    async with served(tmp_path) as (engine, up, ui):
+        run_id = await engine.runner.start("later", {"n": 1})
+
+        async def waiting() -> bool:
+            run = await engine.store.get_run(run_id)
+            return run is not None and run.status == "waiting"
+
+        for _ in range(500):
+            if await waiting():
+                break
+            await asyncio.sleep(0.01)
+        await ui.sign_in(TOKEN)
+        page = await ui.get(f"{UI}/runs/{run_id}")
+        assert f'action="{UI}/runs/{run_id}/stop"'.encode() in page.body
+        answer = await ui.post(f"{UI}/runs/{run_id}/stop", {"csrf": csrf_of(page)})
+        assert answer.status == 200 and b"Stopped" in answer.body
+        run = await engine.store.get_run(run_id)
+        assert run is not None and run.status == "stopped"
+        again = await ui.post(f"{UI}/runs/{run_id}/stop", {"csrf": csrf_of(page)})
+        assert again.status == 409 and b"only a queued or waiting run" in again.body
+        assert up.requests_to("/orders") == []
+
+
+async def test_redrive_goes_on_from_the_failed_step_in_the_same_run(tmp_path: Path) -> None:
+    """Re-driven, a failed run is queued again under its own id and succeeds once the upstream
+    does; its page then offers no re-drive."""
+    async with served(tmp_path) as (engine, up, ui):
+        run_id = await engine.runner.start("push", {"n": 1})
+        assert await ended(engine, run_id) == "failed"
+        up.route("/orders", statuses=[201], body={"ok": True})
+        await ui.sign_in(TOKEN)
+        page = await ui.get(f"{UI}/runs/{run_id}")
+        answer = await ui.post(f"{UI}/runs/{run_id}/redrive", {"csrf": csrf_of(page)})
+        assert answer.status == 200 and b"Re-drive queued" in answer.body
+        await wait_until("the re-drive", lambda: len(up.requests_to("/orders")) == 3)
+        assert await ended(engine, run_id) == "succeeded"
+        page = await ui.get(f"{UI}/runs/{run_id}")
+        assert b"/redrive" not in page.body and b"Re-driven" in page.body

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from interlink.flows.runner import FlowRunner
 from interlink.store import AttemptRecord, LogLine, QueueItem, RunRecord, StepRecord, Store
 from interlink.web.filters import STATUSES, RunFilter
 from interlink.web.render import spec_hash
@@ -84,6 +85,8 @@ class RunDetail:
     items: list[QueueItem]
     #: what the page shows whole: a step's index (its buckets), or `output`
     all_of: str | None
+    #: the run that retries this one, if there is one yet (a run has one retry)
+    retried_as: str | None = None
 
 
 async def run_detail(store: Store, run: RunRecord, current_spec: dict[str, Any] | None,
@@ -114,7 +117,9 @@ async def run_detail(store: Store, run: RunRecord, current_spec: dict[str, Any] 
     _place_bars(run, views)
     version = spec_hash(run.flow_spec)
     current = current_spec is not None and spec_hash(current_spec) == version
-    return RunDetail(run, version, current, views, own, await store.run_items(run.id), all_of)
+    retry = await store.get_run(FlowRunner.retry_id(run))
+    return RunDetail(run, version, current, views, own, await store.run_items(run.id), all_of,
+                     retry.id if retry is not None else None)
 
 
 def _enclosing(spec: dict[str, Any]) -> dict[str, str]:
