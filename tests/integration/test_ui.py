@@ -85,6 +85,9 @@ async def test_anonymous_pages_redirect_to_the_sign_in_form(tmp_path: Path) -> N
         login = await ui.get(f"{UI}/login")
         assert login.status == 200 and b'type="password" name="token"' in login.body
         assert (await ui.get("/_interlink/runs/x")).status == 401  # the API is unchanged
+        posted = await ui.post(f"{UI}/runs/r_x/retry", {})
+        assert (posted.status, posted.headers["location"]) == \
+            (303, f"{UI}/login?next=%2F_interlink%2Fui%2F")
 
 
 async def test_signing_in_with_the_token_opens_a_session(tmp_path: Path) -> None:
@@ -107,6 +110,7 @@ async def test_signing_in_with_the_token_opens_a_session(tmp_path: Path) -> None
         assert await engine.store.get_session(session_id, 0) is not None
         page = await ui.get(f"{UI}/")
         assert page.status == 200 and b"<h1>Runs</h1>" in page.body
+        assert (await ui.get(f"{UI}/nothing/here")).status == 404
         stolen = dict(ui.cookies)
         out = await ui.post(f"{UI}/logout", {"csrf": csrf_of(page)})
         assert out.status == 303

@@ -257,5 +257,6 @@ def test_the_list_fits_a_phone(browser: Any, served: Served) -> None:
         until(browser, "the runs list", lambda b: by_css(b, "h1").text == "Runs")
         width = browser.execute_script("return document.documentElement.scrollWidth")
         assert width <= 390
+        shot(browser, "phone")
     finally:
         viewport(browser, 1280, 800)

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, quote
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route, Router
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from interlink.admin import AdminAccess
 from interlink.services.body import read_body
@@ -84,7 +84,7 @@ class UiApp:
             Route("/login", self.login, methods=post),
             Route("/logout", self._action(self.logout), methods=post),
             Route("/static/{name}", self.static, methods=get),
-        ])
+        ], default=_not_found)
 
     # --- who is asking ---------------------------------------------------------------------
 
@@ -93,7 +93,11 @@ class UiApp:
         if self.auth.signs_in:
             session_id = await self.auth.session(request)
             if session_id is None:
+                # After signing in, back to the page asked for (a form posted without a
+                # session is not posted again: the runs list instead).
                 here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                if request.method not in ("GET", "HEAD"):
+                    here = f"{UI_PATH}/"
                 return RedirectResponse(f"{UI_PATH}/login?next={quote(here, safe='')}", 303)
             return self.auth.viewer(request, session_id)
         if self.auth.loopback_refused(request):
@@ -282,6 +286,13 @@ def _next(target: str | None) -> str:
     if target and target.startswith(f"{UI_PATH}/") and "//" not in target and "\\" not in target:
         return target
     return f"{UI_PATH}/"
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """A path the UI does not serve: the 404 page (no viewer needed: it shows nothing)."""
+    answer = page("error.html", None, status=404, title="Not found",
+                  message="The UI has no page at this address.")
+    await answer(scope, receive, send)
 
 
 def _missing(viewer: Viewer, what: str) -> Response:
