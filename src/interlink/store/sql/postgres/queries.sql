@@ -252,4 +252,4 @@ GROUP BY r.flow, a.step_id, a.decision
 SELECT id, kind, payload, status, priority, run_at, attempts, created_at, updated_at,
        lease_owner, lease_expires_at, last_error, result
 FROM queue WHERE (payload::jsonb) ->> 'run_id' = %(run_id)s
-ORDER BY created_at
+ORDER BY created_at, id
