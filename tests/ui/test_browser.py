@@ -172,6 +172,23 @@ def test_bulk_retry_of_the_filtered_failed_runs(browser: Any, served: Served) ->
         assert served.api("GET", f"/_interlink/runs/{run_id}")["retry_of"] in originals
 
 
+def test_the_list_refreshes_itself_while_a_run_is_in_flight(
+        browser: Any, served: Served) -> None:
+    """While a listed run is in flight the list polls: the run's badge turns `succeeded`
+    without the page being reloaded, and the polling stops."""
+    marker = f"live-{uuid.uuid4().hex[:8]}"
+    served.world.route("/orders", **ok_world(), delay=2.5)
+    run_id = served.start(order(300, "FR", marker))
+    sign_in(browser, served, path=f"/runs?q={marker}")
+    until(browser, "the run in flight", lambda b: b.find_elements("link text", run_id))
+    assert browser.execute_script("return document.body.dataset.refresh") == "3"
+    browser.execute_script("window.notReloaded = true")
+    until(browser, "the run's end", lambda b: all_css(b, "#runs .s-succeeded"), limit_s=20)
+    assert browser.execute_script("return window.notReloaded") is True
+    assert browser.execute_script("return document.body.dataset.refresh") is None
+    served.world.route("/orders", **ok_world())
+
+
 def test_a_broken_queue_item_is_requeued(browser: Any, served: Served) -> None:
     """A broken item is listed with its last error and a Requeue button; requeued, its page
     shows it ready again."""
