@@ -6,6 +6,7 @@ import abc
 from typing import Any
 
 from interlink.store import _listing, _rows
+from interlink.store._stats import UiReads
 from interlink.store.base import Store
 from interlink.store.records import (
     RUN_STATUSES,
@@ -23,7 +24,7 @@ from interlink.store.records import (
 __all__ = ["NamedQueryReads"]
 
 
-class NamedQueryReads(Store):
+class NamedQueryReads(UiReads, Store):
     """Implements the `Store` reads on top of one primitive, `_fetch(query_name, params)`
     (and `_select(sql, params)` for the SQL a listing composes)."""
 
