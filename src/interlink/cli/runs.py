@@ -107,8 +107,8 @@ def run_flow(flow: str, project: Path, payload_source: str | None, timeout: floa
 @click.option("--trigger", help="only runs started this way (api, schedule, webhook, service, "
               "retry, manual, …)")
 @click.option("--since", type=Moment(), metavar="WHEN",
-              help="only runs created since WHEN: a duration ago (30m, 2h, 1d) or an ISO 8601 "
-              "date/datetime (UTC unless it says otherwise)")
+              help="only runs created since WHEN: a duration ago (30m, 2h, 7d), an ISO 8601 "
+              "time (UTC unless it says otherwise) or Unix seconds")
 @click.option("--until", type=Moment(), metavar="WHEN", help="only runs created before WHEN")
 @click.option("--search", "-q", metavar="TEXT",
               help="a run id, a queue item id (its run), or text in the runs' input")
