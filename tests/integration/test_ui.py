@@ -308,7 +308,9 @@ async def test_the_overview_counts_runs_and_attempts_per_connector(tmp_path: Pat
         row = re.search(r"<tr><td>wh</td>(.*?)</tr>", html)
         assert row is not None
         cells = re.findall(r'class="num[^"]*">([\d,]+)<', row[1])
-        assert cells == ["1", "2", "0", "0", "3"]  # continue, retry, reauth, fail, all
+        # continue, retry, reauth, fail, all: the failed run's last attempt is counted as the
+        # decision that ended it (fail: no attempts left), not as the retry its 503 asked for
+        assert cells == ["1", "1", "0", "1", "3"]
 
 
 async def test_the_main_listener_does_not_serve_the_ui_when_admin_listen_is_set(
