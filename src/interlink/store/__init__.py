@@ -39,6 +39,7 @@ from interlink.store.ops import (
 )
 from interlink.store.records import (
     UNKNOWN_DECISION,
+    AttemptOutcome,
     AttemptRecord,
     Credential,
     LogLine,
@@ -52,6 +53,7 @@ from interlink.store.records import (
 
 __all__ = [
     "UNKNOWN_DECISION",
+    "AttemptOutcome",
     "AttemptRecord",
     "Complete",
     "Credential",
