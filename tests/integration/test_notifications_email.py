@@ -83,9 +83,11 @@ def smtp_server(mailbox: Mailbox, tls: ssl.SSLContext | None = None) -> Iterator
 
 
 def channel(port: int, *, starttls: bool, extra: str = "") -> str:
-    return ("{email: {host: 127.0.0.1, port: %d, starttls: %s, user: '{{ env.SMTP_USER }}', "
-            "password: '{{ env.SMTP_PASSWORD }}', from: interlink@shop.test, "
-            "to: [ops@shop.test, oncall@shop.test]%s}}" % (port, str(starttls).lower(), extra))
+    """An email channel to the loopback server, its login from the environment."""
+    tls = "true" if starttls else "false"
+    return (f"{{email: {{host: 127.0.0.1, port: {port}, starttls: {tls}, "
+            "user: '{{ env.SMTP_USER }}', password: '{{ env.SMTP_PASSWORD }}', "
+            f"from: interlink@shop.test, to: [ops@shop.test, oncall@shop.test]{extra}}}}}")
 
 
 def refuse(up: Upstream) -> None:
