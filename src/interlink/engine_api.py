@@ -4,7 +4,10 @@
 |---|---|
 | `GET /_interlink/health` | anyone |
 | `POST /_interlink/flows/{name}/runs` (body ≤ `admin.max_body`) | admin (`admin.AdminAccess`) |
+| `GET /_interlink/runs?flow=&status=&trigger=&since=&until=&q=&cursor=&limit=` | admin |
 | `GET /_interlink/runs/{id}` | admin |
+| `POST /_interlink/runs/{id}/retry`, `…/redrive`, `…/stop`; `POST /_interlink/runs/retry` | admin |
+| `POST /_interlink/queue/{id}/requeue` | admin |
 | `GET /_interlink/queue/{id}` | admin, or the package credentials of the queued request's service |
 | `GET /_interlink/openapi.json`, `GET /metrics` | admin |
 
@@ -16,6 +19,8 @@ Every error answer has the services' shape, `{"error": {"phase", "message"}}`.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from email.utils import formatdate
 from typing import Any
 
@@ -29,7 +34,8 @@ from interlink import __version__
 from interlink.admin import HEALTH_PATH, AdminAccess, AdminGuard
 from interlink.engine import Engine
 from interlink.errors import RunError
-from interlink.flows.report import item_json, run_json
+from interlink.flows.report import item_json, run_json, run_summary
+from interlink.instants import parse_instant
 from interlink.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from interlink.payloads import content_length, read_payload, unreadable
 from interlink.services import QUEUE_KIND
@@ -41,10 +47,10 @@ from interlink.services.responses import Response as Answer
 from interlink.services.responses import error_body, send_response
 from interlink.services.security import Authenticator, admit, build_authenticator
 from interlink.services.sources import JSON
-from interlink.store import QueueItem
+from interlink.store import RUN_STATUSES, QueueItem, Requeue, RunQuery
 from interlink.worker import Worker
 
-__all__ = ["EngineApi"]
+__all__ = ["MAX_PAGE", "EngineApi", "run_query"]
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -53,6 +59,24 @@ def _json(body: Any, status: int = 200) -> Response:
 
 def _error(status: int, phase: str, message: str) -> Response:
     return Response(error_body(phase, message), status, media_type=JSON)
+
+
+#: the most runs one page of `GET /_interlink/runs` holds
+MAX_PAGE = 500
+
+
+def run_query(params: Mapping[str, str], now: float) -> RunQuery:
+    """The `RunQuery` of a runs listing's query string (`q` is the search); ValueError when a
+    value is not one it can be."""
+    status = params.get("status") or None
+    if status is not None and status not in RUN_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}")
+    since, until = params.get("since") or None, params.get("until") or None
+    return RunQuery(flow=params.get("flow") or None, status=status,
+                    trigger=params.get("trigger") or None,
+                    since=None if since is None else parse_instant(since, now),
+                    until=None if until is None else parse_instant(until, now),
+                    search=params.get("q") or None)
 
 
 class EngineApi:
@@ -85,7 +109,11 @@ class EngineApi:
                 _Route("/metrics", self.metrics, methods=["GET"]),
                 _Route("/_interlink/openapi.json", self.openapi_json, methods=["GET"]),
                 _Route("/_interlink/flows/{name}/runs", self.start_run, methods=["POST"]),
+                _Route("/_interlink/runs", self.list_runs, methods=["GET"]),
+                _Route("/_interlink/runs/retry", self.retry_matching, methods=["POST"]),
                 _Route("/_interlink/runs/{run_id}", self.get_run, methods=["GET"]),
+                _Route("/_interlink/runs/{run_id}/{action}", self.act_on_run, methods=["POST"]),
+                _Route("/_interlink/queue/{item_id}/requeue", self.requeue, methods=["POST"]),
             ]
         router = Router(routes=routes, default=fallback)
         return AdminGuard(_default_headers(router), self.access)
@@ -114,6 +142,61 @@ class EngineApi:
         except RunError as exc:
             return _error(500, "activity", self.engine.redactor.text(str(exc)))
         return _json({"run_id": run_id, "status": "queued"}, 202)
+
+    async def list_runs(self, request: Request) -> Response:
+        """A page of runs, newest first, with the counts per status; `next_cursor` pages on."""
+        params = request.query_params
+        try:
+            query = run_query(params, time.time())
+            limit = int(params.get("limit", "50"))
+            if not 1 <= limit <= MAX_PAGE:
+                raise ValueError(f"limit must be 1 to {MAX_PAGE}")
+            page = await self.engine.store.find_runs(query, cursor=params.get("cursor"),
+                                                     limit=limit)
+        except ValueError as exc:  # InvalidCursor is one
+            return _error(400, "mapping", str(exc))
+        counts = await self.engine.store.count_runs(query)
+        return _json({"runs": [run_summary(run) for run in page.runs],
+                      "next_cursor": page.cursor, "counts": counts})
+
+    async def retry_matching(self, request: Request) -> Response:
+        """Retry the failed runs the query string matches (as `GET /_interlink/runs`)."""
+        try:
+            query = run_query(request.query_params, time.time())
+        except ValueError as exc:
+            return _error(400, "mapping", str(exc))
+        run_ids = await self.engine.runner.retry_matching(query)
+        return _json({"retried": len(run_ids), "run_ids": run_ids})
+
+    async def act_on_run(self, request: Request) -> Response:
+        """`retry` (202, the retry run's id), `redrive` (202) or `stop` (200) one run."""
+        run_id, action = request.path_params["run_id"], request.path_params["action"]
+        runner = self.engine.runner
+        try:
+            match action:
+                case "retry":
+                    return _json({"run_id": await runner.retry(run_id), "status": "queued"}, 202)
+                case "redrive":
+                    return _json({"run_id": await runner.redrive(run_id), "status": "queued"},
+                                 202)
+                case "stop":
+                    await runner.stop(run_id)
+                    return _json({"run_id": run_id, "status": "stopped"})
+        except RunError as exc:
+            return _error(409, "activity", self.engine.redactor.text(str(exc)))
+        return _error(404, "routing", "no such action (retry, redrive, stop)")
+
+    async def requeue(self, request: Request) -> Response:
+        """Make a broken or failed queue item ready again."""
+        item_id = request.path_params["item_id"]
+        (requeued,) = await self.engine.store.write(Requeue(item_id))
+        if not requeued:
+            item = await self.engine.store.get_item(item_id)
+            if item is None:
+                return _error(404, "routing", "no such queue item")
+            return _error(409, "activity", f"the item is {item.status}; only broken or "
+                                           "failed items can be requeued")
+        return _json({"id": item_id, "status": "ready"})
 
     async def get_run(self, request: Request) -> Response:
         """A run with its steps, attempts and log."""

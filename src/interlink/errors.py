@@ -6,6 +6,7 @@ InterlinkError
 │   └── ProjectErrors     several ProjectErrors found in one load
 ├── ExpressionError       an expression or template failed while being evaluated
 ├── StoreError            the durable store could not do what was asked
+│   ├── InvalidCursor     a listing cursor the store did not hand out (also a ValueError)
 │   └── Conflict          a write found its record changed by another process (nothing applied)
 │       └── LeaseLost     a queue item's lease expired and another worker took it
 ├── ConnectorError        an outbound call could not be made or answered
@@ -33,6 +34,7 @@ __all__ = [
     "ConnectorError",
     "ExpressionError",
     "InterlinkError",
+    "InvalidCursor",
     "LeaseLost",
     "NotificationError",
     "ProjectError",
@@ -76,6 +78,10 @@ class ExpressionError(InterlinkError):
 
 class StoreError(InterlinkError):
     """The durable store could not do what was asked."""
+
+
+class InvalidCursor(StoreError, ValueError):
+    """A listing cursor that this store did not hand out (the caller's mistake: a 400)."""
 
 
 class Conflict(StoreError):

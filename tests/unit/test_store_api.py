@@ -22,7 +22,7 @@ def test_exported_members() -> None:
         "Enqueue", "Fail",
         "InsertLogs", "InsertRun", "LogLine", "MarkSeen", "PutCache", "PutCredential",
         "PutSession", "QueueItem", "QueueStatus", "RecordNonce", "Release", "Requeue",
-        "RunRecord", "RunStatus",
+        "RUN_STATUSES", "RunPage", "RunQuery", "RunRecord", "RunStatus",
         "SaveAttempt", "SaveStep", "SessionRecord", "StepRecord", "Store", "UNKNOWN_DECISION",
         "UpdateRun", "Wake", "WriteOp", "open_store",
     }

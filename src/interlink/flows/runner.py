@@ -47,6 +47,7 @@ from interlink.store import (
     InsertRun,
     QueueItem,
     Release,
+    RunQuery,
     RunRecord,
     SaveStep,
     StepRecord,
@@ -284,14 +285,90 @@ class FlowRunner:
             await self.store.extend_leases(self.owner, [item_id], self.lease_s)
 
     async def retry(self, run_id: str) -> str:
-        """Queue a new run of the same flow version with the same input, linked by retry_of."""
+        """Queue the retry of a run: a new run of the same flow version with the same input,
+        linked by retry_of; returns its id.
+
+        A run has one retry, the one a failing flow queues itself (response code 2): retrying
+        a run again, or one whose flow already queued its retry, gives that same run (made due
+        now), so a double click or a bulk retry repeated never starts two.
+        """
         old = await self.store.get_run(run_id)
         if old is None:
             raise RunError(f"retrying run {run_id}: no such run")
-        run = self.new_run(old.flow_spec, old.input, trigger="retry", retry_of=old.id,
-                           retry_count=old.retry_count + 1)
-        await self.store.write(InsertRun(run), Enqueue(new_id("q_"), RUN_KIND, {"run_id": run.id}))
+        if old.status not in TERMINAL:
+            raise RunError(f"retrying run {run_id}: it is {old.status}; only a run that ended "
+                           "can be retried")
+        await self.store.write(*self._retry_ops(old, delay=0.0))
+        return self.retry_id(old)
+
+    def _retry_ops(self, run: RunRecord, *, delay: float) -> list[WriteOp]:
+        """The writes queueing the retry run of `run` (idempotent: it has one retry run)."""
+        retry = self.new_run(run.flow_spec, run.input, trigger="retry", retry_of=run.id,
+                             retry_count=run.retry_count + 1, run_id=self.retry_id(run))
+        item_id = derived_id("q_", run.created_at, retry.id)
+        ops: list[WriteOp] = [InsertRun(retry), Enqueue(item_id, RUN_KIND, {"run_id": retry.id},
+                                                        time.time() + delay)]
+        return ops if delay else [*ops, Wake(item_id)]
+
+    async def retry_matching(self, query: RunQuery, *, limit: int = 1000) -> list[str]:
+        """Retry the failed runs `query` matches (whatever status it names), newest first, up
+        to `limit`; returns the retry runs' ids (see `retry`)."""
+        query = replace(query, status="failed")
+        ids: list[str] = []
+        cursor = None
+        while len(ids) < limit:
+            page = await self.store.find_runs(query, cursor=cursor,
+                                              limit=min(200, limit - len(ids)))
+            if page.runs:
+                await self.store.write(*[op for run in page.runs
+                                         for op in self._retry_ops(run, delay=0.0)])
+                ids += [self.retry_id(run) for run in page.runs]
+            if page.cursor is None:
+                break
+            cursor = page.cursor
+        return ids
+
+    async def redrive(self, run_id: str) -> str:
+        """Queue a failed run again from its failed step, for the workers; returns its id.
+
+        As `redrive_now`: steps that succeeded keep their outputs, payloads the failed step
+        delivered are not sent again, the others go with the same idempotency keys, and the
+        failed step gets a fresh attempt budget.
+        """
+        run = await self.store.get_run(run_id)
+        if run is None or run.status != "failed":
+            why = "no such run" if run is None else f"it is {run.status}"
+            raise RunError(f"re-driving run {run_id}: {why}; only a failed run can be re-driven")
+        redrive = run.redrive + 1
+        item_id = derived_id("q_", run.created_at, f"{run.id}:redrive:{redrive}")
+        try:
+            await self.store.write(
+                UpdateRun(run.id, {"status": "queued", "redrive": redrive, "error": None,
+                                   "finished_at": None},
+                          expect={"status": "failed", "redrive": run.redrive}),
+                Enqueue(item_id, RUN_KIND, {"run_id": run.id}))
+        except Conflict:
+            raise RunError(f"re-driving run {run_id}: it changed meanwhile "
+                           "(someone else re-drove it)") from None
         return run.id
+
+    async def stop(self, run_id: str) -> None:
+        """Stop a queued or waiting run: it ends `stopped`, and its queue item, when claimed,
+        finds it ended and is dropped (a worker about to run it sees the change: `_execute`
+        writes `running` only over the status it read)."""
+        run = await self.store.get_run(run_id)
+        if run is None or run.status not in ("queued", "waiting"):
+            why = "no such run" if run is None else f"it is {run.status}"
+            raise RunError(f"stopping run {run_id}: {why}; only a queued or waiting run "
+                           "can be stopped")
+        ending = self._ending(run, "stopped", "stopped by an operator")
+        first = ending[0]
+        assert isinstance(first, UpdateRun)
+        try:
+            await self.store.write(replace(first, expect={"status": run.status}), *ending[1:])
+        except Conflict:
+            raise RunError(f"stopping run {run_id}: it started meanwhile") from None
+        self._announce(run.id)
 
     async def wait_for(self, run_id: str, time_limit: float | None = None) -> RunRecord:
         """Wait until a run ends (here or in any other process); returns its record."""
@@ -331,10 +408,13 @@ class FlowRunner:
         # The `running` status goes out with the step's first write (one commit fewer).
         pending: list[WriteOp] = list(first or [])
         if run.status != "running":
+            # Over the status read only: a run stopped meanwhile is not started (`stop`).
             pending.append(UpdateRun(run.id, {
-                "status": "running", "started_at": run.started_at or now, "updated_at": now}))
-        # Only the step an earlier execution may have begun has anything in the store.
-        resumed = run.status != "queued"
+                "status": "running", "started_at": run.started_at or now, "updated_at": now},
+                expect={"status": run.status}))
+        # Only the step an earlier execution may have begun has anything in the store (or,
+        # for a re-driven run, the failed step it starts at).
+        resumed = run.status != "queued" or run.redrive > 0
         variables = dict(run.variables or {})
         for index in range(run.step_index, len(flow.steps)):
             step = flow.steps[index]
@@ -431,12 +511,9 @@ class FlowRunner:
         if run.retry_count >= limit:
             ctx.log(f"not retrying the flow: {run.retry_count} of {limit} retries used", "error")
             return []
-        retry = self.new_run(run.flow_spec, run.input, trigger="retry", retry_of=run.id,
-                             retry_count=run.retry_count + 1, run_id=self.retry_id(run))
-        ctx.log(f"queued retry run {retry.id} ({retry.retry_count} of {limit}) "
+        ctx.log(f"queued retry run {self.retry_id(run)} ({run.retry_count + 1} of {limit}) "
                 f"in {flow.retry.delay:g}s")
-        return [InsertRun(retry), Enqueue(derived_id("q_", run.created_at, retry.id), RUN_KIND,
-                                          {"run_id": retry.id}, time.time() + flow.retry.delay)]
+        return self._retry_ops(run, delay=flow.retry.delay)
 
     async def _write(self, ctx: StepContext, ops: list[WriteOp]) -> None:
         await self.store.write(*ctx.take_writes(), *ops)

@@ -38,6 +38,7 @@ from interlink.store.ops import (
     WriteOp,
 )
 from interlink.store.records import (
+    RUN_STATUSES,
     UNKNOWN_DECISION,
     AttemptOutcome,
     AttemptRecord,
@@ -45,6 +46,8 @@ from interlink.store.records import (
     LogLine,
     QueueItem,
     QueueStatus,
+    RunPage,
+    RunQuery,
     RunRecord,
     RunStatus,
     SessionRecord,
@@ -52,6 +55,7 @@ from interlink.store.records import (
 )
 
 __all__ = [
+    "RUN_STATUSES",
     "UNKNOWN_DECISION",
     "AttemptOutcome",
     "AttemptRecord",
@@ -72,6 +76,8 @@ __all__ = [
     "RecordNonce",
     "Release",
     "Requeue",
+    "RunPage",
+    "RunQuery",
     "RunRecord",
     "RunStatus",
     "SaveAttempt",

@@ -5,14 +5,17 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-from interlink.store import _rows
+from interlink.store import _listing, _rows
 from interlink.store.base import Store
 from interlink.store.records import (
+    RUN_STATUSES,
     AttemptOutcome,
     AttemptRecord,
     Credential,
     LogLine,
     QueueItem,
+    RunPage,
+    RunQuery,
     RunRecord,
     SessionRecord,
     StepRecord,
@@ -22,11 +25,19 @@ __all__ = ["NamedQueryReads"]
 
 
 class NamedQueryReads(Store):
-    """Implements the `Store` reads on top of one primitive, `_fetch(query_name, params)`."""
+    """Implements the `Store` reads on top of one primitive, `_fetch(query_name, params)`
+    (and `_select(sql, params)` for the SQL a listing composes)."""
+
+    #: how this backend spells parameters (for `_listing`)
+    dialect: _listing.Dialect
 
     @abc.abstractmethod
     async def _fetch(self, name: str, params: dict[str, Any]) -> list[Any]:
         """The rows of the named query (from the backend's queries.sql)."""
+
+    @abc.abstractmethod
+    async def _select(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        """The rows of `sql`."""
 
     async def get_item(self, item_id: str) -> QueueItem | None:
         """One queue item, or None."""
@@ -45,12 +56,32 @@ class NamedQueryReads(Store):
         rows = await self._fetch("get_run", {"id": run_id})
         return _rows.run_from_row(rows[0]) if rows else None
 
-    async def list_runs(
-        self, *, flow: str | None = None, status: str | None = None, limit: int = 100
-    ) -> list[RunRecord]:
-        """Runs, newest first."""
-        rows = await self._fetch("list_runs", {"flow": flow, "status": status, "limit": limit})
-        return [_rows.run_from_row(row) for row in rows]
+    async def find_runs(self, query: RunQuery, *, cursor: str | None = None,
+                        limit: int = 50) -> RunPage:
+        """A page of the runs matching `query`, newest first; see `Store.find_runs`."""
+        sql, params = _listing.page_sql(query, cursor, limit, await self._searched_run(query),
+                                        self.dialect)
+        rows = await self._select(sql, params)
+        runs = [_rows.run_from_row(row) for row in rows[:limit]]
+        more = len(rows) > limit and runs
+        return RunPage(runs, _listing.encode_cursor(runs[-1]) if more else None)
+
+    async def count_runs(self, query: RunQuery, *, cap: int = 10_000) -> dict[str, int]:
+        """Runs per status matching `query` (its status aside); see `Store.count_runs`."""
+        sql, params = _listing.count_sql(query, cap, await self._searched_run(query),
+                                         self.dialect)
+        return {RUN_STATUSES[k]: n for k, n in await self._select(sql, params)}
+
+    async def _searched_run(self, query: RunQuery) -> str | None:
+        """The run a search names by its id or by its queue item's id, if it does."""
+        search = (query.search or "").strip()
+        if not search or " " in search:
+            return None
+        item = await self.get_item(search)
+        if item is not None and isinstance(item.payload, dict):
+            run_id = item.payload.get("run_id")
+            return run_id if isinstance(run_id, str) else search
+        return search
 
     async def get_steps(self, run_id: str) -> list[StepRecord]:
         """A run's steps in order."""

@@ -18,6 +18,8 @@ from interlink.store.records import (
     Credential,
     LogLine,
     QueueItem,
+    RunPage,
+    RunQuery,
     RunRecord,
     SessionRecord,
     StepRecord,
@@ -105,11 +107,24 @@ class Store(abc.ABC):
     async def get_run(self, run_id: str) -> RunRecord | None:
         """One run, or None."""
 
-    @abc.abstractmethod
     async def list_runs(
         self, *, flow: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[RunRecord]:
-        """Runs, newest first."""
+        """Runs, newest first (the first page of `find_runs`)."""
+        return (await self.find_runs(RunQuery(flow=flow, status=status), limit=limit)).runs
+
+    @abc.abstractmethod
+    async def find_runs(self, query: RunQuery, *, cursor: str | None = None,
+                        limit: int = 50) -> RunPage:
+        """A page of the runs matching `query`, newest first, keyset-paginated: pass the
+        page's `cursor` back for the next (older) page. A cursor this store did not hand out
+        raises `InvalidCursor`. A search is a run id, a queue item id (its run) or text in the
+        run's input (the text search scans the runs the other filters leave)."""
+
+    @abc.abstractmethod
+    async def count_runs(self, query: RunQuery, *, cap: int = 10_000) -> dict[str, int]:
+        """Runs per status matching `query` (whatever its status says); a count stops at
+        `cap`, meaning "cap or more"."""
 
     @abc.abstractmethod
     async def get_steps(self, run_id: str) -> list[StepRecord]:

@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from interlink.errors import StoreError
 from interlink.redaction import Redactor
-from interlink.store import _rows
+from interlink.store import _listing, _rows
 from interlink.store._pg_commit import GroupCommit
 from interlink.store._plan import Planner
 from interlink.store._reads import NamedQueryReads
@@ -45,6 +45,8 @@ def _placeholder(name: str) -> str:
 
 class PostgresStore(NamedQueryReads):
     """The durable store on a PostgreSQL database (psycopg 3, async, pooled)."""
+
+    dialect = _listing.POSTGRES
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self.url = url
@@ -162,9 +164,13 @@ class PostgresStore(NamedQueryReads):
         return await self._commit.commit([self._planner.plan(op, now) for op in ops])
 
     async def _fetch(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return await self._select(self._queries[name], params, name)
+
+    async def _select(self, sql: str, params: dict[str, Any],
+                      name: str = "listing") -> list[tuple[Any, ...]]:
         try:
             async with self._connection() as conn:
-                cursor = await conn.execute(self._queries[name], params)
+                cursor = await conn.execute(sql, params)
                 return await cursor.fetchall()
         except psycopg.Error as exc:
             raise StoreError(f"querying the store ({name}): {exc}") from exc

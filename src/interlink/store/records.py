@@ -5,9 +5,10 @@ credentials. Times are Unix epoch seconds (floats) taken from the caller's clock
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 __all__ = [
+    "RUN_STATUSES",
     "UNKNOWN_DECISION",
     "AttemptOutcome",
     "AttemptRecord",
@@ -15,6 +16,8 @@ __all__ = [
     "LogLine",
     "QueueItem",
     "QueueStatus",
+    "RunPage",
+    "RunQuery",
     "RunRecord",
     "RunStatus",
     "SessionRecord",
@@ -23,6 +26,8 @@ __all__ = [
 
 RunStatus = Literal["queued", "running", "waiting", "succeeded", "failed", "stopped", "partial"]
 QueueStatus = Literal["ready", "leased", "done", "failed", "broken"]
+#: every `RunStatus`, in the order a run goes through them
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,30 @@ class RunRecord:
     variables: dict[str, Any] | None = None
     #: the queue item made due when this run ends (its parent run's, for `run_flow`)
     wake: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """Which runs a listing shows (every field given must match)."""
+
+    flow: str | None = None
+    status: str | None = None
+    trigger: str | None = None
+    #: created at or after (epoch seconds)
+    since: float | None = None
+    #: created before (epoch seconds)
+    until: float | None = None
+    #: a run id, a queue item id (its run), or text in the run's input
+    search: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """One page of a listing, newest first, and the cursor of the next (older) page."""
+
+    runs: list[RunRecord]
+    #: opaque; None when this is the last page
+    cursor: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ import orjson
 
 from interlink.errors import StoreError
 from interlink.redaction import Redactor
-from interlink.store import _rows
+from interlink.store import _listing, _rows
 from interlink.store._plan import Planner, Statement, wakes_workers
 from interlink.store._reads import NamedQueryReads
 from interlink.store._sqlfiles import load_migrations, load_queries
@@ -87,6 +87,8 @@ def _script_statements(script: str) -> Iterator[str]:
 
 class SqliteStore(NamedQueryReads):
     """The durable store in one SQLite file, shared safely by several processes."""
+
+    dialect = _listing.SQLITE
 
     def __init__(
         self,
@@ -397,8 +399,10 @@ class SqliteStore(NamedQueryReads):
             raise StoreError(f"reading the store {self.path}: {exc}") from exc
 
     async def _fetch(self, name: str, params: dict[str, Any]) -> list[Any]:
-        query = self._queries[name]
-        return await self._read(lambda conn: conn.execute(query, params).fetchall())
+        return await self._select(self._queries[name], params)
+
+    async def _select(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        return await self._read(lambda conn: conn.execute(sql, params).fetchall())
 
 
 def _apply(conn: sqlite3.Connection, planned: list[list[Statement]]) -> list[Any]:

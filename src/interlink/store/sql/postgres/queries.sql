@@ -149,14 +149,6 @@ SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_
        bucket, error, started_at, finished_at, updated_at, redrive, variables, wake
 FROM runs WHERE id = %(id)s
 
--- name: list_runs
-SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count, step_index,
-       bucket, error, started_at, finished_at, updated_at, redrive, variables, wake
-FROM runs
-WHERE (%(flow)s::text IS NULL OR flow = %(flow)s::text) AND (%(status)s::text IS NULL OR status = %(status)s::text)
-ORDER BY created_at DESC, id DESC
-LIMIT %(limit)s
-
 -- name: get_steps
 SELECT run_id, idx, step_id, status, started_at, finished_at, error, output
 FROM steps WHERE run_id = %(run_id)s ORDER BY idx
