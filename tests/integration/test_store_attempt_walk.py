@@ -1,9 +1,15 @@
-"""`Store.attempts_after`: the failure-rate watch's walk of the attempts, on both backends."""
+"""`Store.attempts_after` and the failure-rate watch that walks it, on both backends."""
 
 from __future__ import annotations
 
+import time
+
 from tests.integration.test_store import a_run
 
+from interlink.notifications import NOTIFICATION_KIND, FailureRateWatch, Notices
+from interlink.redaction import Redactor
+from interlink.spec.flow import FlowSpec
+from interlink.spec.project import ProjectConfig
 from interlink.store import AttemptRecord, InsertRun, SaveAttempt, Store
 
 
@@ -31,3 +37,31 @@ async def test_attempts_after_walks_in_insertion_order_with_the_runs_flow(store:
     assert last == every[1:]
     assert every[1].message == "attempt 1" and every[1].code == 3
     assert await store.attempts_after(every[-1].seq) == []
+
+
+async def test_the_watch_counts_an_attempt_once_when_its_outcome_is_in(store: Store) -> None:
+    """An attempt still `unknown` is not counted; once its outcome is saved it is, once, and
+    the alert over the threshold is one notification item."""
+    config = ProjectConfig.model_validate({"name": "shop", "notify": {
+        "channels": {"ops": {"webhook": {"url": "http://127.0.0.1:9/hook"}}},
+        "connector_failure_rate": {"threshold": 0.5, "window": "1h", "min_attempts": 2}}})
+    flow = FlowSpec.model_validate({"name": "orders", "steps": [
+        {"id": "push", "type": "connector", "connector": "wh", "endpoint": "create"}]})
+    assert config.notify.connector_failure_rate is not None
+    watch = FailureRateWatch(store, config.notify.connector_failure_rate,
+                             Notices(config, Redactor()), {"orders": flow}, "me")
+    now = time.time()
+    await store.write(InsertRun(a_run("r1", flow="orders")))
+    await store.write(SaveAttempt(attempt("r1", 1, 1, "retry", now)),
+                      SaveAttempt(attempt("r1", 2, 0, "unknown", now)))
+    await watch.check(now)
+    before = await store.list_items(kind=NOTIFICATION_KIND)
+    await store.write(SaveAttempt(attempt("r1", 2, 3, "fail", now)))
+    await watch.check(now)
+    await watch.check(now)
+    after = await store.list_items(kind=NOTIFICATION_KIND)
+    assert before == []  # one failure of one counted attempt: under min_attempts
+    assert len(after) == 1
+    event = after[0].payload["event"]
+    assert (event["connector"], event["facts"]["attempts"], event["facts"]["failures"]) == (
+        "wh", 2, 2)

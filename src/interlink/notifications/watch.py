@@ -104,15 +104,17 @@ class FailureRateWatch:
         """Read the attempts since the last look and alert on connectors over the threshold."""
         while True:
             rows = await self.store.attempts_after(self._seq, limit=PAGE)
-            self._take(rows, now)
-            if len(rows) < PAGE:
+            # A full page read to its end may have more after it; one stopped at an attempt
+            # still in flight is read again next time.
+            if not self._take(rows, now) or len(rows) < PAGE:
                 break
         start = now - self.alert.window
         while self._window and self._window[0].at < start:
             self._window.popleft()
         await self._judge(now)
 
-    def _take(self, rows: list[AttemptOutcome], now: float) -> None:
+    def _take(self, rows: list[AttemptOutcome], now: float) -> bool:
+        """Count `rows`; whether the next look starts after the last of them."""
         waiting: int | None = None
         for row in rows:
             connector = self.steps.get((row.flow, row.step_id))
@@ -129,6 +131,7 @@ class FailureRateWatch:
             self._seq = rows[-1].seq if waiting is None else waiting - 1
         if self._seq is not None:
             self._counted = {seq for seq in self._counted if seq > self._seq}
+        return waiting is None
 
     async def _judge(self, now: float) -> None:
         totals: dict[str, list[int]] = {}
