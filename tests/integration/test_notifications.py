@@ -12,9 +12,14 @@ from tests.notifying import SECRET, delivered, notify_config, notifying_project
 from tests.projects import running_engine
 from tests.upstream import Upstream
 
-from interlink.notifications import NOTIFICATION_KIND
+from interlink import worker as worker_module
+from interlink.notifications import NOTIFICATION_KIND, Notices
+from interlink.redaction import Redactor
 from interlink.server import build_app
 from interlink.services import call_app
+from interlink.spec.project import ProjectConfig
+from interlink.store import QueueItem, open_store
+from interlink.worker import Worker
 
 JSON_HOOK = "{webhook: {url: '%s/hook', format: json}}"
 
@@ -253,3 +258,48 @@ async def test_a_notify_step_sends_to_a_configured_channel(tmp_path: Path) -> No
     assert request.headers["Idempotency-Key"].startswith("n_")
     assert [a.decision for a in attempts] == ["continue"]
     assert attempts[0].request["url"] == "channel:ops"
+
+
+async def test_an_item_whose_handler_keeps_crashing_is_told_once_broken(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker marks an item broken after MAX_CRASHES; its notification is in that write."""
+    monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
+    config = ProjectConfig.model_validate({"name": "shop", "notify": {
+        "channels": {"ops": {"webhook": {"url": "http://127.0.0.1:9/hook"}}}}})
+    async with open_store(f"sqlite:///{tmp_path}/s.db", tmp_path) as store:
+
+        async def crash(item: QueueItem, owner: str) -> None:
+            raise RuntimeError(f"bug near {SECRET}")
+
+        await store.enqueue("k", {"run_id": "r_x"}, item_id="q1")
+        worker = Worker(store, {"k": crash}, poll_s=0.02,
+                        notices=Notices(config, Redactor([SECRET])))
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        async with asyncio.timeout(10):
+            while True:
+                item = await store.get_item("q1")
+                if item is not None and item.status == "broken":
+                    break
+                await asyncio.sleep(0.02)
+        stop.set()
+        await task
+        [told] = await store.list_items(kind=NOTIFICATION_KIND)
+    event = told.payload["event"]
+    assert told.status == "ready"  # nobody handles `notification` here: it waits, durably
+    assert (event["kind"], event["item_id"], event["run_id"]) == ("item_broken", "q1", "r_x")
+    assert event["error"] == "handler crashed: RuntimeError: bug near ***"
+    assert event["facts"]["attempts"] == worker_module.MAX_CRASHES
+
+
+@pytest.mark.postgres
+async def test_a_failed_run_is_told_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    """The same event, store and delivery on PostgreSQL: one message, one done item."""
+    async with Upstream() as up:
+        refuse(up)
+        project = notifying_project(tmp_path, up.url, notify_config({"ops": JSON_HOOK % up.url}))
+        async with running_engine(project, store_url=postgres_url) as engine:
+            run_id = await engine.runner.start("push", {"id": 1})
+            items = await delivered(engine.store, 1)
+    assert [m["run_id"] for m in bodies(up)] == [run_id]
+    assert len(items) == 1
