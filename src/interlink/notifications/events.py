@@ -22,7 +22,7 @@ from interlink.spec.flow import FlowSpec
 from interlink.spec.project import ProjectConfig
 from interlink.store import AttemptOutcome, Enqueue, QueueItem, RunRecord
 
-__all__ = ["NOTIFICATION_KIND", "Event", "EventKind", "Notices", "ui_base"]
+__all__ = ["NOTIFICATION_KIND", "Event", "EventKind", "Notices", "span", "ui_base"]
 
 #: queue item kind of a notification to deliver
 NOTIFICATION_KIND = "notification"
@@ -61,6 +61,15 @@ class Event:
         """The event `as_data()` produced."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def span(seconds: float) -> str:
+    """A window as people say it: `minute`, `5 minutes`, `hour`, `90s`."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return unit if n == 1 else f"{n} {unit}s"
+    return f"{seconds:g}s"
 
 
 def ui_base(config: ProjectConfig) -> str:
@@ -135,7 +144,7 @@ class Notices:
         at = bucket * window
         rate = failures / attempts
         title = (f"{self.config.name}: connector {connector} failed {failures} of {attempts} "
-                 f"attempts ({rate:.0%}) in the last {window:g}s")
+                 f"attempts ({rate:.0%}) in the last {span(window)}")
         event = Event(
             id=derived_id("e_", at, key), kind="connector_failure_rate", at=time.time(),
             project=self.config.name, title=title,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
-from interlink.notifications.events import Event
+from interlink.notifications.events import Event, span
 
 __all__ = ["DIGEST_LINKS", "Message", "digest_message", "email_message", "event_message",
            "webhook_body"]
@@ -77,7 +77,7 @@ def digest_message(key: str, project: str, events: list[Event], per: float) -> M
     """The message telling many events at once (a channel over its rate limit)."""
     counts = Counter(_what(e) for e in events)
     summary = [f"{n} {what}" for what, n in counts.most_common()]
-    title = f"{project}: {'; '.join(summary)} in the last {per:g}s"
+    title = f"{project}: {'; '.join(summary)} in the last {span(per)}"
     lines = [title, ""]
     for event in events[:DIGEST_LINKS]:
         what = event.run_id or event.item_id or event.connector
