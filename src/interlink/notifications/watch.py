@@ -78,6 +78,8 @@ class FailureRateWatch:
         #: attempts counted whose row may be read again (after an `unknown` one)
         self._counted: set[int] = set()
         self._alerted: set[str] = set()
+        #: one look at a time (two workers of one engine share this watch)
+        self._looking = asyncio.Lock()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Look every `every` until `stop` is set."""
@@ -102,6 +104,10 @@ class FailureRateWatch:
 
     async def check(self, now: float) -> None:
         """Read the attempts since the last look and alert on connectors over the threshold."""
+        async with self._looking:
+            await self._look(now)
+
+    async def _look(self, now: float) -> None:
         while True:
             rows = await self.store.attempts_after(self._seq, limit=PAGE)
             # A full page read to its end may have more after it; one stopped at an attempt
