@@ -197,7 +197,8 @@ connector_failure_rate: {threshold: 0.5, window: 1h, min_attempts: 10, every: 1h
 
 
 async def test_the_worker_watches_failure_rates_under_a_lock(tmp_path: Path) -> None:
-    """With two workers looking every 50 ms, a connector failing 10 times is told once."""
+    """Two engines (two lock owners) looking every 50 ms: a connector failing 10 times is
+    told once."""
     async with Upstream() as up:
         refuse(up)
         config = notify_config({"ops": JSON_HOOK % up.url}, """
@@ -205,7 +206,8 @@ run_failed: []
 connector_failure_rate: {threshold: 0.5, window: 1h, min_attempts: 10, every: 50ms}
 """)
         project = notifying_project(tmp_path, up.url, config)
-        async with running_engine(project, workers=2) as engine:
+        async with running_engine(project) as engine, running_engine(project) as other:
+            assert engine.owner != other.owner
             for n in range(10):
                 await engine.runner.start("push", {"id": n})
             items = await delivered(engine.store, 1)
