@@ -21,10 +21,8 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-bench: $(BIN)/.installed
-	$(BIN)/python bench/store.py
-	$(BIN)/python bench/flows.py
-	$(BIN)/python bench/services.py   # needs wrk (apt-get install wrk)
+bench: $(BIN)/.installed   # services needs wrk, scale PostgreSQL (apt-get install wrk postgresql)
+	$(BIN)/python bench/all.py
 
 schema: $(BIN)/.installed
 	$(BIN)/interlink schema --out schema

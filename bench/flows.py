@@ -3,6 +3,7 @@
     .venv/bin/python bench/flows.py [--runs 2000] [--store sqlite|postgres]
                                     [--concurrency 50] [--worker-concurrency 64]
                                     [--loop asyncio|uvloop] [--skip-baseline]
+                                    [--rounds 3] [--baseline-seconds 5]
                                     [--case one|five|both]
                                     [--profile out.svg|out.txt [--profile-gil]]
 
@@ -25,7 +26,12 @@ Three processes besides the one measured:
   last run succeeded;
 - **baseline**: a hand-written aiohttp client loop over the same upstream with the same
   concurrency: POST with an `Idempotency-Key`, on 503 sleep like the policy and retry with the
-  same key, until 200, parse the JSON. No durability, no HTTP server, no store.
+  same key, until 200, parse the JSON. No durability, no HTTP server, no store. Each of its
+  rounds works at least `--baseline-seconds` (batches of `--runs` items until then).
+
+`--rounds` (3) baseline and Interlink rounds are interleaved — baseline, one step, five steps,
+then again — and the medians are printed with every round's figure, so a machine busier in one
+minute than the next weighs on both sides alike; CPU µs per item is printed for both sides.
 
 The measured process runs what `interlink serve` runs: uvicorn serving `build_app(engine,
 worker)` on 127.0.0.1 and a worker, on one event loop. Each run is a webhook-triggered flow of
@@ -63,6 +69,7 @@ from typing import Any
 import aiohttp
 import orjson
 import uvicorn
+from _summary import figure
 from aiohttp import web
 
 RETRY_INITIAL_S = 0.001
@@ -159,12 +166,14 @@ async def upstream_stats(url: str, prefix: str) -> dict[str, Any]:
 
 # --- the baseline (its own process) ---------------------------------------------------------
 
-def baseline_main(url: str, runs: int, concurrency: int, warmup: int, out: Connection) -> None:
-    """Run the hand-written loop; send (seconds, calls) back."""
-    out.send(asyncio.run(_baseline(url, runs, concurrency, warmup)))
+def baseline_main(url: str, runs: int, concurrency: int, warmup: int, min_seconds: float,
+                  out: Connection) -> None:
+    """Run the hand-written loop; send (seconds, items, calls, cpu seconds) back."""
+    out.send(asyncio.run(_baseline(url, runs, concurrency, warmup, min_seconds)))
 
 
-async def _baseline(url: str, runs: int, concurrency: int, warmup: int) -> tuple[float, int]:
+async def _baseline(url: str, runs: int, concurrency: int, warmup: int,
+                    min_seconds: float) -> tuple[float, int, int, float]:
     calls = 0
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -192,11 +201,26 @@ async def _baseline(url: str, runs: int, concurrency: int, warmup: int) -> tuple
 
             await asyncio.gather(*(lane() for _ in range(concurrency)))
 
-        await drive("warm", warmup)
-        calls = 0
-        started = time.perf_counter()
-        await drive("base", runs)
-        return time.perf_counter() - started, calls
+        await drive(f"warm-{os.getpid()}", warmup)
+        calls = items = 0
+        started, cpu0 = time.perf_counter(), time.process_time()
+        # At least `min_seconds` of work: a window under a second swings with the machine.
+        while items == 0 or time.perf_counter() - started < min_seconds:
+            await drive(f"base-{os.getpid()}-{items}", runs)
+            items += runs
+        return (time.perf_counter() - started, items, calls, time.process_time() - cpu0)
+
+
+def run_baseline(args: argparse.Namespace) -> tuple[float, int, int, float]:
+    """One baseline round in its own process."""
+    reader, writer = _CTX.Pipe(duplex=False)
+    proc = _CTX.Process(target=baseline_main, args=(
+        f"{args.upstream_url}/orders", args.runs, args.concurrency, args.warmup,
+        args.baseline_seconds, writer))
+    proc.start()
+    result: tuple[float, int, int, float] = reader.recv()
+    proc.join()
+    return result
 
 
 # --- the load generator (its own process) ---------------------------------------------------
@@ -405,6 +429,10 @@ def main() -> None:
                         help="event loop of the measured process (default uvloop, as "
                         "interlink serve uses)")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="baseline and Interlink rounds, interleaved; medians are printed")
+    parser.add_argument("--baseline-seconds", type=float, default=5.0,
+                        help="the least work of each baseline round")
     parser.add_argument("--default-gc", action="store_true",
                         help="leave the garbage collector as CPython sets it (for comparison)")
     parser.add_argument("--case", choices=["one", "five", "both"], default="both",
@@ -422,15 +450,9 @@ def main() -> None:
     upstream_url = args.upstream_url = f"http://127.0.0.1:{ours.recv()}"
     pg = None
     results: dict[str, dict[str, Any]] = {}
+    baselines: list[tuple[float, int, int, float]] = []
+    rounds: dict[str, list[dict[str, Any]]] = {case.name: [] for case in cases}
     try:
-        baseline: tuple[float, int] | None = None
-        if not args.skip_baseline and args.case != "five":
-            reader, writer = _CTX.Pipe(duplex=False)
-            proc = _CTX.Process(target=baseline_main, args=(
-                f"{upstream_url}/orders", args.runs, args.concurrency, args.warmup, writer))
-            proc.start()
-            baseline = reader.recv()
-            proc.join()
         with tempfile.TemporaryDirectory(prefix="interlink-bench-") as tmp:
             root = Path(tmp)
             if args.store == "postgres":
@@ -443,22 +465,32 @@ def main() -> None:
             loop_factory = None
             if args.loop == "uvloop":
                 loop_factory = importlib.import_module("uvloop").new_event_loop
-            for case in cases:
-                # A fresh SQLite store per case; on PostgreSQL the runs are told apart by flow.
-                store_url = pg_url if pg is not None else f"sqlite:///{root / case.name}.db"
-                write_bench_project(root, upstream_url, store_url, args.worker_concurrency,
-                                    args.connector_concurrency)
-                with asyncio.Runner(loop_factory=loop_factory) as runner:
-                    results[case.name] = runner.run(
-                        run_interlink(root, store_url, args, case.hook_path, case.flow))
+            # Rounds interleaved (baseline, then each case), so that a machine busier in one
+            # minute than the next weighs on both sides alike.
+            for n in range(args.rounds):
+                if not args.skip_baseline and args.case != "five":
+                    baselines.append(run_baseline(args))
+                for case in cases:
+                    # A fresh SQLite store per case and round; on PostgreSQL the runs are
+                    # told apart by flow and the upstream's counts by key.
+                    store_url = pg_url if pg is not None else \
+                        f"sqlite:///{root / case.name}-{n}.db"
+                    write_bench_project(root, upstream_url, store_url, args.worker_concurrency,
+                                        args.connector_concurrency)
+                    with asyncio.Runner(loop_factory=loop_factory) as runner:
+                        rounds[case.name].append(runner.run(
+                            run_interlink(root, store_url, args, case.hook_path, case.flow)))
+                    if pg is not None:
+                        _truncate(pg_url)
             seen = asyncio.run(upstream_stats(upstream_url, "r_"))
     finally:
         if pg is not None:
             pg.stop()
         ours.close()
         upstream.join(5)
+    results = {name: _median_round(found) for name, found in rounds.items() if found}
 
-    total = args.runs + args.warmup
+    total = (args.runs + args.warmup) * args.rounds
     if "one" in results and (seen["keys"] != total or seen["not_two"]):
         sys.exit(f"upstream saw {seen}, expected {total} keys with exactly 2 calls each")
     if "five" in results and (seen["stock_calls"] != 2 * total
@@ -472,16 +504,45 @@ def main() -> None:
           f"(full jitter), warm-up {args.warmup}")
     for case in cases:
         _report(case, results[case.name], args.runs)
+        result = results[case.name]
+        figure("flows", f"{case.name} step(s): runs/s ({args.store})", args.runs / result["total"],
+               "runs/s", goal=">= 600" if args.store == "postgres" and case.name == "one" else "")
+        figure("flows", f"{case.name} step(s): CPU per run ({args.store})",
+               result["cpu"] / args.runs * 1e6, "µs", goal="<= 550" if case.name == "one" else "")
     one, five = results.get("one"), results.get("five")
     if one is not None and five is not None:
         print(f"five/one:  {one['total'] / five['total']:10.3f} of the runs/s, "
               f"{five['cpu'] / one['cpu']:.2f}× the CPU per run")
-    if baseline is not None and one is not None:
-        seconds, calls = baseline
-        base_s = args.runs / seconds
-        print(f"baseline:  {base_s:10,.0f} items/s ({calls / seconds:,.0f} calls/s, "
-              f"{calls} calls in {seconds:.2f}s)")
-        print(f"ratio:     {args.runs / one['total'] / base_s:10.3f} (one step / baseline)")
+    if baselines and one is not None:
+        seconds, items, calls, cpu = sorted(baselines, key=lambda b: b[1] / b[0])[
+            len(baselines) // 2]
+        base_s = items / seconds
+        print(f"baseline:  {base_s:10,.0f} items/s, median of {len(baselines)} rounds "
+              f"({calls / seconds:,.0f} calls/s, {items} items in {seconds:.2f}s; "
+              f"{cpu / items * 1e6:,.0f} µs CPU per item); each round: "
+              + ", ".join(f"{i / s:,.0f}" for s, i, _, _ in baselines))
+        figure("flows", "one step / bare aiohttp loop", args.runs / one["total"] / base_s,
+               "ratio", goal=">= 0.4")
+        print(f"ratio:     {args.runs / one['total'] / base_s:10.3f} (one step / baseline, "
+              f"medians); CPU per item: interlink {one['cpu'] / args.runs * 1e6:,.0f} µs, "
+              f"baseline {cpu / items * 1e6:,.0f} µs")
+
+
+def _median_round(found: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median runs/s, and every round's runs/s and CPU (for the report)."""
+    ordered = sorted(found, key=lambda result: result["total"])
+    return {**ordered[len(ordered) // 2], "rounds": found}
+
+
+def _truncate(pg_url: str) -> None:
+    """Empty the PostgreSQL store between rounds (a fresh store, as on SQLite)."""
+    import psycopg
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'schema_migrations'")]
+        if tables:
+            conn.execute(f"TRUNCATE {', '.join(tables)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -502,7 +563,10 @@ CASES = (
 
 
 def _report(case: Case, result: dict[str, Any], runs: int) -> None:
-    print(f"{case.title}:")
+    each = ", ".join(f"{runs / r['total']:,.0f} ({r['cpu'] / runs * 1e6:,.0f} µs)"
+                     for r in result["rounds"])
+    print(f"{case.title}: median of {len(result['rounds'])} rounds; each runs/s (CPU/run): "
+          f"{each}")
     print(f"  interlink: {runs / result['total']:10,.0f} runs/s  ({result['total']:.2f}s end to "
           f"end; webhooks accepted in {result['accept']:.2f}s = {runs / result['accept']:,.0f}/s)")
     print(f"             {result['cpu'] / runs * 1e6:,.0f} µs CPU per run in the measured "

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import psycopg
+from _summary import figure
 from flows import upstream_main
 
 _CTX = mp.get_context("spawn")
@@ -179,6 +180,8 @@ def main() -> None:
         ratio = (m["worker_cpu"] + m["pg_cpu"]) / (first["worker_cpu"] + first["pg_cpu"])
         print(f"{count:>7}  {args.runs / m['elapsed']:>8,.0f}  {worker:>14,.0f}  "
               f"{pg_us:>18,.0f}  {ratio:>11.2f}×")
+        figure("scale", f"{count} workers: runs/s", args.runs / m["elapsed"], "runs/s")
+        figure("scale", f"{count} workers: CPU per run vs 1", ratio, "ratio", goal="<= 1.1")
 
 
 if __name__ == "__main__":

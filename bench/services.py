@@ -50,6 +50,7 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import orjson
+from _summary import figure
 
 API_KEY = "bench-key-0123456789"
 PATH = "/orders"
@@ -400,6 +401,9 @@ def main() -> None:
                 cpu_ratio = summary[name]["cpu_us"] / summary["interlink"]["cpu_us"]
                 print(f"  ratio interlink / {label}: {ratio:.2f}x req/s, {cpu_ratio:.2f}x by "
                       f"server CPU per request (goal >= {goal}x)")
+                figure("services", f"interlink / {label}", ratio, "ratio", goal=f">= {goal}")
+            figure("services", "interlink p99", summary["interlink"]["p99_ms"], "ms",
+                   goal="<= 10")
             if args.profile:
                 profile(procs["interlink"].pid, ports["interlink"], script, args)
         finally:

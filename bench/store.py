@@ -24,6 +24,7 @@ from pathlib import Path
 
 import orjson
 import psycopg
+from _summary import figure
 
 from interlink.store import Complete, Enqueue, Store, open_store
 from interlink.store._pgserver import TemporaryPostgres, find_pg_bin
@@ -117,6 +118,9 @@ def report(name: str, items: int, phases: dict[str, float], baseline_s: float) -
     print(f"  end2end   {rate:>10,.0f} items/s")
     print(f"  baseline  {base:>10,.0f} items/s (bulk insert only)")
     print(f"  ratio     {rate / base:>10.3f}")
+    figure("store", f"{name} end to end", rate, "items/s",
+           goal=">= 5,000" if name.lower().startswith("postgres") else "")
+    figure("store", f"{name} / bulk insert", rate / base, "ratio")
 
 
 async def bench_sqlite(args: argparse.Namespace) -> None:

@@ -22,6 +22,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from _summary import figure
+
 
 def rss_kb(pid: int) -> int:
     """Resident memory of a process, in KB."""
@@ -84,6 +86,8 @@ def main() -> None:
     print(f"{args.runs:,} runs waiting durably (a delay step), one `interlink worker` on SQLite")
     print(f"  worker RSS before {before / 1024:.1f} MB, after {after / 1024:.1f} MB: "
           f"{(after - before) * 1024 / args.runs:,.0f} bytes per waiting run (goal ≤ 20 KB)")
+    figure("waiting", "RSS per waiting run", (after - before) * 1024 / args.runs, "bytes",
+           goal="<= 20,480")
 
 
 if __name__ == "__main__":
