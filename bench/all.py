@@ -27,6 +27,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "services": ([], ["--duration", "2", "--rounds", "1"]),
     "waiting": ([], ["--runs", "500"]),
     "scale": ([], ["--runs", "300", "--workers", "1,2"]),
+    "ui": ([], ["--runs", "20000", "--repeat", "5"]),
 }
 
 

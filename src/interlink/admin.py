@@ -14,7 +14,8 @@ Tokens are checked by the bearer authenticator of `services.security` (constant 
 token compared). A refusal is the small error body and says nothing about what was asked for,
 not even whether it exists. `AdminGuard` applies the decision in front of the endpoints;
 `GET /_interlink/queue/{id}` decides itself (`engine_api`), because it also takes the package
-credentials of the queued request's service.
+credentials of the queued request's service; the web UI under `/_interlink/ui/` decides itself
+too (`web.auth`: the same tokens, given once in a sign-in form, then a session cookie).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ __all__ = ["HEALTH_PATH", "AdminAccess", "AdminGuard", "is_engine_path"]
 HEALTH_PATH = "/_interlink/health"
 #: where queued requests are read; its endpoint checks access itself
 QUEUE_PREFIX = "/_interlink/queue/"
+#: the web UI, which signs its users in itself (interlink.web.auth): a browser gets a
+#: sign-in page there, not a 401
+UI_PREFIX = "/_interlink/ui"
 
 _LOOPBACK_ONLY = (
     "the engine endpoints answer callers on this machine only: set admin.token in "
@@ -103,7 +107,8 @@ class AdminGuard:
         if scope["type"] == "http" and self.access.here:
             path = scope["path"]
             checked_here = is_engine_path(path) and path != HEALTH_PATH and not (
-                scope["method"] == "GET" and path.startswith(QUEUE_PREFIX))
+                scope["method"] == "GET" and path.startswith(QUEUE_PREFIX)) and not (
+                path == UI_PREFIX or path.startswith(UI_PREFIX + "/"))
             if checked_here:
                 refusal = self.access.refusal(scope, decode_headers(scope["headers"]))
                 if refusal is not None:

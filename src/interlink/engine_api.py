@@ -10,6 +10,7 @@
 | `POST /_interlink/queue/{id}/requeue` | admin |
 | `GET /_interlink/queue/{id}` | admin, or the package credentials of the queued request's service |
 | `GET /_interlink/openapi.json`, `GET /metrics` | admin |
+| `/_interlink/ui/…` (the web UI, `interlink.web`) | admin, signed in by a form; or loopback |
 
 A queued request's own caller may poll it with the credentials that could call its service
 (never another package's; a service without authentication gives its callers no such right).
@@ -27,7 +28,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, Router
+from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interlink import __version__
@@ -48,6 +49,7 @@ from interlink.services.responses import error_body, send_response
 from interlink.services.security import Authenticator, admit, build_authenticator
 from interlink.services.sources import JSON
 from interlink.store import RUN_STATUSES, QueueItem, Requeue, RunQuery
+from interlink.web import UI_PATH, UiApp
 from interlink.worker import Worker
 
 __all__ = ["MAX_PAGE", "EngineApi", "run_query"]
@@ -114,6 +116,8 @@ class EngineApi:
                 _Route("/_interlink/runs/{run_id}", self.get_run, methods=["GET"]),
                 _Route("/_interlink/runs/{run_id}/{action}", self.act_on_run, methods=["POST"]),
                 _Route("/_interlink/queue/{item_id}/requeue", self.requeue, methods=["POST"]),
+                Mount(UI_PATH, UiApp(self.engine.store, self.engine.runner, self.engine.project,
+                                     self.access).asgi()),
             ]
         router = Router(routes=routes, default=fallback)
         return AdminGuard(_default_headers(router), self.access)

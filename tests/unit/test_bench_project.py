@@ -20,6 +20,7 @@ def test_the_bench_project_loads_with_the_five_step_flow(
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "bench_flows", bench)  # its dataclasses look it up
+    monkeypatch.syspath_prepend(str(BENCH.parent))  # as `python bench/flows.py` runs it
     spec.loader.exec_module(bench)
     bench.write_bench_project(tmp_path, "http://127.0.0.1:9", "sqlite:///bench.db", 8, 8)
     project = load_project(tmp_path)

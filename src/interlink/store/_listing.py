@@ -64,7 +64,7 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 
 def _conditions(query: RunQuery, run_id: str | None, dialect: Dialect,
                 *, with_status: bool = True) -> tuple[list[str], dict[str, Any]]:
-    """WHERE terms and their parameters; `run_id` is the run a search found by id (if any)."""
+    """WHERE terms and their parameters; `run_id` is the run a search names (if it does)."""
     terms: list[str] = []
     params: dict[str, Any] = {}
     for column in ("flow", "trigger") + (("status",) if with_status else ()):
@@ -78,15 +78,14 @@ def _conditions(query: RunQuery, run_id: str | None, dialect: Dialect,
     if query.until is not None:
         terms.append(f"created_at < {dialect.p('until')}")
         params["until"] = query.until
-    if query.search:
-        escaped = (query.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
+    if run_id is not None:  # the search named a run: that one, not a scan of every input
+        terms.append(f"id = {dialect.p('search_id')}")
+        params["search_id"] = run_id
+    elif query.search:
+        escaped = (query.search.replace("\\", "\\\\").replace("%", "\\%")
+                   .replace("_", "\\_"))
         params["text"] = f"%{escaped}%"
-        text = f"input {dialect.ilike} {dialect.p('text')} ESCAPE '\\'"
-        if run_id is not None:
-            params["search_id"] = run_id
-            terms.append(f"(id = {dialect.p('search_id')} OR {text})")
-        else:
-            terms.append(text)
+        terms.append(f"input {dialect.ilike} {dialect.p('text')} ESCAPE '\\'")
     return terms, params
 
 

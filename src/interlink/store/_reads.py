@@ -6,6 +6,7 @@ import abc
 from typing import Any
 
 from interlink.store import _listing, _rows
+from interlink.store._stats import UiReads
 from interlink.store.base import Store
 from interlink.store.records import (
     RUN_STATUSES,
@@ -24,7 +25,7 @@ from interlink.store.records import (
 __all__ = ["NamedQueryReads"]
 
 
-class NamedQueryReads(Store):
+class NamedQueryReads(UiReads, Store):
     """Implements the `Store` reads on top of one primitive, `_fetch(query_name, params)`
     (and `_select(sql, params)` for the SQL a listing composes)."""
 
@@ -73,15 +74,16 @@ class NamedQueryReads(Store):
         return {RUN_STATUSES[k]: n for k, n in await self._select(sql, params)}
 
     async def _searched_run(self, query: RunQuery) -> str | None:
-        """The run a search names by its id or by its queue item's id, if it does."""
+        """The run a search names by its id, or by its queue item's id, if it does."""
         search = (query.search or "").strip()
         if not search or " " in search:
             return None
         item = await self.get_item(search)
         if item is not None and isinstance(item.payload, dict):
             run_id = item.payload.get("run_id")
-            return run_id if isinstance(run_id, str) else search
-        return search
+            if isinstance(run_id, str):
+                return run_id
+        return search if await self.get_run(search) is not None else None
 
     async def get_steps(self, run_id: str) -> list[StepRecord]:
         """A run's steps in order."""

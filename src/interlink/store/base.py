@@ -175,3 +175,26 @@ class Store(abc.ABC):
         requeue) last updated before `before`, and sessions, locks, nonces, dedupe keys and
         cached values expired by then.
         Returns the number of queue items deleted."""
+
+    # the web UI's overview and links (store/_stats.py)
+
+    @abc.abstractmethod
+    async def run_slots(self, since: float, width: float) -> list[tuple[str, int, str, int]]:
+        """`(flow, slot, status, runs)`: runs created since `since` per slot of `width`
+        seconds."""
+
+    @abc.abstractmethod
+    async def run_outcomes(self, since: float) -> list[tuple[str, str, int]]:
+        """`(flow, status, runs)` of the runs created since `since`."""
+
+    @abc.abstractmethod
+    async def run_durations(self, since: float, limit: int) -> list[tuple[str, float]]:
+        """`(flow, seconds)` of the newest `limit` ended runs created since `since`."""
+
+    @abc.abstractmethod
+    async def attempt_decisions(self, since: float) -> list[tuple[str, str, str, int]]:
+        """`(flow, step id, decision, attempts)` of the attempts made since `since`."""
+
+    @abc.abstractmethod
+    async def run_items(self, run_id: str) -> list[QueueItem]:
+        """The queue items that name run `run_id`, oldest first."""

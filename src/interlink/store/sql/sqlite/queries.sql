@@ -232,3 +232,35 @@ DELETE FROM cache WHERE expires_at <= :before
 SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count, step_index,
        bucket, error, started_at, finished_at, updated_at, redrive, variables, wake
 FROM runs WHERE id IN (SELECT value FROM json_each(:ids))
+
+-- ui overview
+-- The web UI's overview (interlink.store._stats): runs and attempts since a time, counted.
+
+-- name: ui_run_slots
+-- Runs per flow, status and slot of :width seconds from :since (the overview's bar charts).
+SELECT flow, CAST((created_at - :since) / :width AS INTEGER) AS slot, status, count(*)
+FROM runs WHERE created_at >= :since
+GROUP BY flow, slot, status
+
+-- name: ui_run_outcomes
+SELECT flow, status, count(*) FROM runs WHERE created_at >= :since GROUP BY flow, status
+
+-- name: ui_run_durations
+-- The newest ended runs' durations (percentiles are taken over these).
+SELECT flow, finished_at - COALESCE(started_at, created_at)
+FROM runs WHERE created_at >= :since AND finished_at IS NOT NULL
+ORDER BY created_at DESC
+LIMIT :limit
+
+-- name: ui_attempt_decisions
+SELECT r.flow, a.step_id, a.decision, count(*)
+FROM attempts a JOIN runs r ON r.id = a.run_id
+WHERE a.created_at >= :since
+GROUP BY r.flow, a.step_id, a.decision
+
+-- name: ui_run_items
+-- The queue items that name a run (index queue_run).
+SELECT id, kind, payload, status, priority, run_at, attempts, created_at, updated_at,
+       lease_owner, lease_expires_at, last_error, result
+FROM queue WHERE json_extract(payload, '$.run_id') = :run_id
+ORDER BY created_at, id
