@@ -48,8 +48,11 @@ async def test_a_failed_run_sends_one_message_with_a_redacted_error_and_a_link(
             run_id = await engine.runner.start("push", {"id": 1})
             run = await engine.runner.wait_for(run_id, 10)
             items = await delivered(engine.store, 1)
-    [request] = up.requests_to("/hook")
-    message = request.json
+            [request] = up.requests_to("/hook")
+            message = request.json
+            # The link is the UI's page of the run (served on loopback without a token).
+            page = await call_app(build_app(engine, None), "GET",
+                                  message["url"].removeprefix("http://ui.example"))
     assert run.status == "failed"
     assert len(items) == 1
     assert SECRET not in request.body
@@ -59,6 +62,7 @@ async def test_a_failed_run_sends_one_message_with_a_redacted_error_and_a_link(
     assert "refused ***" in message["error"]
     assert message["url"] == f"http://ui.example/_interlink/ui/runs/{run_id}"
     assert request.headers["Idempotency-Key"] == message["event_id"]
+    assert page.status == 200 and run_id in page.text
 
 
 async def test_slack_and_teams_channels_each_get_their_format(tmp_path: Path) -> None:
