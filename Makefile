@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench schema clean
+.PHONY: demo test lint bench schema screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed   # services needs wrk, scale PostgreSQL (apt-get install wrk postgresql)
 	$(BIN)/python bench/all.py
+
+screenshots: $(BIN)/.installed   # docs/ui/*.png, taken by the browser tests (needs chromium)
+	INTERLINK_SCREENSHOTS=docs/ui $(BIN)/pytest -q tests/ui
 
 schema: $(BIN)/.installed
 	$(BIN)/interlink schema --out schema

@@ -38,6 +38,7 @@ from interlink.spec import Project
 from interlink.spec.service import RequestProcessor as ProcessorSpec
 from interlink.spec.service import ServiceSpec
 from interlink.store import Complete, Fail, QueueItem, Release, RunRecord, Store
+from interlink.worker import BrokenNotices
 
 __all__ = ["ProjectActivities", "RequestProcessor"]
 
@@ -148,8 +149,9 @@ class RequestProcessor:
     """Worker handler of `service_request` items: finish the queued request, or give up."""
 
     def __init__(self, project: Project, store: Store, activities: ProjectActivities,
-                 redactor: Redactor) -> None:
+                 redactor: Redactor, notices: BrokenNotices | None = None) -> None:
         self.project = project
+        self.notices = notices
         self.store = store
         self.activities = _Resuming(activities)
         self.redactor = redactor
@@ -190,7 +192,9 @@ class RequestProcessor:
             status: Literal["broken", "failed"] = "broken" if settings.keep_failed else "failed"
             log.warning("queued request %s: %s after %d attempts", item.id, status,
                         item.attempts)
-            await self.store.write(Fail(item.id, owner, reason, status=status))
+            notices = self.notices.item_broken(item, reason) \
+                if self.notices and status == "broken" else []
+            await self.store.write(Fail(item.id, owner, reason, status=status), *notices)
             return
         delay = settings.delay * settings.backoff ** (item.attempts - 1)
         await self.store.write(Release(item.id, owner, time.time() + delay, error=reason))

@@ -17,6 +17,7 @@ from interlink.activities import ProjectActivities, RequestProcessor
 from interlink.connectors.client import ConnectorClient
 from interlink.flows.runner import RUN_KIND, FlowRunner
 from interlink.metrics import Metrics
+from interlink.notifications import NOTIFICATION_KIND, Notifications
 from interlink.redaction import Redactor
 from interlink.scripts import ScriptPool
 from interlink.services import QUEUE_KIND, ServicesApp, build_services_app
@@ -43,6 +44,7 @@ class Engine:
         self._http: aiohttp.ClientSession | None = None
         self._runner: FlowRunner | None = None
         self._activities: ProjectActivities | None = None
+        self._notifications: Notifications | None = None
 
     async def __aenter__(self) -> Engine:
         await self.store.open()
@@ -60,10 +62,13 @@ class Engine:
             for name, spec in self.project.connectors.items()
         }
         cfg = self.project.config.worker
+        self._notifications = Notifications(self.project, self.store, self._http,
+                                            self.redactor, owner=self.owner, lease_s=cfg.lease)
+        self._stack.push_async_callback(self._notifications.close)
         self._runner = FlowRunner(self.project, self.store, connectors=connectors,
                                   scripts=self.scripts, redactor=self.redactor,
                                   owner=self.owner, http=self._http, lease_s=cfg.lease,
-                                  metrics=self.metrics)
+                                  metrics=self.metrics, notifications=self._notifications)
         self._stack.push_async_callback(self._runner.close)
         self._activities = ProjectActivities(self._runner, self.scripts)
         return self
@@ -95,14 +100,26 @@ class Engine:
                                   fallback=fallback, observer=self.metrics.request,
                                   redactor=self.redactor)
 
+    @property
+    def notifications(self) -> Notifications:
+        """Failure notifications (available once the engine is open)."""
+        if self._notifications is None:
+            raise RuntimeError("the engine is not open")
+        return self._notifications
+
     def handlers(self) -> dict[str, Handler]:
         """Queue item kind → the handler that runs it."""
         return {RUN_KIND: self.runner.handle,
                 QUEUE_KIND: RequestProcessor(self.project, self.store, self.activities,
-                                             self.redactor)}
+                                             self.redactor, self.notifications.notices),
+                NOTIFICATION_KIND: self.notifications.handler}
 
     def worker(self) -> Worker:
-        """A worker running this engine's handlers with the project's worker settings."""
+        """A worker running this engine's handlers with the project's worker settings (and
+        the failure-rate watch, when `notify.connector_failure_rate` is set)."""
         cfg = self.project.config.worker
+        watch = self.notifications.watch
         return Worker(self.store, self.handlers(), owner=self.owner,
-                      concurrency=cfg.concurrency, lease_s=cfg.lease, poll_s=cfg.poll)
+                      concurrency=cfg.concurrency, lease_s=cfg.lease, poll_s=cfg.poll,
+                      notices=self.notifications.notices,
+                      tasks=[watch.run] if watch is not None else [])

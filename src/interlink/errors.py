@@ -14,7 +14,8 @@ InterlinkError
 ├── ScriptError           a user script raised, timed out, ran out of memory or returned garbage
 │   └── ScriptCallError   … with the script's name and the kind of failure (scripts.outcome)
 ├── ServiceError          the services app could not be built (services.failures)
-└── RunError              a flow run could not go on (carries run and step ids)
+├── RunError              a flow run could not go on (carries run and step ids)
+└── NotificationError     a notification could not be delivered (carries channel and reason)
 ```
 
 A request that fails one of its phases is not an error of the engine: it is a `PhaseFailure`
@@ -35,6 +36,7 @@ __all__ = [
     "InterlinkError",
     "InvalidCursor",
     "LeaseLost",
+    "NotificationError",
     "ProjectError",
     "ProjectErrors",
     "RunError",
@@ -113,3 +115,12 @@ class ScriptError(InterlinkError):
 
 class RunError(InterlinkError):
     """A flow run could not go on."""
+
+
+class NotificationError(InterlinkError):
+    """A notification could not be delivered to its channel (it is retried)."""
+
+    def __init__(self, channel: str, reason: str) -> None:
+        self.channel = channel
+        self.reason = reason
+        super().__init__(f"notifying {channel}: {reason}")

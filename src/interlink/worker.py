@@ -16,15 +16,15 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Mapping
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, Protocol
 
 from interlink.errors import Conflict, LeaseLost
 from interlink.ids import new_id
 from interlink.presence import Presence
-from interlink.store import Fail, QueueItem, Release, Store
+from interlink.store import Enqueue, Fail, QueueItem, Release, Store
 
-__all__ = ["Handler", "Worker", "worker_name"]
+__all__ = ["BrokenNotices", "Handler", "Worker", "worker_name"]
 
 log = logging.getLogger("interlink.worker")
 
@@ -38,6 +38,12 @@ class Handler(Protocol):
     """Runs one claimed queue item and records its outcome (with `owner`) in the store."""
 
     async def __call__(self, item: QueueItem, owner: str) -> None: ...
+
+
+class BrokenNotices(Protocol):
+    """The notification items to write with an item's `broken` mark (`interlink.notifications`)."""
+
+    def item_broken(self, item: QueueItem, error: str) -> list[Enqueue]: ...
 
 
 def worker_name() -> str:
@@ -57,8 +63,13 @@ class Worker:
         concurrency: int = 16,
         lease_s: float = 30.0,
         poll_s: float = 0.5,
+        notices: BrokenNotices | None = None,
+        tasks: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (),
     ) -> None:
         self.store = store
+        self.notices = notices
+        #: run beside the claim loop until it stops (the failure-rate watch)
+        self.tasks = list(tasks)
         self.handlers = dict(handlers)
         self.owner = owner or worker_name()
         self.concurrency = concurrency
@@ -79,6 +90,7 @@ class Worker:
         except Exception:
             log.exception("announcing worker %s's presence failed", self.owner)
         present = asyncio.create_task(presence.run(stop), name="interlink-worker-presence")
+        beside = [asyncio.create_task(task(stop)) for task in self.tasks]
         self.started.set()
         try:
             while not stop.is_set():
@@ -97,11 +109,12 @@ class Worker:
         finally:
             if self._running:
                 await asyncio.gather(*self._running.values(), return_exceptions=True)
-            heartbeat.cancel()
+            for task in (heartbeat, *beside):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if not stop.is_set():  # else it is letting go of its lock: let it finish
                 present.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
             with contextlib.suppress(asyncio.CancelledError):
                 await present
 
@@ -121,13 +134,14 @@ class Worker:
             error = f"handler crashed: {type(exc).__name__}: {exc}"
             # An item that keeps crashing its handler is set aside (broken, requeueable)
             # rather than retried forever.
-            outcome: Release | Fail = (
-                Fail(item.id, self.owner, error, status="broken")
+            outcome: list[Release | Fail | Enqueue] = (
+                [Fail(item.id, self.owner, error, status="broken"),
+                 *(self.notices.item_broken(item, error) if self.notices else [])]
                 if item.attempts >= MAX_CRASHES
-                else Release(item.id, self.owner, time.time() + CRASH_BACKOFF_S, error=error)
+                else [Release(item.id, self.owner, time.time() + CRASH_BACKOFF_S, error=error)]
             )
             with contextlib.suppress(LeaseLost):
-                await self.store.write(outcome)
+                await self.store.write(*outcome)
         finally:
             del self._running[item.id]
             self._slot_free.set()

@@ -60,8 +60,16 @@ CASES: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "bearer": ({"Authorization": "Bearer tok-0123"}, {"Authorization": "Bearer tok-9999"}),
     "hmac": ({"X-HMAC-HASH": hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()},
              {"X-HMAC-HASH": hmac.new(b"wrong", BODY, hashlib.sha256).hexdigest()}),
-    "stamped": (stamped(BODY, "/hooks/stamped"), stamped(BODY, "/hooks/other")),
+    "stamped": ({}, {}),  # signed when the test runs: a stamp goes stale (`credentials`)
 }
+
+
+def credentials(kind: str) -> tuple[dict[str, str], dict[str, str]]:
+    """CASES[kind], a replay-proof signature stamped now (a long test run outlasts the
+    tolerance of one stamped at import)."""
+    if kind == "stamped":
+        return stamped(BODY, "/hooks/stamped"), stamped(BODY, "/hooks/other")
+    return CASES[kind]
 
 
 @pytest.fixture
@@ -78,9 +86,7 @@ async def app(tmp_path: Path) -> AsyncIterator[tuple[ASGIApp, Store]]:
 async def test_each_auth_kind_guards_its_webhook(app: tuple[ASGIApp, Store], kind: str) -> None:
     """The package's credentials start a run (202); wrong or none are 401 and start nothing."""
     served, store = app
-    good, bad = CASES[kind]
-    if kind == "stamped":  # stamped now: the suite may reach this test minutes after import
-        good, bad = stamped(BODY, "/hooks/stamped"), stamped(BODY, "/hooks/other")
+    good, bad = credentials(kind)
     path = f"/hooks/{kind}"
     for headers in (bad, {}):
         refused = await call_app(served, "POST", path, headers=headers, body=BODY)

@@ -5,7 +5,9 @@ the CSRF check, and screenshots for docs/ui.md."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +23,9 @@ from interlink.store.sqlite import SqliteStore
 pytestmark = pytest.mark.browser
 
 UI = "/_interlink/ui"
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "ui"
+#: where the screenshots go: docs/ui with `make screenshots` (INTERLINK_SCREENSHOTS=docs/ui),
+#: else a temporary folder, so that a test run leaves the checkout as it was
+SHOTS = Path(os.environ.get("INTERLINK_SCREENSHOTS") or tempfile.mkdtemp(prefix="interlink-ui-"))
 
 
 def by_css(browser: Any, selector: str) -> Any:
@@ -63,8 +67,8 @@ def submit_confirmed(browser: Any, selector: str) -> None:
 
 
 def shot(browser: Any, name: str, at: str | None = None) -> None:
-    """Save the page (scrolled to the element `at`, else its top) as docs/ui/NAME.png: the
-    screenshots docs/ui.md shows."""
+    """Save the page (scrolled to the element `at`, else its top) as SHOTS/NAME.png (with
+    `make screenshots`, docs/ui/NAME.png: the screenshots docs/ui.md shows)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     if at is None:
         browser.execute_script("window.scrollTo(0, 0)")

@@ -18,7 +18,8 @@ from interlink.store.sqlite import SqliteStore
 def test_exported_members() -> None:
     """`__all__` lists exactly the public API (locked so changes are deliberate)."""
     assert set(interlink.store.__all__) == {
-        "AttemptRecord", "Complete", "Credential", "DeleteSession", "Enqueue", "Fail",
+        "AttemptOutcome", "AttemptRecord", "Complete", "Credential", "DeleteSession",
+        "Enqueue", "Fail",
         "InsertLogs", "InsertRun", "LogLine", "MarkSeen", "PutCache", "PutCredential",
         "PutSession", "QueueItem", "QueueStatus", "RecordNonce", "Release", "Requeue",
         "RUN_STATUSES", "RunPage", "RunQuery", "RunRecord", "RunStatus",

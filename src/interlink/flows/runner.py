@@ -36,6 +36,7 @@ from interlink.expressions import Template
 from interlink.flows.steps import STEP_KINDS, Done, Failed, StepContext, StepOutcome, Wait
 from interlink.ids import derived_id, new_id
 from interlink.metrics import Metrics
+from interlink.notifications import Notifications, Sender
 from interlink.redaction import Redactor
 from interlink.scripts import Isolation, ScriptOutcome, ScriptPool
 from interlink.spec import Project
@@ -81,8 +82,10 @@ class FlowRunner:
         http: aiohttp.ClientSession,
         lease_s: float = 30.0,
         metrics: Metrics | None = None,
+        notifications: Notifications | None = None,
     ) -> None:
         self.project = project
+        self.notifications = notifications
         self.store = store
         self.http = http
         self.connectors = connectors
@@ -121,6 +124,13 @@ class FlowRunner:
             return self.project.templates[path]
         except KeyError:
             raise RunError(f"template {path!r} is not part of this project") from None
+
+    def channel(self, name: str) -> Sender:
+        """The sender of a notification channel of interlink.yaml (a `notify` step's)."""
+        sender = self.notifications.channel(name) if self.notifications else None
+        if sender is None:
+            raise RunError(f"notification channel {name!r} is not defined in this project")
+        return sender
 
     def child_run(self, flow: str, input: Any, *, trigger: str, run_id: str) -> RunRecord:
         """A queued run of the project's flow `flow` (a `run_flow` step's child)."""
@@ -436,10 +446,14 @@ class FlowRunner:
                 continue
             if isinstance(outcome, Failed):
                 ctx.log(outcome.reason, "error")
+                retry = self._flow_retry(ctx, flow, outcome)
+                # Terminal (no retry run to come): its notifications commit with its end.
+                notices = [] if retry or not self.notifications else \
+                    self.notifications.notices.run_failed(run, flow, outcome.step or step.id,
+                                                          outcome.reason)
                 ops = [SaveStep(StepRecord(run.id, index, step.id, "failed", started, time.time(),
                                            error=outcome.reason)),
-                       *self._ending(run, "failed", outcome.reason),
-                       *self._flow_retry(ctx, flow, outcome),
+                       *self._ending(run, "failed", outcome.reason), *retry, *notices,
                        Complete(item.id, owner, keep=False)]
                 await self._write(ctx, ops)
                 self.metrics.run_ended(run.flow, "failed")

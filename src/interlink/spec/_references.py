@@ -128,6 +128,9 @@ def _check_flow(
             report.add(flow.relative, flow.line("trigger", "package"),
                        f"trigger: no package {trigger.package!r} in interlink.yaml "
                        f"(packages: {known})")
+    channels = set(config.spec.notify.channels) if config is not None else None
+    for index, name in enumerate(flow.spec.notify.run_failed if flow.spec.notify else ()):
+        _check_channel(report, flow, ("notify", "run_failed", index), "notify", name, channels)
     first_seen: dict[str, FieldPath] = {}
     for at, step in walk_steps(flow.spec.steps):
         where = label(at)
@@ -137,8 +140,21 @@ def _check_flow(
                        f"{where}: step id {step.id!r} is already used by {label(first)} "
                        f"(line {flow.line(*first, 'id')})")
         for ref in step.refs():
+            if ref.kind == "channel":
+                _check_channel(report, flow, (*at, *ref.at), where, ref.name, channels)
+                continue
             _check_ref(report, flow, (*at, *ref.at), where, ref, connectors, flows, broken,
                        files)
+
+
+def _check_channel(report: Report, flow: Loaded[FlowSpec], at: FieldPath, where: str,
+                   name: str, channels: set[str] | None) -> None:
+    """A notification channel a flow names is one interlink.yaml's `notify:` defines."""
+    if channels is not None and name not in channels:
+        known = ", ".join(sorted(channels)) or "none"
+        report.add(flow.relative, flow.line(*at),
+                   f"{where}: no notification channel {name!r} in interlink.yaml "
+                   f"(channels: {known})")
 
 
 def _check_ref(report: Report, flow: Loaded[FlowSpec], at: FieldPath, where: str, ref: Ref,

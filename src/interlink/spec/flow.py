@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from interlink.cron import Cron
 from interlink.flows.steps import Step
 from interlink.spec._base import Duration, Expr, Name, Spec, duration_field
+from interlink.spec.notify import FlowNotify
 
 __all__ = [
     "FlowRetry",
@@ -98,4 +99,6 @@ class FlowSpec(Spec):
     trigger: Trigger | None = Field(None, description="omit for API/service/manual only")
     variables: dict[str, Any] = Field(default_factory=dict)
     retry: FlowRetry = Field(default_factory=FlowRetry)
+    notify: FlowNotify | None = Field(
+        None, description="channels told when a run of this flow fails (over interlink.yaml's)")
     steps: list[Step] = Field(min_length=1)

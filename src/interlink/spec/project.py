@@ -1,5 +1,5 @@
-"""`interlink.yaml`: the project's name, store, server, admin access, worker and service
-packages."""
+"""`interlink.yaml`: the project's name, store, server, admin access, worker, service
+packages and notifications."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from interlink.spec._base import ByteSize, Duration, Expr, Name, Spec, duration_field
+from interlink.spec.notify import NotifyConfig
 from interlink.spec.service import CONTEXT_NAMES
 
 __all__ = [
@@ -224,6 +225,8 @@ class ProjectConfig(Spec):
     packages: dict[str, Package] = Field(
         default_factory=dict, description="service packages by name"
     )
+    notify: NotifyConfig = Field(default_factory=NotifyConfig,
+                                 description="where failures are reported (docs/notifications.md)")
     conditions: dict[str, Expr] = Field(
         default_factory=dict, description="named when conditions (`high_value: \"page.order."
         "total > 1000\"`), used by any service's rules as `when: high_value`",
@@ -240,8 +243,14 @@ class ProjectConfig(Spec):
 
     def credentials(self) -> set[str]:
         """The secrets callers present: admin tokens and the packages' passwords, keys,
-        tokens and HMAC secrets (masked wherever the engine writes, however they were set)."""
+        tokens and HMAC secrets; and the notification channels' webhook URLs and SMTP
+        passwords (masked wherever the engine writes, however they were set)."""
         found = set(self.admin.tokens)
+        for channel in self.notify.channels.values():
+            if channel.webhook is not None:
+                found.add(channel.webhook.url)
+            if channel.email is not None and channel.email.password is not None:
+                found.add(channel.email.password)
         for package in self.packages.values():
             auth = package.auth
             if isinstance(auth, BasicAuth):

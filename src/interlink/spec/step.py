@@ -25,7 +25,7 @@ FieldPath = tuple[str | int, ...]
 class Ref(NamedTuple):
     """A name a step uses that another file must define."""
 
-    kind: Literal["script", "connector", "flow", "template"]
+    kind: Literal["script", "connector", "flow", "template", "channel"]
     #: the field holding it, relative to the step
     at: FieldPath
     name: str
@@ -40,7 +40,7 @@ class StepSpec(Spec):
     description: str = ""
 
     def refs(self) -> Iterator[Ref]:
-        """The scripts, connectors, flows and templates this step uses."""
+        """The scripts, connectors, flows, templates and notification channels this step uses."""
         return iter(())
 
     def children(self) -> Iterator[tuple[FieldPath, list[StepSpec]]]:

@@ -40,6 +40,7 @@ from interlink.store.ops import (
 from interlink.store.records import (
     RUN_STATUSES,
     UNKNOWN_DECISION,
+    AttemptOutcome,
     AttemptRecord,
     Credential,
     LogLine,
@@ -56,6 +57,7 @@ from interlink.store.records import (
 __all__ = [
     "RUN_STATUSES",
     "UNKNOWN_DECISION",
+    "AttemptOutcome",
     "AttemptRecord",
     "Complete",
     "Credential",

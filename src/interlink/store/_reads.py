@@ -10,6 +10,7 @@ from interlink.store._stats import UiReads
 from interlink.store.base import Store
 from interlink.store.records import (
     RUN_STATUSES,
+    AttemptOutcome,
     AttemptRecord,
     Credential,
     LogLine,
@@ -92,6 +93,11 @@ class NamedQueryReads(UiReads, Store):
         """A run's attempts in the order they were made."""
         rows = await self._fetch("get_attempts", {"run_id": run_id})
         return [_rows.attempt_from_row(row) for row in rows]
+
+    async def attempts_after(self, seq: int | None, *, limit: int = 10_000) -> list[AttemptOutcome]:
+        """Attempts inserted after `seq`, in insertion order, with their run's flow."""
+        rows = await self._fetch("attempts_after", {"seq": seq, "limit": limit})
+        return [AttemptOutcome(*row) for row in rows]
 
     async def get_logs(self, run_id: str) -> list[LogLine]:
         """A run's log lines in order."""

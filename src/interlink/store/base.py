@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from interlink.store.ops import Enqueue, WriteOp
 from interlink.store.records import (
+    AttemptOutcome,
     AttemptRecord,
     Credential,
     LogLine,
@@ -132,6 +133,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get_attempts(self, run_id: str) -> list[AttemptRecord]:
         """A run's attempts in the order they were made."""
+
+    @abc.abstractmethod
+    async def attempts_after(self, seq: int | None, *, limit: int = 10_000) -> list[AttemptOutcome]:
+        """Attempts of any run inserted after the one numbered `seq` (0: from the first;
+        None: the last `limit`), in insertion order, with their run's flow: a walk by primary
+        key, for failure rates."""
 
     @abc.abstractmethod
     async def get_logs(self, run_id: str) -> list[LogLine]:

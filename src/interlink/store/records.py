@@ -10,6 +10,7 @@ from typing import Any, Literal, get_args
 __all__ = [
     "RUN_STATUSES",
     "UNKNOWN_DECISION",
+    "AttemptOutcome",
     "AttemptRecord",
     "Credential",
     "LogLine",
@@ -129,6 +130,21 @@ class AttemptRecord:
     output: Any = None
     #: the page of a paginated call (0 for the first, or an unpaginated call)
     page: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """What failure rates need of an attempt (`Store.attempts_after`): no request or body."""
+
+    #: the attempt's row id: grows as attempts are inserted
+    seq: int
+    run_id: str
+    flow: str
+    step_id: str
+    code: int
+    decision: str
+    created_at: float
+    message: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from interlink.connectors.client import ConnectorClient
     from interlink.expressions import Template
     from interlink.metrics import Metrics
+    from interlink.notifications import Sender
     from interlink.redaction import Redactor
     from interlink.scripts import ScriptOutcome
     from interlink.spec.flow import FlowSpec
@@ -95,6 +96,9 @@ class StepServices(Protocol):
 
     def template(self, path: str) -> Template:
         """A template of the project, compiled (`templates/x.json`)."""
+
+    def channel(self, name: str) -> Sender:
+        """A notification channel of interlink.yaml (`RunError` if there is none)."""
 
     def child_run(self, flow: str, input: Any, *, trigger: str, run_id: str) -> RunRecord:
         """A queued run record of the project's flow `flow` (`RunError` if there is none)."""

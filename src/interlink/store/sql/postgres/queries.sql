@@ -158,6 +158,17 @@ SELECT run_id, step_id, n, request, response, code, decision, created_at, messag
        item, redrive, reauth, output, page
 FROM attempts WHERE run_id = %(run_id)s ORDER BY id
 
+-- name: attempts_after
+-- Failure rates per connector (interlink.notifications.watch): a walk of the primary key from
+-- the last row seen, so a periodic look costs the attempts made since the last one.
+SELECT a.id, a.run_id, r.flow, a.step_id, a.code, a.decision, a.created_at, a.message
+FROM attempts a JOIN runs r ON r.id = a.run_id
+-- Without a seq: the last :limit attempts (ids are handed out in order, nearly without gaps).
+WHERE a.id > COALESCE(CAST(%(seq)s AS BIGINT),
+                      (SELECT COALESCE(MAX(id), 0) FROM attempts) - CAST(%(limit)s AS BIGINT))
+ORDER BY a.id
+LIMIT %(limit)s
+
 -- name: get_logs
 SELECT run_id, message, created_at, level, step_id
 FROM logs WHERE run_id = %(run_id)s ORDER BY id
