@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -362,13 +363,16 @@ async def test_the_wait_counts_in_the_time_limit(pool: ScriptPool, write: Write)
     """A call that waited 1s of its 1.5s limit is stopped 0.5s into its run, and says so."""
     script = write("slow.py", SLEEPS)
     busy = await _occupy(pool, script, 2, 1.0)
-    with pytest.raises(
-        ScriptCallError,
-        match=r"^script scripts/slow.py: timed out after 1.5s "
-        r"\(1\.\ds of it waiting for a free script process\)$",
-    ):
+    with pytest.raises(ScriptCallError) as raised:
         await pool.run(script, {"seconds": 1.0}, time_limit=1.5)
     await asyncio.gather(*busy)
+    found = re.fullmatch(r"script scripts/slow.py: timed out after 1.5s "
+                         r"\((\d\.\d)s of it waiting for a free script process\)",
+                         str(raised.value))
+    assert found is not None, str(raised.value)
+    # About 1s; a loaded machine starts the occupying calls late, so the wait may be longer
+    # (up to the whole limit) but never none.
+    assert 0.5 <= float(found[1]) <= 1.5
 
 
 async def test_module_is_loaded_once_per_process_and_reloaded_when_edited(
