@@ -21,7 +21,7 @@ step that kept up is the maximum. Then the load runs open loop at `--fraction` o
 `/proc/<pid>` every 5 s and the latency of every request. Printed: each figure in the first and
 the last window (a minute, or a fifth of the soak if shorter) and their ratio, the work left
 queued at the end (the engine kept up if it is small), and RSS minute by minute. Exits 1 unless
-RSS in the last window is within ±10 % of the window at the start of the second half: SQLite's
+RSS in the last window is within ±10 % of the window two thirds in: SQLite's
 page cache (up to 32 MB a connection) fills over the first minutes at a low rate, and growth
 that stops is that cache, not a leak (with `PRAGMA cache_size = -2000` RSS stays within 1 %
 from the first minute).
@@ -272,12 +272,12 @@ def report(result: Soak, args: argparse.Namespace) -> bool:
     growth = figures["RSS MB (median)"][1] / figures["RSS MB (median)"][0] - 1
     # SQLite's page cache (32 MB a connection) fills while the store grows, over the first
     # minutes at a low rate: growth that stops is a cache, growth that goes on is a leak. So
-    # the verdict compares the second half's first window with the last one.
-    middle_at = (result.started + result.ended) / 2
+    # the verdict compares the window two thirds in with the last one.
+    middle_at = result.started + (result.ended - result.started) * 2 / 3
     middle = statistics.median(window(rss, middle_at, middle_at + span) or [0])
     late = figures["RSS MB (median)"][1] / middle - 1 if middle else 0.0
     flat = abs(late) <= FLAT
-    print(f"memory over the whole soak {growth:+.1%}; over its second half {late:+.1%}: "
+    print(f"memory over the whole soak {growth:+.1%}; over its last third {late:+.1%}: "
           f"{'flat' if flat else 'NOT flat'} (limit ±{FLAT:.0%})")
     return flat
 
