@@ -248,6 +248,8 @@ if [[ ${DEMO_EXIT:-0} == 1 ]]; then
     exit "$ok"
 fi
 say "interlink keeps serving at $server until Ctrl-C"
+echo "  the run log: open $server/_interlink/ui/ and sign in with the admin token"
+echo "    (INTERLINK_ADMIN_TOKEN in examples/shop/.env); docs/ui.md shows what is there"
 echo "  try: curl -X POST -H 'Content-Type: application/json' -d '{\"id\": \"B-1\", \"sku\": \"MUG-01\", \"qty\": 1}' $server/hooks/orders"
 echo "       curl -i -X POST -H 'X-API-Key: $key' -d '{\"order\": {\"id\": \"B-2\", \"sku\": \"MUG-01\", \"qty\": 1}}' $server/orders"
 echo "  then (in another shell, from the repo):"
