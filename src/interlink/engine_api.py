@@ -67,6 +67,14 @@ def _error(status: int, phase: str, message: str) -> Response:
 MAX_PAGE = 500
 
 
+def _page_size(text: str) -> int:
+    """`limit` of a listing; ValueError saying what it may be."""
+    limit = int(text) if text.isdigit() else 0
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be a whole number from 1 to {MAX_PAGE}")
+    return limit
+
+
 def run_query(params: Mapping[str, str], now: float) -> RunQuery:
     """The `RunQuery` of a runs listing's query string (`q` is the search); ValueError when a
     value is not one it can be."""
@@ -152,9 +160,7 @@ class EngineApi:
         params = request.query_params
         try:
             query = run_query(params, time.time())
-            limit = int(params.get("limit", "50"))
-            if not 1 <= limit <= MAX_PAGE:
-                raise ValueError(f"limit must be 1 to {MAX_PAGE}")
+            limit = _page_size(params.get("limit", "50"))
             page = await self.engine.store.find_runs(query, cursor=params.get("cursor"),
                                                      limit=limit)
         except ValueError as exc:  # InvalidCursor is one
@@ -176,10 +182,18 @@ class EngineApi:
         """`retry` (202, the retry run's id), `redrive` (202) or `stop` (200) one run."""
         run_id, action = request.path_params["run_id"], request.path_params["action"]
         runner = self.engine.runner
+        if await self.engine.store.get_run(run_id) is None:
+            return _error(404, "routing", "no such run")
         try:
             match action:
                 case "retry":
-                    return _json({"run_id": await runner.retry(run_id), "status": "queued"}, 202)
+                    if await runner.retried_as(run_id) is not None:  # a run has one retry
+                        retry = await self.engine.store.get_run(await runner.retry(run_id))
+                        assert retry is not None
+                        return _json({"run_id": retry.id, "status": retry.status,
+                                      "new": False})
+                    return _json({"run_id": await runner.retry(run_id), "status": "queued",
+                                  "new": True}, 202)
                 case "redrive":
                     return _json({"run_id": await runner.redrive(run_id), "status": "queued"},
                                  202)

@@ -92,8 +92,9 @@ def test_runs_filter_by_trigger_time_and_search_and_page_with_a_cursor(tmp_path:
 
 
 def test_retry_several_bulk_and_from_the_failed_step(tmp_path: Path) -> None:
-    """Several ids: a new run each; `--flow F --status failed`: every failed run of F, with a
-    count; `--from-step`: the same run again; each warns that no worker is running."""
+    """Several ids: a new run each (a run retried again names its retry); `--flow F --status
+    failed`: every failed run of F not retried yet, with a count; `--from-step`: the same run
+    again; each warns that no worker is running."""
     write_project(tmp_path, FILES)
     one = started(tmp_path, "broken", '{"n": 1}')
     two = started(tmp_path, "broken", '{"n": 2}')
@@ -108,13 +109,17 @@ def test_retry_several_bulk_and_from_the_failed_step(tmp_path: Path) -> None:
     shown = [json.loads(cli(tmp_path, "runs", "show", i, "--json").stdout) for i in new_ids]
     assert [(r["retry_of"], r["status"]) for r in shown] == [(one, "queued"), (ok, "queued")]
 
+    again_one = cli(tmp_path, "runs", "retry", one)
+    assert again_one.stdout.split() == new_ids[:1]  # a run has one retry
+    assert f"note: run {one} was retried before, as {new_ids[0]}" in again_one.stderr
+
     bulk = cli(tmp_path, "runs", "retry", "--flow", "broken", "--status", "failed")
     assert bulk.returncode == 0, bulk.stderr
-    assert "retried 2 failed runs" in bulk.stderr
+    assert "retried 1 failed run (runs retried before are left" in bulk.stderr
     bulk_ids = bulk.stdout.split()
     retry_of = {json.loads(cli(tmp_path, "runs", "show", i, "--json").stdout)["retry_of"]
                 for i in bulk_ids}
-    assert retry_of == {one, two}
+    assert retry_of == {two}  # `one` has its retry already
 
     redriven = cli(tmp_path, "runs", "retry", "--from-step", two)
     assert redriven.returncode == 0, redriven.stderr

@@ -47,15 +47,24 @@ async def test_runs_pages_filters_counts_and_actions(tmp_path: Path) -> None:
                 answer = await call_app(app, "GET", f"/_interlink/runs?{urlencode(bad)}")
                 assert answer.status == 400, bad
                 assert answer.json()["error"]["phase"] == "mapping"
+                assert "invalid literal" not in answer.text  # says what it may be, not Python
 
             up.route("/orders", statuses=[200])
             one = await call_app(app, "POST", f"/_interlink/runs/{failed[0]['id']}/retry")
-            assert one.status == 202
+            assert (one.status, one.json()["new"]) == (202, True)
             retried = await finished(engine, one.json()["run_id"])
             assert retried["status"] == "succeeded"
+            again = await call_app(app, "POST", f"/_interlink/runs/{failed[0]['id']}/retry")
+            assert (again.status, again.json()) == (
+                200, {"run_id": one.json()["run_id"], "status": "succeeded", "new": False})
+            other = await call_app(app, "POST", "/_interlink/runs/retry?status=succeeded")
+            assert other.json() == {"retried": 0, "run_ids": []}
             bulk = await call_app(app, "POST", "/_interlink/runs/retry?flow=push")
-            assert bulk.json()["retried"] == 5  # the first again: the same retry run
-            assert one.json()["run_id"] in bulk.json()["run_ids"]
+            assert bulk.json()["retried"] == 4  # the first has its retry already
+            assert one.json()["run_id"] not in bulk.json()["run_ids"]
+            for action in ("retry", "redrive", "stop"):
+                missing = await call_app(app, "POST", f"/_interlink/runs/r_nope/{action}")
+                assert missing.status == 404
             redrive = await call_app(app, "POST", f"/_interlink/runs/{failed[1]['id']}/redrive")
             assert redrive.status == 202
             again = await call_app(app, "POST", f"/_interlink/runs/{failed[1]['id']}/redrive")

@@ -12,7 +12,7 @@ from tests.projects import running_engine, write_project
 from tests.upstream import Upstream
 
 from interlink.engine import Engine
-from interlink.flows.report import run_json
+from interlink.flows.report import format_run, run_json
 from interlink.spec import Project
 
 CONFIG = "name: test\nstore: sqlite:///.interlink/test.db\nworker: {poll: 50ms}\n"
@@ -123,6 +123,12 @@ async def test_route_sends_each_payload_down_one_branch_and_keeps_input_order(
     assert [r.json["n"] for r in up.requests_to("/a")] == [2]
     keys = {r.headers["Idempotency-Key"] for r in up.requests_to("/b")}
     assert keys == {f"{run['id']}:to_b:0", f"{run['id']}:to_b:1"}
+    # The branches' attempts are in the run log, under the route step, each naming its step.
+    route = run["steps"][1]
+    assert route["id"] == "by_country"
+    assert sorted((a["step"], a["item"]) for a in route["attempts"]) == [
+        ("to_a", 0), ("to_b", 0), ("to_b", 1)]
+    assert "to_b #1 POST" in format_run(run)
 
 
 DEDUPING = """

@@ -215,6 +215,9 @@ async def test_retry_from_the_page_starts_a_run_that_succeeds(tmp_path: Path) ->
         assert f"{UI}/runs/{run_id}" in page and "s-succeeded" in page
         old = (await ui.get(f"{UI}/runs/{run_id}")).body.decode()
         assert f'Retried as</dt><dd><a href="{UI}/runs/{new}"' in old
+        twice = await ui.post(f"{UI}/runs/{run_id}/retry", {"csrf": token})
+        assert b"Already retried" in twice.body and new.encode() in twice.body
+        assert len(await engine.store.list_runs()) == 2  # a run has one retry
 
 
 async def test_bulk_retry_confirms_the_count_then_retries_each(tmp_path: Path) -> None:
@@ -231,6 +234,11 @@ async def test_bulk_retry_confirms_the_count_then_retries_each(tmp_path: Path) -
         assert answer.status == 200 and b"3 failed runs retried" in answer.body
         retries = [r for r in await engine.store.list_runs() if r.trigger == "retry"]
         assert sorted(r.retry_of or "" for r in retries) == sorted(ids)
+        # A filter naming another status offers no bulk retry of the failed runs.
+        other = await ui.get(f"{UI}/runs?status=succeeded")
+        assert b"failed runs matching this filter" not in other.body
+        none = await ui.get(f"{UI}/retry?status=succeeded")
+        assert b"No failed runs match this filter" in none.body
 
 
 async def test_a_broken_item_is_requeued_from_the_queue_page(tmp_path: Path) -> None:

@@ -205,32 +205,41 @@ def runs_retry(project: Path, run_ids: tuple[str, ...], from_step: bool, flow: s
         raise click.UsageError("--from-step re-drives the runs you name: give their RUN_IDs")
     loaded = load(project_override or project)
 
-    async def go() -> tuple[list[str], list[str]]:
+    async def go() -> tuple[list[str], list[str], list[str]]:
         async with Engine(loaded) as engine:
             runner = engine.runner
             queued: list[str] = []
             errors: list[str] = []
+            notes: list[str] = []
             if bulk:
                 query = RunQuery(flow=flow, status="failed", trigger=trigger, since=since,
                                  until=until)
                 queued = await runner.retry_matching(query, limit=limit)
             for run_id in run_ids:
                 try:
+                    before = None if from_step else await runner.retried_as(run_id)
                     queued.append(await (runner.redrive(run_id) if from_step
                                          else runner.retry(run_id)))
                 except InterlinkError as exc:
                     errors.append(str(exc))
+                else:
+                    if before is not None:
+                        notes.append(f"run {run_id} was retried before, as {before}: a run "
+                                     "has one retry (retry that one to try again)")
             if queued:
                 await warn_without_workers(engine.store)
-            return queued, errors
+            return queued, errors, notes
 
-    queued, errors = run_store_command(go)
+    queued, errors, notes = run_store_command(go)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
     for new_id in queued:
         click.echo(new_id)
     if bulk:
         plural = "" if len(queued) == 1 else "s"
-        click.echo(f"retried {len(queued)} failed run{plural}"
-                   + (" (the limit: there may be more)" if len(queued) == limit else ""),
+        click.echo(f"retried {len(queued)} failed run{plural} (runs retried before are left to "
+                   "their retries)"
+                   + ("; the limit: there may be more" if len(queued) == limit else ""),
                    err=True)
     for error in errors:
         click.echo(f"error: {error}", err=True)

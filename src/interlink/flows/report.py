@@ -8,6 +8,7 @@ from typing import Any
 from interlink.store import UNKNOWN_DECISION, AttemptRecord, LogLine, QueueItem, RunRecord, Store
 
 __all__ = [
+    "enclosing_steps",
     "format_items",
     "format_run",
     "format_runs",
@@ -50,6 +51,7 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
 def _attempt_json(a: AttemptRecord) -> dict[str, Any]:
     response = a.response or None
     return {
+        "step": a.step_id,
         "n": a.n,
         "item": a.item,
         "redrive": a.redrive,
@@ -71,14 +73,40 @@ def _log_json(line: LogLine) -> dict[str, Any]:
             "message": line.message}
 
 
+def enclosing_steps(spec: dict[str, Any]) -> dict[str, str]:
+    """Every step id in a flow definition → the id of the top-level step it is part of."""
+    found: dict[str, str] = {}
+
+    def walk(value: Any, outer: str) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("id"), str) and "type" in value:
+                found.setdefault(value["id"], outer)
+            for inner in value.values():
+                walk(inner, outer)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner, outer)
+
+    for step in spec.get("steps") or []:
+        if isinstance(step, dict) and isinstance(step.get("id"), str):
+            walk(step, step["id"])
+    return found
+
+
 async def run_json(store: Store, run: RunRecord) -> dict[str, Any]:
-    """A run with its steps, every attempt of each step, its output and its log."""
+    """A run with its steps, every attempt of each step, its output and its log.
+
+    A step nested in another (in a `route`, a `try`, …) has no step record of its own: its
+    attempts are listed under the top-level step it is part of, each naming its own `step`.
+    """
     steps = await store.get_steps(run.id)
     attempts = await store.get_attempts(run.id)
     logs = await store.get_logs(run.id)
+    outer = enclosing_steps(run.flow_spec)
     by_step: dict[str, list[dict[str, Any]]] = {}
     for attempt in attempts:
-        by_step.setdefault(attempt.step_id, []).append(_attempt_json(attempt))
+        home = outer.get(attempt.step_id, attempt.step_id)
+        by_step.setdefault(home, []).append(_attempt_json(attempt))
     return {
         **run_summary(run),
         "input": run.input,
@@ -128,7 +156,8 @@ def format_run(run: dict[str, Any]) -> str:
             wait = f"  wait {a['wait_s']:g}s" if a["wait_s"] else ""
             message = f"  {a['message']}" if a.get("message") else ""
             code = "-" if a["code"] is None else a["code"]
-            lines.append(f"    #{a['n']} {a['request']['method']} {a['request']['url']} → "
+            nested = f"{a['step']} " if a.get("step", step["id"]) != step["id"] else ""
+            lines.append(f"    {nested}#{a['n']} {a['request']['method']} {a['request']['url']} → "
                          f"{status}  {code} {a['decision']}{wait}{message}")
     if run.get("logs"):
         lines.append("  log:")

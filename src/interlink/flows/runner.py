@@ -310,19 +310,31 @@ class FlowRunner:
                                                         time.time() + delay)]
         return ops if delay else [*ops, Wake(item_id)]
 
+    async def retried_as(self, run_id: str) -> str | None:
+        """The id of the retry run of `run_id` when it has one already (see `retry`)."""
+        run = await self.store.get_run(run_id)
+        retry = None if run is None else await self.store.get_run(self.retry_id(run))
+        return None if retry is None else retry.id
+
     async def retry_matching(self, query: RunQuery, *, limit: int = 1000) -> list[str]:
-        """Retry the failed runs `query` matches (whatever status it names), newest first, up
-        to `limit`; returns the retry runs' ids (see `retry`)."""
+        """Retry the failed runs `query` matches that have no retry yet, newest first, up to
+        `limit`; returns the new retry runs' ids (see `retry`). A query for another status
+        matches no failed run: nothing is retried."""
+        if query.status not in (None, "failed"):
+            return []
         query = replace(query, status="failed")
         ids: list[str] = []
         cursor = None
         while len(ids) < limit:
-            page = await self.store.find_runs(query, cursor=cursor,
-                                              limit=min(200, limit - len(ids)))
-            if page.runs:
-                await self.store.write(*[op for run in page.runs
+            page = await self.store.find_runs(query, cursor=cursor, limit=200)
+            # A run retried before (by hand or by its flow) is skipped: its retry is the
+            # run to retry now, if it failed too, and the filter finds that one itself.
+            fresh = [run for run in page.runs
+                     if await self.store.get_run(self.retry_id(run)) is None][:limit - len(ids)]
+            if fresh:
+                await self.store.write(*[op for run in fresh
                                          for op in self._retry_ops(run, delay=0.0)])
-                ids += [self.retry_id(run) for run in page.runs]
+                ids += [self.retry_id(run) for run in fresh]
             if page.cursor is None:
                 break
             cursor = page.cursor

@@ -27,8 +27,11 @@ class Steering(Protocol):
     async def retry(self, run_id: str) -> str:
         """A new run of the same flow version with the same input; its id."""
 
+    async def retried_as(self, run_id: str) -> str | None:
+        """The run's retry run, when it has one already."""
+
     async def retry_matching(self, query: RunQuery, *, limit: int = 1000) -> list[str]:
-        """New runs retrying the failed runs `query` matches; their ids."""
+        """New runs retrying the failed runs `query` matches (not retried yet); their ids."""
 
     async def redrive(self, run_id: str) -> str:
         """Queue a failed run again from its failed step."""
@@ -59,9 +62,15 @@ def _run(ui: str, run_id: str) -> str:
 async def retry(steering: Steering, ui: str, run_id: str) -> Outcome:
     """Retry one run."""
     try:
+        before = await steering.retried_as(run_id)
         new = await steering.retry(run_id)
     except (RunError, Conflict) as exc:
         return Outcome("Not retried", str(exc), [("back to the run", _run(ui, run_id))], False)
+    if before is not None:
+        return Outcome("Already retried",
+                       f"Run {run_id} was retried before, as run {new}: a run has one retry "
+                       "(retry that one to try again).",
+                       [(f"its retry {new}", _run(ui, new)), ("the run", _run(ui, run_id))])
     return Outcome("Retry queued", f"Run {run_id} is retried as run {new}.",
                    [(f"the new run {new}", _run(ui, new)), ("the retried run", _run(ui, run_id))])
 
@@ -74,7 +83,8 @@ async def bulk_retry(steering: Steering, ui: str, query: RunQuery,
     except (RunError, Conflict) as exc:
         return Outcome("Not retried", str(exc), [("back to the list", back)], False), []
     noun = "run" if len(new) == 1 else "runs"
-    return Outcome("Retries queued", f"{len(new)} failed {noun} retried.",
+    return Outcome("Retries queued", f"{len(new)} failed {noun} retried (runs retried "
+                   "before are left to their retries).",
                    [("the new runs", f"{ui}/runs?trigger=retry"), ("back to the list", back)]), new
 
 

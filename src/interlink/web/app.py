@@ -172,7 +172,8 @@ class UiApp:
             counts = await self.store.count_runs(chosen.query(time.time()))
         except ValueError as exc:
             return page("error.html", viewer, status=400, title="Bad filter", message=str(exc))
-        return page("confirm.html", viewer, filter=chosen, failed=counts.get("failed", 0),
+        failed = counts.get("failed", 0) if chosen.status in ("", "failed") else 0
+        return page("confirm.html", viewer, filter=chosen, failed=failed,
                     limit=actions.BULK_LIMIT)
 
     async def queue(self, request: Request, viewer: Viewer) -> Response:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from interlink.flows.report import enclosing_steps
 from interlink.flows.runner import FlowRunner
 from interlink.store import AttemptRecord, LogLine, QueueItem, RunRecord, StepRecord, Store
 from interlink.web.filters import STATUSES, RunFilter
@@ -45,7 +46,8 @@ async def runs_list(store: Store, flows: list[str], args: Mapping[str, str]) -> 
         "counts": [(status, counts.get(status, 0)) for status in STATUSES],
         "count_cap": COUNT_CAP,
         "total": sum(counts.values()),
-        "failed": counts.get("failed", 0),
+        # Bulk retry takes the failed runs the filter matches: none when it names another status.
+        "failed": counts.get("failed", 0) if chosen.status in ("", "failed") else 0,
         "refresh": any(run.status in IN_FLIGHT for run in page.runs),
         "flows": flows,
     }
@@ -103,7 +105,7 @@ async def run_detail(store: Store, run: RunRecord, current_spec: dict[str, Any] 
     by_id = {view.record.step_id: view for view in views}
     # A nested step (in a route, a try, …) has no record of its own: its attempts and log
     # lines are shown under the step it is nested in.
-    for nested, outer in _enclosing(run.flow_spec).items():
+    for nested, outer in enclosing_steps(run.flow_spec).items():
         if nested not in by_id and outer in by_id:
             by_id[nested] = by_id[outer]
     for number, attempt in enumerate(attempts):
@@ -120,26 +122,6 @@ async def run_detail(store: Store, run: RunRecord, current_spec: dict[str, Any] 
     retry = await store.get_run(FlowRunner.retry_id(run))
     return RunDetail(run, version, current, views, own, await store.run_items(run.id), all_of,
                      retry.id if retry is not None else None)
-
-
-def _enclosing(spec: dict[str, Any]) -> dict[str, str]:
-    """Every step id in a flow definition → the id of the top-level step it is part of."""
-    found: dict[str, str] = {}
-
-    def walk(value: Any, outer: str) -> None:
-        if isinstance(value, dict):
-            if isinstance(value.get("id"), str) and "type" in value:
-                found.setdefault(value["id"], outer)
-            for inner in value.values():
-                walk(inner, outer)
-        elif isinstance(value, list):
-            for inner in value:
-                walk(inner, outer)
-
-    for step in spec.get("steps") or []:
-        if isinstance(step, dict) and isinstance(step.get("id"), str):
-            walk(step, step["id"])
-    return found
 
 
 def _place_bars(run: RunRecord, views: list[StepView]) -> None:
