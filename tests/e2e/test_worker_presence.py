@@ -52,22 +52,24 @@ async def test_retry_warns_without_a_worker_and_not_with_one(tmp_path: Path) -> 
     """No worker: a warning. `interlink worker` running: none, and it runs the retry.
     Stopped (SIGTERM): its presence goes with it, and the warning is back."""
     write_project(tmp_path, FILES)
-    _, out, _ = await cli("run", "broken", str(tmp_path), "--json", "--quiet")
-    failed = json.loads(out)["id"]
+    failed = []
+    for _ in range(3):  # a run has one retry: one failed run for each retry below
+        _, out, _ = await cli("run", "broken", str(tmp_path), "--json", "--quiet")
+        failed.append(json.loads(out)["id"])
 
-    queued, said = await retry(tmp_path, failed)
+    queued, said = await retry(tmp_path, failed[0])
     assert NO_WORKER in said
 
     with interlink("worker", str(tmp_path), log=tmp_path / "worker.log") as proc:
         await presence(tmp_path, alive=True)
-        picked, said = await retry(tmp_path, failed)
+        picked, said = await retry(tmp_path, failed[1])
         assert said == ""
         assert await ended(tmp_path, picked) == "failed"  # the worker ran it
         assert await ended(tmp_path, queued) == "failed"  # and the one queued before
         proc.terminate()
         assert proc.wait(20) == 0
     await presence(tmp_path, alive=False, limit_s=1)
-    _, said = await retry(tmp_path, failed)
+    _, said = await retry(tmp_path, failed[2])
     assert NO_WORKER in said
     assert "worker " in (tmp_path / "worker.log").read_text()
 

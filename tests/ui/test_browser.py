@@ -43,10 +43,13 @@ def all_css(browser: Any, selector: str) -> list[Any]:
 
 
 def until(browser: Any, what: str, check: Any, limit_s: float = 30) -> Any:
-    """Wait until `check(browser)` is truthy; its value."""
+    """Wait until `check(browser)` is truthy; its value. An element that went stale (the
+    page it was found on was replaced meanwhile, as after a form's POST) is looked for again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, limit_s, poll_frequency=0.1).until(check, what)
+    return WebDriverWait(browser, limit_s, poll_frequency=0.1, ignored_exceptions=(
+        NoSuchElementException, StaleElementReferenceException)).until(check, what)
 
 
 def sign_in(browser: Any, site: Served, token: str = TOKEN, path: str = "/") -> None:
