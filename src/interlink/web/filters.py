@@ -1,47 +1,31 @@
 """The runs list's filter, as the UI's query string carries it.
 
-`since` and `until` take a time ago (`15m`, `1h`, `7d`) or a UTC date and time
-(`2026-12-01`, `2026-12-01 10:00`, ISO 8601 with an offset); the store gets epoch seconds.
+`since` and `until` take what the runs API takes (`interlink.instants`): a time ago (`15m`,
+`1h`, `7d`, `2w`), a UTC date and time (`2026-12-01`, `2026-12-01 10:00`, ISO 8601 with an
+offset) or Unix seconds; the store gets epoch seconds.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-from interlink.store import RunQuery
+from interlink.instants import parse_instant
+from interlink.store import RUN_STATUSES, RunQuery
 
 __all__ = ["STATUSES", "TRIGGERS", "RunFilter", "parse_time"]
 
 #: what the status filter offers
-STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "stopped", "partial")
+STATUSES = RUN_STATUSES
 #: what the trigger field suggests (services and nested flows add `service:NAME`, `flow:NAME`)
 TRIGGERS = ("api", "webhook", "schedule", "retry", "manual")
 
-_AGO = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def parse_time(text: str, now: float) -> float | None:
-    """`text` as epoch seconds (None for empty); ValueError when it is neither a time ago
-    nor a date."""
+    """`text` as epoch seconds (None for empty), read as the runs API reads it
+    (`interlink.instants`); ValueError when it is no time."""
     text = text.strip()
-    if not text:
-        return None
-    ago = _AGO.match(text.lower())
-    if ago:
-        return now - int(ago[1]) * _UNIT_S[ago[2]]
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a time: use 15m, 1h, 7d or 2026-12-01 10:00") \
-            from None
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return at.timestamp()
+    return parse_instant(text, now) if text else None
 
 
 @dataclass(frozen=True, slots=True)
