@@ -14,7 +14,7 @@ from interlink import _loop
 from interlink.errors import InterlinkError, ProjectError
 from interlink.presence import live_workers
 from interlink.spec import Project, load_project
-from interlink.store import Store, open_store
+from interlink.store import RUN_STATUSES, Store, open_store
 
 __all__ = [
     "RUN_STATUSES",
@@ -33,8 +33,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-RUN_STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "stopped", "partial")
 
 #: what `runs retry`, `queue requeue` … print when no worker will pick their work up
 NO_WORKER = ("warning: no worker is running: start `interlink worker` (or `interlink serve`) "
