@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 import time
 
@@ -46,3 +47,28 @@ def test_derived_ids_are_stable_and_shaped_like_new_ids() -> None:
     assert same != derived_id("r_", at, "r_y:retry")
     assert len(same) == len(new_id("r_")) == 2 + ID_LENGTH
     assert derived_id("r_", at - 1, "k") < derived_id("r_", at, "k") < new_id("r_")
+
+
+def test_derived_ids_keep_their_value_across_versions() -> None:
+    """A derived id names a stored record (a run's one retry, a schedule's fire): the same
+    time and key must give the same id as the ids already in stores."""
+    assert derived_id("r_", 1767225600.0, "r_x:retry") == "r_06dqdpn802yvfs2qph8d58g2sa0bqs172780"
+
+
+def test_a_forked_child_never_repeats_the_parents_ids() -> None:
+    """Random bytes are drawn from the OS in blocks; a child forked with part of a block left
+    must not hand out what the parent hands out next."""
+    new_id()  # the parent's pool holds bytes now
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        os.close(reader)
+        os.write(writer, " ".join(new_id() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader) as pipe:
+        child = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    parent = {new_id() for _ in range(50)}
+    assert len(child) == 50
+    assert {random_part(i) for i in child}.isdisjoint({random_part(i) for i in parent})

@@ -49,6 +49,10 @@ __all__ = [
 RUN_COLUMNS = tuple(f.name for f in fields(RunRecord))
 """Columns of `runs`: the names of `RunRecord`'s fields."""
 
+# Field names read once: `fields()` builds a new tuple on every call (several per run).
+_ATTEMPT_COLUMNS = tuple(f.name for f in fields(AttemptRecord))
+_LOG_COLUMNS = tuple(f.name for f in fields(LogLine))
+
 RUN_JSON_COLUMNS = frozenset({"input", "flow_spec", "bucket", "variables"})
 
 Row = Sequence[Any]
@@ -139,7 +143,7 @@ def step_from_row(row: Row) -> StepRecord:
 
 def attempt_params(attempt: AttemptRecord, encode: Encoder) -> dict[str, Any]:
     """Query parameters of `save_attempt`."""
-    params = {f.name: getattr(attempt, f.name) for f in fields(AttemptRecord)}
+    params = {name: getattr(attempt, name) for name in _ATTEMPT_COLUMNS}
     params["request"] = encode.json(attempt.request)
     params["response"] = encode.json(attempt.response)
     params["output"] = encode.json(attempt.output)
@@ -160,7 +164,7 @@ def attempt_from_row(row: Row) -> AttemptRecord:
 
 def log_params(line: LogLine, encode: Encoder) -> dict[str, Any]:
     """Query parameters of `insert_log`."""
-    params = {f.name: getattr(line, f.name) for f in fields(LogLine)}
+    params = {name: getattr(line, name) for name in _LOG_COLUMNS}
     params["message"] = encode.text(line.message)
     return params
 
