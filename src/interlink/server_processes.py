@@ -42,7 +42,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -93,13 +93,16 @@ def serve_processes(project: Project, workers: int, *, host: str | None = None,
     sockets = [main]
     if admin.listen is not None:
         sockets.append(_listen(project.name, admin.listen.host, admin.listen.port))
-    try:
+    admin_port = sockets[1].getsockname()[1] if admin.listen is not None else None
+
+    def serving() -> None:
         log.info("serving %s on http://%s:%s with %d processes", project.name,
                  host or server.host, main.getsockname()[1], workers)
-        admin_port = sockets[1].getsockname()[1] if admin.listen is not None else None
         log.info("%s", admin_line(admin, admin_port))
+
+    try:
         child = _ChildArgs(project.root, sockets, with_worker, log_format, os.getpid())
-        reason = _Supervisor(child, workers).run()
+        reason = _Supervisor(child, workers, serving).run()
     finally:
         for sock in sockets:
             sock.close()
@@ -173,19 +176,24 @@ def _die_with_parent(parent: int) -> None:
 class _Child:
     process: BaseProcess
     said: Connection | None  # closed once the child is ready
+    #: the pid of the ready child this one replaces (None: one of the first)
+    replaces: int | None
     ready: bool = False
     reason: str = ""
 
 
 class _Supervisor:
-    """Starts `count` children, replaces those that end, stops them all on a signal."""
+    """Starts `count` children, replaces those that end, stops them all on a signal;
+    `serving()` is called once all of the first `count` are ready."""
 
-    def __init__(self, args: _ChildArgs, count: int) -> None:
+    def __init__(self, args: _ChildArgs, count: int, serving: Callable[[], None]) -> None:
         self.args = args
         self.count = count
+        self.serving: Callable[[], None] | None = serving
         self.context = multiprocessing.get_context("spawn")
         self.children: list[_Child] = []
-        self.due: list[float] = []  # monotonic times at which to start a child
+        #: children to start: (monotonic time, the pid it replaces)
+        self.due: list[tuple[float, int | None]] = []
         self.signals: list[int] = []
         self.stopping = False
         self.stopped_at = 0.0
@@ -202,12 +210,12 @@ class _Supervisor:
                     for sig in (signal.SIGINT, signal.SIGTERM)}
         old_fd = signal.set_wakeup_fd(wake_w.fileno())
         try:
-            self.due = [time.monotonic()] * self.count
-            while self.children or (self.due and not self.stopping):
+            self.due = [(time.monotonic(), None)] * self.count
+            while self.children or self.due:
                 self._start_due()
                 timeout = None
-                if self.due and not self.stopping:
-                    timeout = max(min(self.due) - time.monotonic(), 0.0)
+                if self.due:
+                    timeout = max(min(at for at, _ in self.due) - time.monotonic(), 0.0)
                 watched: list[Connection | socket.socket | int] = [wake_r]
                 for child in self.children:
                     watched.append(child.process.sentinel)
@@ -240,7 +248,6 @@ class _Supervisor:
             if not self.stopping:
                 log.info("stopping %d server processes", len(self.children))
                 self._stop()
-                self.stopped_at = time.monotonic()
             elif sig == signal.SIGINT and time.monotonic() - self.stopped_at > SAME_SIGNAL_S:
                 log.warning("killing %d server processes", len(self.children))
                 for child in self.children:
@@ -250,6 +257,7 @@ class _Supervisor:
     def _stop(self) -> None:
         """SIGTERM to every child; start no more."""
         self.stopping = True
+        self.stopped_at = time.monotonic()
         self.due = []
         for child in self.children:
             with contextlib.suppress(ProcessLookupError):
@@ -257,18 +265,17 @@ class _Supervisor:
 
     def _start_due(self) -> None:
         now = time.monotonic()
-        for at in [at for at in self.due if at <= now]:
-            self.due.remove(at)
-            if not self.stopping:
-                self._start()
+        for entry in [entry for entry in self.due if entry[0] <= now]:
+            self.due.remove(entry)
+            self._start(entry[1])
 
-    def _start(self) -> None:
+    def _start(self, replaces: int | None) -> None:
         reader, writer = self.context.Pipe(duplex=False)
         process = self.context.Process(target=_child_main, args=(self.args, writer),
                                        name="interlink-serve")
         process.start()
         writer.close()  # the child holds the other end: its end is our EOF
-        self.children.append(_Child(process, reader))
+        self.children.append(_Child(process, reader, replaces))
 
     def _heard(self, child: _Child) -> None:
         """The child said it is ready, or why it cannot start; or its end closed the pipe."""
@@ -280,11 +287,20 @@ class _Supervisor:
         if isinstance(message, str) and message != "ready":
             child.reason = message  # its end follows
             return
-        if message == "ready":
-            child.ready = self.ever_ready = True
-            self.failures = 0
         child.said.close()
         child.said = None
+        if message == "ready":
+            self._ready(child)
+
+    def _ready(self, child: _Child) -> None:
+        child.ready = self.ever_ready = True
+        self.failures = 0
+        if child.replaces is not None:
+            log.info("server process %s serves in place of %s", child.process.pid,
+                     child.replaces)
+        if self.serving is not None and sum(c.ready for c in self.children) == self.count:
+            self.serving()
+            self.serving = None
 
     def _ended(self, child: _Child) -> None:
         while child.said is not None and child.said.poll():
@@ -296,11 +312,10 @@ class _Supervisor:
         self.children.remove(child)
         if self.stopping:
             return
-        how = _how(child.process.exitcode)
-        pid = child.process.pid
+        how, pid = _how(child.process.exitcode), _pid(child)
         if child.ready:
             log.warning("server process %s ended (%s); starting another", pid, how)
-            self.due.append(time.monotonic())
+            self.due.append((time.monotonic(), pid))
             return
         reason = child.reason or f"it ended ({how}) before it was ready"
         self.failures += 1
@@ -314,7 +329,7 @@ class _Supervisor:
         delay = min(2.0 ** (self.failures - 1), MAX_BACKOFF_S)
         log.warning("server process %s could not start (%s): %s; starting another in %gs",
                     pid, how, reason, delay)
-        self.due.append(time.monotonic() + delay)
+        self.due.append((time.monotonic() + delay, child.replaces))
 
 
 def _pid(child: _Child) -> int:
