@@ -5,7 +5,8 @@ engine endpoints, a queue worker (unless `--no-worker`) and a scheduler, its own
 and store connections. The parent only binds, starts, watches and stops them. Why so:
 
 - **The sockets are bound once, by the parent, and inherited.** A port in use is said once,
-  before anything starts; `port: 0` is one port for all, logged once. The kernel gives each new
+  before anything starts; `port: 0` is one port for all, logged once (when every child
+  serves). The kernel gives each new
   connection to whichever child accepts first (the accept queue is shared), as gunicorn's and
   uvicorn's multi-process modes do, and while a child is being replaced the socket stays open,
   so connections wait in the backlog instead of being refused. `SO_REUSEPORT` (a socket per
@@ -13,9 +14,10 @@ and store connections. The parent only binds, starts, watches and stops them. Wh
   children would have to learn the first one's port; a dead child's queued connections would
   also be lost with its socket.
 - **spawn, never fork.** A child is a fresh interpreter that loads the project and opens the
-  store itself. The parent never opens the store or an event loop, so nothing half-shared
-  (pool connections, a writer thread, uvloop's state) is copied. The sockets travel with the
-  spawn: `multiprocessing` passes their descriptors to the new process.
+  store itself (so a replacement reads the project files as they are when it starts). The
+  parent never opens the store or an event loop, so nothing half-shared (pool connections, a
+  writer thread, uvloop's state) is copied. The sockets travel with the spawn:
+  `multiprocessing` passes their descriptors to the new process.
 - **Supervised, without spinning.** A child that ends unasked for is logged and replaced at
   once. A child that ends before it said it was ready (listening, its worker claiming) failed
   to start: during the first start that ends everything with its reason (exit 1, as a single
@@ -69,6 +71,8 @@ SAME_SIGNAL_S = 0.5
 BACKLOG = 2048
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+#: what a child sends its parent once it serves (anything else it sends is why it cannot)
+_READY = "ready"
 
 
 def check_store(project: Project, workers: int, source: str) -> None:
@@ -89,18 +93,19 @@ def serve_processes(project: Project, workers: int, *, host: str | None = None,
     check_store(project, workers, "server.workers:")
     configure_logging(log_format)
     server, admin = project.config.server, project.config.admin
-    main = _listen(project.name, host or server.host, server.port if port is None else port)
-    sockets = [main]
-    if admin.listen is not None:
-        sockets.append(_listen(project.name, admin.listen.host, admin.listen.port))
-    admin_port = sockets[1].getsockname()[1] if admin.listen is not None else None
+    host = host or server.host
+    sockets: list[socket.socket] = []
 
     def serving() -> None:
-        log.info("serving %s on http://%s:%s with %d processes", project.name,
-                 host or server.host, main.getsockname()[1], workers)
+        log.info("serving %s on http://%s:%s with %d processes", project.name, host,
+                 sockets[0].getsockname()[1], workers)
+        admin_port = sockets[1].getsockname()[1] if len(sockets) > 1 else None
         log.info("%s", admin_line(admin, admin_port))
 
     try:
+        sockets.append(_listen(project.name, host, server.port if port is None else port))
+        if admin.listen is not None:
+            sockets.append(_listen(project.name, admin.listen.host, admin.listen.port))
         child = _ChildArgs(project.root, sockets, with_worker, log_format, os.getpid())
         reason = _Supervisor(child, workers, serving).run()
     finally:
@@ -138,27 +143,35 @@ class _ChildArgs:
 
 
 def _child_main(args: _ChildArgs, said: Connection) -> None:
-    """A server process: serve the sockets until SIGTERM; tell the parent when it is ready, or
-    why it could not start."""
+    """A server process: serve the sockets until SIGTERM. Before it is ready, why it could not
+    start goes to the parent (which tells it); after, to the log."""
     _die_with_parent(args.parent)
     # Ctrl-C reaches the whole process group; the parent turns it into SIGTERM for each child,
     # and the child's loop takes SIGINT over once it serves.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ready = False
+
+    def say(message: str) -> None:
+        with contextlib.suppress(OSError):  # the parent is gone
+            said.send(message)
+
+    def serves() -> None:
+        nonlocal ready
+        ready = True
+        say(_READY)
+
     try:
         project = load_project(args.root)
         serve_sockets(project, args.sockets, with_worker=args.with_worker,
-                      log_format=args.log_format, ready=lambda: said.send("ready"))
+                      log_format=args.log_format, ready=serves)
     except InterlinkError as exc:
-        _say(said, str(exc))
+        if ready:
+            log.error("server process %s stopped: %s", os.getpid(), exc)
+        say(str(exc))
         sys.exit(1)
     except Exception as exc:
-        _say(said, f"{type(exc).__name__}: {exc}")
-        raise
-
-
-def _say(said: Connection, reason: str) -> None:
-    with contextlib.suppress(OSError):  # the parent is gone, or no longer listens
-        said.send(reason)
+        say(f"{type(exc).__name__}: {exc}")
+        raise  # multiprocessing prints the traceback
 
 
 def _die_with_parent(parent: int) -> None:
@@ -284,12 +297,12 @@ class _Supervisor:
             message = child.said.recv()
         except (EOFError, OSError):
             message = None
-        if isinstance(message, str) and message != "ready":
+        if isinstance(message, str) and message != _READY:
             child.reason = message  # its end follows
             return
         child.said.close()
         child.said = None
-        if message == "ready":
+        if message == _READY:
             self._ready(child)
 
     def _ready(self, child: _Child) -> None:
@@ -320,7 +333,6 @@ class _Supervisor:
         reason = child.reason or f"it ended ({how}) before it was ready"
         self.failures += 1
         if not self.ever_ready or self.failures >= MAX_START_FAILURES:
-            log.error("server process %s could not start (%s): %s", pid, how, reason)
             self.gave_up = (f"a server process could not start: {reason}" if not self.ever_ready
                             else f"{self.failures} server processes in a row could not start; "
                             f"the last: {reason}")
