@@ -1,5 +1,8 @@
 """`interlink serve` and `interlink worker`: the HTTP side and the worker, in one process or apart.
 
+`serve --workers N` runs N of these processes on sockets a parent bound (`serve_sockets`); the
+parent and its supervision are `server_processes`.
+
 A listener's app, outermost first: `guarded` (an exception nothing else caught is answered 500
 with the small error body, and logged once with its traceback, secrets masked), the webhook
 triggers (`webhooks`), the services, then the engine's endpoints (`engine_api`) behind the
