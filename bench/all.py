@@ -26,7 +26,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "flows": ([], ["--runs", "300", "--rounds", "1", "--baseline-seconds", "1"]),
     "services": ([], ["--duration", "2", "--rounds", "1"]),
     "waiting": ([], ["--runs", "500"]),
-    "scale": ([], ["--runs", "300", "--workers", "1,2"]),
+    "scale": ([], ["--runs", "300", "--workers", "1,2", "--duration", "2", "--rounds", "1"]),
     "ui": ([], ["--runs", "20000", "--repeat", "5"]),
 }
 

@@ -14,6 +14,7 @@ InterlinkError
 ├── ScriptError           a user script raised, timed out, ran out of memory or returned garbage
 │   └── ScriptCallError   … with the script's name and the kind of failure (scripts.outcome)
 ├── ServiceError          the services app could not be built (services.failures)
+├── ServerError           `serve` could not bind its port or keep its server processes running
 ├── RunError              a flow run could not go on (carries run and step ids)
 └── NotificationError     a notification could not be delivered (carries channel and reason)
 ```
@@ -41,6 +42,7 @@ __all__ = [
     "ProjectErrors",
     "RunError",
     "ScriptError",
+    "ServerError",
     "StoreError",
 ]
 
@@ -111,6 +113,11 @@ class AuthError(ConnectorError):
 
 class ScriptError(InterlinkError):
     """A user script raised, timed out, exhausted memory or returned something malformed."""
+
+
+class ServerError(InterlinkError):
+    """`interlink serve` could not bind a port, or its server processes could not start
+    (`server_processes`); the message says which and why."""
 
 
 class RunError(InterlinkError):

@@ -1,5 +1,8 @@
 """`interlink serve` and `interlink worker`: the HTTP side and the worker, in one process or apart.
 
+`serve --workers N` runs N of these processes on sockets a parent bound (`serve_sockets`); the
+parent and its supervision are `server_processes`.
+
 A listener's app, outermost first: `guarded` (an exception nothing else caught is answered 500
 with the small error body, and logged once with its traceback, secrets masked), the webhook
 triggers (`webhooks`), the services, then the engine's endpoints (`engine_api`) behind the
@@ -18,9 +21,10 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import traceback
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any
 
 import structlog
@@ -40,16 +44,19 @@ from interlink.services.responses import Response as Answer
 from interlink.services.responses import error_body, send_response
 from interlink.services.sources import JSON
 from interlink.spec import Project
-from interlink.spec.project import ServerLimits
+from interlink.spec.project import AdminConfig, ServerLimits
 from interlink.webhooks import Webhooks
 from interlink.worker import Worker
 
 __all__ = [
+    "admin_line",
     "build_admin_app",
     "build_app",
+    "configure_logging",
     "guarded",
     "run_worker",
     "serve",
+    "serve_sockets",
     "uvicorn_config",
 ]
 
@@ -134,7 +141,11 @@ def uvicorn_config(app: ASGIApp, host: str, port: int,
 
 
 async def _serve(project: Project, host: str | None, port: int | None, with_worker: bool,
-                 log_format: str) -> None:
+                 log_format: str, sockets: Sequence[socket.socket] | None = None,
+                 ready: Callable[[], None] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM. With `sockets` (the main listener's, then `admin.listen`'s,
+    bound by `server_processes`) uvicorn serves those instead of binding, the parent has
+    said where, and `ready()` is called once the listeners and the worker run."""
     engine = Engine(project)
     _redact_logs(engine.redactor)
     async with engine:
@@ -162,14 +173,19 @@ async def _serve(project: Project, host: str | None, port: int | None, with_work
         _loop.settle_memory()
         # The servers and the worker run until stopped; the scheduler ends at once without
         # scheduled flows, so it is not one of the tasks whose end ends the process.
-        lasting = [asyncio.create_task(server.serve()) for server in servers]
+        if sockets is None:
+            lasting = [asyncio.create_task(server.serve()) for server in servers]
+        else:
+            lasting = [asyncio.create_task(server.serve(sockets=[sock]))
+                       for server, sock in zip(servers, sockets, strict=True)]
         if worker is not None:
             lasting.append(asyncio.create_task(worker.run(stop)))
         scheduler = asyncio.create_task(Scheduler(engine.runner, project.flows).run(stop))
-        log.info("serving %s on http://%s:%s", project.name, main.host, main.port)
-        where = "" if admin.listen is None else \
-            f" on http://{admin.listen.host}:{admin.listen.port} only"
-        log.info("%s%s", AdminAccess(admin).describe(), where)
+        if sockets is None:
+            log.info("serving %s on http://%s:%s", project.name, main.host, main.port)
+            log.info("%s", admin_line(admin))
+        if ready is not None and await _started(servers, worker, lasting):
+            ready()
         await asyncio.wait(lasting, return_when=asyncio.FIRST_COMPLETED)
         # uvicorn returns on SIGINT/SIGTERM; the worker then finishes what it holds.
         stop.set()
@@ -181,6 +197,25 @@ async def _serve(project: Project, host: str | None, port: int | None, with_work
         count = sum(a.requests for a in logged)
         answered = f": {count} request{'' if count == 1 else 's'} answered" if logged else ""
         log.info("stopped serving %s%s", project.name, answered)
+
+
+def admin_line(admin: AdminConfig, port: int | None = None) -> str:
+    """The log line saying who may use the engine's endpoints, and where (`port`: the one
+    `admin.listen` got, when it asked for 0)."""
+    where = "" if admin.listen is None else \
+        f" on http://{admin.listen.host}:{port or admin.listen.port} only"
+    return f"{AdminAccess(admin).describe()}{where}"
+
+
+async def _started(servers: Sequence[uvicorn.Server], worker: Worker | None,
+                   lasting: Sequence[asyncio.Task[None]]) -> bool:
+    """Wait until every server listens and the worker claims (True), or one of them ended."""
+    while not (all(server.started for server in servers)
+               and (worker is None or worker.started.is_set())):
+        if any(task.done() for task in lasting):
+            return False
+        await asyncio.sleep(0.01)
+    return True
 
 
 class _Server(uvicorn.Server):
@@ -225,7 +260,7 @@ async def _work(project: Project) -> None:
         log.info("worker %s stopped", worker.owner)
 
 
-def _configure_logging(log_format: str | None = None) -> None:
+def configure_logging(log_format: str | None = None) -> None:
     """Engine logs through structlog: readable lines, or JSON lines (`log_format` "json", or
     INTERLINK_LOG_FORMAT=json when it is None). The access log takes a cheaper path of its
     own (`access_log`)."""
@@ -276,12 +311,24 @@ def serve(project: Project, *, host: str | None = None, port: int | None = None,
           with_worker: bool = True, log_format: str | None = None) -> None:
     """Serve `project` until interrupted; log lines as `log_format` ("plain" or "json";
     default: INTERLINK_LOG_FORMAT, else plain)."""
-    _configure_logging(log_format)
-    fmt = log_format or ("json" if os.environ.get("INTERLINK_LOG_FORMAT") == "json" else "plain")
-    _loop.run(_serve(project, host, port, with_worker, fmt))
+    configure_logging(log_format)
+    _loop.run(_serve(project, host, port, with_worker, _log_format(log_format)))
+
+
+def serve_sockets(project: Project, sockets: Sequence[socket.socket], *, with_worker: bool,
+                  log_format: str | None, ready: Callable[[], None]) -> None:
+    """Serve `project` on listening sockets another process bound (`server_processes`): the
+    main listener's, then `admin.listen`'s when configured; `ready()` once they serve."""
+    configure_logging(log_format)
+    _loop.run(_serve(project, None, None, with_worker, _log_format(log_format), sockets, ready))
+
+
+def _log_format(log_format: str | None) -> str:
+    return log_format or ("json" if os.environ.get("INTERLINK_LOG_FORMAT") == "json"
+                          else "plain")
 
 
 def run_worker(project: Project, *, log_format: str | None = None) -> None:
     """Run a worker for `project` until interrupted."""
-    _configure_logging(log_format)
+    configure_logging(log_format)
     _loop.run(_work(project))

@@ -21,7 +21,7 @@ from tests.served import body_of, chunked, exchange, post, serving, status_of
 
 from interlink.engine import Engine
 from interlink.redaction import Redactor
-from interlink.server import _configure_logging, build_app, guarded
+from interlink.server import build_app, configure_logging, guarded
 from interlink.spec.project import ServerLimits
 
 CONFIG = """
@@ -170,7 +170,7 @@ async def test_json_logs_hold_the_traceback_on_one_line(
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:
-        _configure_logging()
+        configure_logging()
         async with serving(guarded(_broken, Redactor([SECRET])), ServerLimits()) as port:
             await exchange(port, b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     finally:

@@ -11,7 +11,7 @@ import pytest
 import uvicorn.config
 
 from interlink.redaction import RedactingFilter, Redactor
-from interlink.server import _configure_logging, _redact_logs
+from interlink.server import _redact_logs, configure_logging
 
 SECRET = "s3cret-admin-token-value"
 LATER = "token-fetched-at-run-time"
@@ -73,7 +73,7 @@ def test_serve_logging_masks_every_logger(
     """As `serve` sets it up, a library's record (uvicorn's, say) is masked, traceback too."""
     monkeypatch.setenv("INTERLINK_LOG_FORMAT", fmt)
     logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)  # as a uvicorn run leaves them
-    _configure_logging()
+    configure_logging()
     _redact_logs(Redactor([SECRET]))
     try:
         raise ValueError(f"bad header Authorization: Bearer {SECRET}")

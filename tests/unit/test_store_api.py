@@ -24,7 +24,7 @@ def test_exported_members() -> None:
         "PutSession", "QueueItem", "QueueStatus", "RecordNonce", "Release", "Requeue",
         "RUN_STATUSES", "RunPage", "RunQuery", "RunRecord", "RunStatus",
         "SaveAttempt", "SaveStep", "SessionRecord", "StepRecord", "Store", "UNKNOWN_DECISION",
-        "UpdateRun", "Wake", "WriteOp", "open_store",
+        "UpdateRun", "Wake", "WriteOp", "backend_of", "open_store",
     }
     for name in interlink.store.__all__:
         assert hasattr(interlink.store, name)

@@ -14,6 +14,7 @@ import click
 from interlink.cli._app import main
 from interlink.cli._common import fail, load, project_argument
 from interlink.errors import InterlinkError
+from interlink.spec.project import MAX_SERVER_WORKERS
 from interlink.spec.schema import json_schemas
 
 __all__ = ["check", "init", "schema", "serve", "worker"]
@@ -99,20 +100,32 @@ def schema(out: Path | None) -> None:
 @click.option("--port", type=int, help="port to bind (default: server.port)")
 @click.option("--no-worker", is_flag=True,
               help="serve HTTP only; `interlink worker` processes run the queued work")
+@click.option("--workers", type=click.IntRange(1, MAX_SERVER_WORKERS), metavar="N",
+              help="server processes sharing the port, each with its worker and scheduler "
+              "(default: server.workers, 1; more needs a PostgreSQL store)")
 @log_format_option
 def serve(project: Path, host: str | None, port: int | None, no_worker: bool,
-          log_format: str) -> None:
-    """Serve the project: services, webhooks, the API and a worker, in one process.
+          workers: int | None, log_format: str) -> None:
+    """Serve the project: services, webhooks, the API and a worker, in one process (or in
+    N with `--workers N`, on PostgreSQL).
 
     Logs one line per request (method, path, status, milliseconds; query values masked,
     bodies never), unless `server.access_log: false`.
     """
-    from interlink.server import serve as run_server
-
     loaded = load(project, warn=True)
+    count = loaded.config.server.workers if workers is None else workers
     try:
-        run_server(loaded, host=host, port=port, with_worker=not no_worker,
-                   log_format=log_format)
+        if count == 1:
+            from interlink.server import serve as run_server
+
+            run_server(loaded, host=host, port=port, with_worker=not no_worker,
+                       log_format=log_format)
+            return
+        from interlink.server_processes import check_store, serve_processes
+
+        check_store(loaded, count, "server.workers:" if workers is None else "--workers")
+        serve_processes(loaded, count, host=host, port=port, with_worker=not no_worker,
+                        log_format=log_format)
     except InterlinkError as exc:
         fail(str(exc))
 

@@ -13,6 +13,7 @@ from interlink.spec.notify import NotifyConfig
 from interlink.spec.service import CONTEXT_NAMES
 
 __all__ = [
+    "MAX_SERVER_WORKERS",
     "MIN_ADMIN_TOKEN_LENGTH",
     "AdminConfig",
     "AdminListen",
@@ -140,6 +141,10 @@ class ServerLimits(Spec):
         256, ge=1, description="attributes on one XML element; more → a mapping error")
 
 
+#: most server processes `server.workers` (or `serve --workers`) may ask for
+MAX_SERVER_WORKERS = 64
+
+
 class ServerConfig(Spec):
     """Where `interlink serve` listens, and what it accepts from callers."""
 
@@ -149,6 +154,10 @@ class ServerConfig(Spec):
                                  description="sizes, depths, counts and timeouts of requests")
     access_log: bool = Field(True, description="log one line per request (method, path with "
                              "query values masked, status, milliseconds)")
+    workers: int = Field(
+        1, ge=1, le=MAX_SERVER_WORKERS, description="server processes sharing the port, each "
+        "with its own worker and scheduler (more than 1 needs a PostgreSQL store); "
+        "`serve --workers` overrides it")
 
 
 #: shortest admin token accepted (`openssl rand -hex 32` makes 64 characters)

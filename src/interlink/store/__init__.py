@@ -12,7 +12,7 @@ One interface (`Store`, in `base.py`; what it keeps in `records.py`, how it is c
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast
 from urllib.parse import parse_qs, urlsplit
 
 from interlink.errors import StoreError
@@ -88,10 +88,21 @@ __all__ = [
     "UpdateRun",
     "Wake",
     "WriteOp",
+    "backend_of",
     "open_store",
 ]
 
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def backend_of(url: str) -> Literal["postgres", "sqlite"]:
+    """Which backend the store `url` names, read from its scheme alone (nothing is opened)."""
+    scheme = url.split(":", 1)[0].lower()
+    if scheme in ("postgresql", "postgres"):
+        return "postgres"
+    if scheme == "sqlite":
+        return "sqlite"
+    raise StoreError(f"opening the store {url!r}: unknown scheme (use sqlite:/// or postgresql://)")
 
 
 def open_store(url: str, base_dir: Path) -> Store:
@@ -99,14 +110,11 @@ def open_store(url: str, base_dir: Path) -> Store:
 
     A relative SQLite path is resolved against `base_dir` (the project folder).
     """
-    scheme = url.split(":", 1)[0].lower()
-    if scheme in ("postgresql", "postgres"):
+    if backend_of(url) == "postgres":
         from interlink.store.postgres import PostgresStore
 
         return PostgresStore(url)
-    if scheme == "sqlite":
-        return _sqlite_store(url, base_dir)
-    raise StoreError(f"opening the store {url!r}: unknown scheme (use sqlite:/// or postgresql://)")
+    return _sqlite_store(url, base_dir)
 
 
 def _sqlite_store(url: str, base_dir: Path) -> Store:

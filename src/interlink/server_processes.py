@@ -1,0 +1,357 @@
+"""`interlink serve --workers N`: N server processes on one port, supervised by a parent.
+
+Each child is an ordinary `interlink serve` (`server.serve_sockets`): services, webhooks, the
+engine endpoints, a queue worker (unless `--no-worker`) and a scheduler, its own event loop
+and store connections. The parent only binds, starts, watches and stops them. Why so:
+
+- **The sockets are bound once, by the parent, and inherited.** A port in use is said once,
+  before anything starts; `port: 0` is one port for all, logged once (when every child
+  serves). The kernel gives each new
+  connection to whichever child accepts first (the accept queue is shared), as gunicorn's and
+  uvicorn's multi-process modes do, and while a child is being replaced the socket stays open,
+  so connections wait in the backlog instead of being refused. `SO_REUSEPORT` (a socket per
+  child, connections spread by a hash of the address) was not needed, and with port 0 the
+  children would have to learn the first one's port; a dead child's queued connections would
+  also be lost with its socket.
+- **spawn, never fork.** A child is a fresh interpreter that loads the project and opens the
+  store itself (so a replacement reads the project files as they are when it starts). The
+  parent never opens the store or an event loop, so nothing half-shared (pool connections, a
+  writer thread, uvloop's state) is copied. The sockets travel with the spawn:
+  `multiprocessing` passes their descriptors to the new process.
+- **Supervised, without spinning.** A child that ends unasked for is logged and replaced at
+  once. A child that ends before it said it was ready (listening, its worker claiming) failed
+  to start: during the first start that ends everything with its reason (exit 1, as a single
+  `serve` would); later, replacements wait 1 s, 2 s, 4 s … (at most `MAX_BACKOFF_S`), and
+  after `MAX_START_FAILURES` failed starts in a row, with no child becoming ready between
+  them, the parent stops the others and gives up with the last reason.
+- **Stopping.** SIGTERM or SIGINT to the parent: SIGTERM to every child, which stops taking
+  connections and finishes what it holds (the single-process path), then exit 0; a second
+  SIGINT kills them. On Linux each child asks for SIGTERM when the parent dies
+  (`PR_SET_PDEATHSIG`), so even a SIGKILLed parent leaves no server running; elsewhere the
+  children of a killed parent keep serving until stopped.
+
+Only a PostgreSQL store is served this way (`check_store`); see docs/decisions/0012.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from types import FrameType
+
+from interlink.errors import InterlinkError, ServerError
+from interlink.server import admin_line, configure_logging, serve_sockets
+from interlink.spec import Project, load_project
+from interlink.store import backend_of
+
+__all__ = ["MAX_BACKOFF_S", "MAX_START_FAILURES", "check_store", "serve_processes"]
+
+log = logging.getLogger("interlink.server")
+
+#: failed starts in a row (no child became ready between them) before the parent gives up
+MAX_START_FAILURES = 5
+#: longest wait before replacing a child that failed to start
+MAX_BACKOFF_S = 30.0
+#: a SIGINT this soon after the first is the same one (`timeout -s INT` sends it to the
+#: process and then to its group)
+SAME_SIGNAL_S = 0.5
+#: pending connections a listening socket holds (uvicorn's default)
+BACKLOG = 2048
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+#: what a child sends its parent once it serves (anything else it sends is why it cannot)
+_READY = "ready"
+
+
+def check_store(project: Project, workers: int, source: str) -> None:
+    """Refuse `workers` > 1 on a SQLite store (`source` says where the number came from)."""
+    if workers > 1 and backend_of(project.config.store) == "sqlite":
+        raise ServerError(
+            f"{source} {workers} needs a PostgreSQL store; on SQLite one process serves "
+            "(run `interlink worker` beside it for more workers)")
+
+
+def serve_processes(project: Project, workers: int, *, host: str | None = None,
+                    port: int | None = None, with_worker: bool = True,
+                    log_format: str | None = None) -> None:
+    """Serve `project` with `workers` server processes on one port until SIGINT/SIGTERM.
+
+    Raises `ServerError` when a port cannot be bound or the processes cannot start.
+    """
+    check_store(project, workers, "server.workers:")
+    configure_logging(log_format)
+    server, admin = project.config.server, project.config.admin
+    host = host or server.host
+    sockets: list[socket.socket] = []
+
+    def serving() -> None:
+        log.info("serving %s on http://%s:%s with %d processes", project.name, host,
+                 sockets[0].getsockname()[1], workers)
+        admin_port = sockets[1].getsockname()[1] if len(sockets) > 1 else None
+        log.info("%s", admin_line(admin, admin_port))
+
+    try:
+        sockets.append(_listen(project.name, host, server.port if port is None else port))
+        if admin.listen is not None:
+            sockets.append(_listen(project.name, admin.listen.host, admin.listen.port))
+        child = _ChildArgs(project.root, sockets, with_worker, log_format, os.getpid())
+        reason = _Supervisor(child, workers, serving).run()
+    finally:
+        for sock in sockets:
+            sock.close()
+    if reason is not None:
+        raise ServerError(f"serving {project.name} with {workers} processes: {reason}")
+    log.info("the %d server processes of %s have stopped", workers, project.name)
+
+
+def _listen(name: str, host: str, port: int) -> socket.socket:
+    """A listening TCP socket on `host:port`, bound as uvicorn binds one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise ServerError(f"serving {name}: binding {host}:{port}: "
+                          f"{exc.strerror or exc}") from exc
+    return sock
+
+
+@dataclass(frozen=True)
+class _ChildArgs:
+    """What a child needs: it loads the project itself and serves the parent's sockets."""
+
+    root: Path
+    sockets: Sequence[socket.socket]
+    with_worker: bool
+    log_format: str | None
+    parent: int
+
+
+def _child_main(args: _ChildArgs, said: Connection) -> None:
+    """A server process: serve the sockets until SIGTERM. Before it is ready, why it could not
+    start goes to the parent (which tells it); after, to the log."""
+    _die_with_parent(args.parent)
+    # Ctrl-C reaches the whole process group; the parent turns it into SIGTERM for each child,
+    # and the child's loop takes SIGINT over once it serves.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ready = False
+
+    def say(message: str) -> None:
+        with contextlib.suppress(OSError):  # the parent is gone
+            said.send(message)
+
+    def serves() -> None:
+        nonlocal ready
+        ready = True
+        say(_READY)
+
+    try:
+        project = load_project(args.root)
+        serve_sockets(project, args.sockets, with_worker=args.with_worker,
+                      log_format=args.log_format, ready=serves)
+    except InterlinkError as exc:
+        if ready:
+            log.error("server process %s stopped: %s", os.getpid(), exc)
+        say(str(exc))
+        sys.exit(1)
+    except Exception as exc:
+        say(f"{type(exc).__name__}: {exc}")
+        raise  # multiprocessing prints the traceback
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGTERM this process when the parent dies (Linux; elsewhere nothing)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the request took effect
+        sys.exit(0)
+
+
+@dataclass
+class _Child:
+    process: BaseProcess
+    said: Connection | None  # closed once the child is ready
+    #: the pid of the ready child this one replaces (None: one of the first)
+    replaces: int | None
+    ready: bool = False
+    reason: str = ""
+
+
+class _Supervisor:
+    """Starts `count` children, replaces those that end, stops them all on a signal;
+    `serving()` is called once all of the first `count` are ready."""
+
+    def __init__(self, args: _ChildArgs, count: int, serving: Callable[[], None]) -> None:
+        self.args = args
+        self.count = count
+        self.serving: Callable[[], None] | None = serving
+        self.context = multiprocessing.get_context("spawn")
+        self.children: list[_Child] = []
+        #: children to start: (monotonic time, the pid it replaces)
+        self.due: list[tuple[float, int | None]] = []
+        self.signals: list[int] = []
+        self.stopping = False
+        self.stopped_at = 0.0
+        self.ever_ready = False
+        self.failures = 0
+        self.gave_up: str | None = None
+
+    def run(self) -> str | None:
+        """Supervise until the children have ended; the reason it gave up, if it did."""
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        previous = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        old_fd = signal.set_wakeup_fd(wake_w.fileno())
+        try:
+            self.due = [(time.monotonic(), None)] * self.count
+            while self.children or self.due:
+                self._start_due()
+                timeout = None
+                if self.due:
+                    timeout = max(min(at for at, _ in self.due) - time.monotonic(), 0.0)
+                watched: list[Connection | socket.socket | int] = [wake_r]
+                for child in self.children:
+                    watched.append(child.process.sentinel)
+                    if child.said is not None:
+                        watched.append(child.said)
+                woke = wait(watched, timeout)
+                if wake_r in woke:
+                    with contextlib.suppress(BlockingIOError):
+                        wake_r.recv(512)
+                self._handle_signals()
+                for child in list(self.children):
+                    if child.said is not None and child.said in woke:
+                        self._heard(child)
+                    if child.process.sentinel in woke:
+                        self._ended(child)
+        finally:
+            signal.set_wakeup_fd(old_fd)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            wake_r.close()
+            wake_w.close()
+        return self.gave_up
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.signals.append(signum)
+
+    def _handle_signals(self) -> None:
+        while self.signals:
+            sig = self.signals.pop(0)
+            if not self.stopping:
+                log.info("stopping %d server processes", len(self.children))
+                self._stop()
+            elif sig == signal.SIGINT and time.monotonic() - self.stopped_at > SAME_SIGNAL_S:
+                log.warning("killing %d server processes", len(self.children))
+                for child in self.children:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(_pid(child), signal.SIGKILL)
+
+    def _stop(self) -> None:
+        """SIGTERM to every child; start no more."""
+        self.stopping = True
+        self.stopped_at = time.monotonic()
+        self.due = []
+        for child in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(_pid(child), signal.SIGTERM)
+
+    def _start_due(self) -> None:
+        now = time.monotonic()
+        for entry in [entry for entry in self.due if entry[0] <= now]:
+            self.due.remove(entry)
+            self._start(entry[1])
+
+    def _start(self, replaces: int | None) -> None:
+        reader, writer = self.context.Pipe(duplex=False)
+        process = self.context.Process(target=_child_main, args=(self.args, writer),
+                                       name="interlink-serve")
+        process.start()
+        writer.close()  # the child holds the other end: its end is our EOF
+        self.children.append(_Child(process, reader, replaces))
+
+    def _heard(self, child: _Child) -> None:
+        """The child said it is ready, or why it cannot start; or its end closed the pipe."""
+        assert child.said is not None
+        try:
+            message = child.said.recv()
+        except (EOFError, OSError):
+            message = None
+        if isinstance(message, str) and message != _READY:
+            child.reason = message  # its end follows
+            return
+        child.said.close()
+        child.said = None
+        if message == _READY:
+            self._ready(child)
+
+    def _ready(self, child: _Child) -> None:
+        child.ready = self.ever_ready = True
+        self.failures = 0
+        if child.replaces is not None:
+            log.info("server process %s serves in place of %s", child.process.pid,
+                     child.replaces)
+        if self.serving is not None and sum(c.ready for c in self.children) == self.count:
+            self.serving()
+            self.serving = None
+
+    def _ended(self, child: _Child) -> None:
+        while child.said is not None and child.said.poll():
+            self._heard(child)  # what it said before it ended
+        if child.said is not None:
+            child.said.close()
+            child.said = None
+        child.process.join()
+        self.children.remove(child)
+        if self.stopping:
+            return
+        how, pid = _how(child.process.exitcode), _pid(child)
+        if child.ready:
+            log.warning("server process %s ended (%s); starting another", pid, how)
+            self.due.append((time.monotonic(), pid))
+            return
+        reason = child.reason or f"it ended ({how}) before it was ready"
+        self.failures += 1
+        if not self.ever_ready or self.failures >= MAX_START_FAILURES:
+            self.gave_up = (f"a server process could not start: {reason}" if not self.ever_ready
+                            else f"{self.failures} server processes in a row could not start; "
+                            f"the last: {reason}")
+            self._stop()
+            return
+        delay = min(2.0 ** (self.failures - 1), MAX_BACKOFF_S)
+        log.warning("server process %s could not start (%s): %s; starting another in %gs",
+                    pid, how, reason, delay)
+        self.due.append((time.monotonic() + delay, child.replaces))
+
+
+def _pid(child: _Child) -> int:
+    pid = child.process.pid
+    assert pid is not None  # started
+    return pid
+
+
+def _how(exitcode: int | None) -> str:
+    """`signal 9` or `exit 1`, as a process's end is told."""
+    if exitcode is not None and exitcode < 0:
+        return f"signal {-exitcode}"
+    return f"exit {exitcode}"
