@@ -26,7 +26,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from interlink.engine import Engine
-from interlink.errors import ExpressionError, RunError
+from interlink.errors import ExpressionError, RunError, StoreError
 from interlink.expressions import compile_expression
 from interlink.payloads import content_length, output_of, payload_of, unreadable
 from interlink.services.body import read_body
@@ -42,6 +42,9 @@ from interlink.store import RunRecord
 __all__ = ["Webhooks"]
 
 log = logging.getLogger("interlink.webhooks")
+
+#: seconds a webhook sender is asked to wait (`Retry-After`) when the store is unavailable
+STORE_RETRY_AFTER_S = 5
 
 
 class Webhooks:
@@ -97,6 +100,14 @@ class Webhooks:
             return
         try:
             run_id = await self.engine.runner.start(flow, payload, trigger="webhook")
+        except StoreError as exc:
+            # Nothing was committed: the caller may send it again (a 5xx every sender retries).
+            log.warning("webhook %s: accepting a run of %s failed: %s", scope["path"], flow,
+                        self.engine.redactor.text(str(exc)))
+            await send_response(send, Response(
+                503, error_body("store", "the store is unavailable; try again later"), JSON,
+                [("Retry-After", str(STORE_RETRY_AFTER_S))]))
+            return
         except RunError as exc:
             message = self.engine.redactor.text(str(exc))
             await send_response(send, Response(500, error_body("activity", message), JSON))

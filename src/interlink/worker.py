@@ -32,6 +32,9 @@ log = logging.getLogger("interlink.worker")
 CRASH_BACKOFF_S = 5.0
 #: claims after which an item whose handler keeps crashing is marked broken
 MAX_CRASHES = 5
+#: longest wait between claims while the store cannot be reached (the wait doubles from
+#: `poll_s` up to this)
+MAX_CLAIM_BACKOFF_S = 5.0
 
 
 class Handler(Protocol):
@@ -92,6 +95,7 @@ class Worker:
         present = asyncio.create_task(presence.run(stop), name="interlink-worker-presence")
         beside = [asyncio.create_task(task(stop)) for task in self.tasks]
         self.started.set()
+        backoff = 0.0
         try:
             while not stop.is_set():
                 free = self.concurrency - len(self._running)
@@ -99,9 +103,17 @@ class Worker:
                     self._slot_free.clear()
                     await _first(self._slot_free.wait(), stop.wait())
                     continue
-                items = await self.store.claim(
-                    self.owner, limit=free, lease_s=self.lease_s, kinds=list(self.handlers)
-                )
+                try:
+                    items = await self.store.claim(
+                        self.owner, limit=free, lease_s=self.lease_s, kinds=list(self.handlers)
+                    )
+                except Exception as exc:  # the store is away (restarting, network): wait
+                    backoff = self._claim_failed(exc, backoff)
+                    await _first(asyncio.sleep(backoff), stop.wait())
+                    continue
+                if backoff:
+                    log.info("worker %s: claiming queue items works again", self.owner)
+                    backoff = 0.0
                 for item in items:
                     self._start(item)
                 if not items:
@@ -117,6 +129,15 @@ class Worker:
                 present.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await present
+
+    def _claim_failed(self, exc: Exception, backoff: float) -> float:
+        """Log a failed claim (each time the wait grows, so an outage is a few lines, not
+        one per poll); the wait before the next one."""
+        longer = min(max(backoff * 2, self.poll_s), MAX_CLAIM_BACKOFF_S)
+        if longer != backoff:
+            log.warning("worker %s: claiming queue items failed (%s); trying again in %.1fs",
+                        self.owner, exc, longer)
+        return longer
 
     def _start(self, item: QueueItem) -> None:
         task = asyncio.create_task(self._handle(item), name=f"interlink-item-{item.id}")

@@ -65,6 +65,16 @@ class TemporaryPostgres:
             shutil.chown(self.dir, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync",
                   "-E", "UTF8", "--locale=C")
+        self.resume()
+        return self.url
+
+    def pause(self) -> None:
+        """Stop the server at once (as a crash would), keeping its data: `resume()` starts it
+        again on the same port (outage tests)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server on its data directory (after `start()` made it, or `pause()`)."""
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
             "-c max_connections=200"
@@ -73,7 +83,6 @@ class TemporaryPostgres:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l",
                   str(self.dir / "server.log"), "-w", "-t", "60", "start")
-        return self.url
 
     def stop(self) -> None:
         """Stop the server (immediately) and delete its directory."""

@@ -36,6 +36,9 @@ CHANNEL = "interlink_queue"
 """The NOTIFY channel that announces claimable work."""
 
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+#: longest wait for a pooled connection (while the server is away, each read or write fails
+#: after this: a webhook is answered 503 rather than held for psycopg's default of 30 s)
+CONNECTION_WAIT_S = 5.0
 _MIGRATION_LOCK = 0x1A7E_2C01  # pg_advisory_lock key: "interlink migrations"
 
 
@@ -69,6 +72,7 @@ class PostgresStore(NamedQueryReads):
         pool: AsyncConnectionPool = AsyncConnectionPool(
             self.url, min_size=self.min_size, max_size=self.max_size, open=False,
             kwargs={"autocommit": True}, name="interlink-store",
+            timeout=CONNECTION_WAIT_S,
         )
         try:
             await pool.open(wait=True, timeout=30.0)
