@@ -33,7 +33,7 @@ CRASH_BACKOFF_S = 5.0
 #: claims after which an item whose handler keeps crashing is marked broken
 MAX_CRASHES = 5
 #: longest wait between claims while the store cannot be reached (the wait doubles from
-#: `poll_s` up to this)
+#: `poll_s`, at least 0.1 s, up to this)
 MAX_CLAIM_BACKOFF_S = 5.0
 
 
@@ -133,7 +133,7 @@ class Worker:
     def _claim_failed(self, exc: Exception, backoff: float) -> float:
         """Log a failed claim (each time the wait grows, so an outage is a few lines, not
         one per poll); the wait before the next one."""
-        longer = min(max(backoff * 2, self.poll_s), MAX_CLAIM_BACKOFF_S)
+        longer = min(max(backoff * 2, self.poll_s, 0.1), MAX_CLAIM_BACKOFF_S)
         if longer != backoff:
             log.warning("worker %s: claiming queue items failed (%s); trying again in %.1fs",
                         self.owner, exc, longer)
