@@ -114,15 +114,28 @@ def succeeded(url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def server_counts(url: str) -> tuple[int, int]:
+    """Transactions committed in the bench's database and WAL flushes (`wal_sync`, the whole
+    server) so far: what more processes could add per run (smaller group commits)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        xacts = conn.execute("SELECT xact_commit FROM pg_stat_database "
+                             "WHERE datname = current_database()").fetchone()
+        syncs = conn.execute("SELECT wal_sync FROM pg_stat_wal").fetchone()
+    return int(xacts[0]) if xacts else 0, int(syncs[0]) if syncs else 0
+
+
 def drain(root: Path, url: str, runs: int, count: int, data_dir: Path) -> dict[str, float]:
     """Start `count` workers and let them settle (their start-up is not counted), queue the
-    runs, wait until every one succeeded; the time and the CPU it took."""
+    runs, wait until every one succeeded; the time, the CPU it took, and the transactions
+    and WAL flushes per run."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     workers = [subprocess.Popen([sys.executable, "-m", "interlink.cli", "worker", str(root)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
                for _ in range(count)]
     try:
         settled = _settle(workers)
+        time.sleep(1.1)  # backends publish their statistics at most once a second
+        xacts0, syncs0 = server_counts(url)
         pg0 = postgres_cpu(data_dir)
         started = time.perf_counter()
         asyncio.run(enqueue(root, runs))
@@ -133,12 +146,16 @@ def drain(root: Path, url: str, runs: int, count: int, data_dir: Path) -> dict[s
         elapsed = time.perf_counter() - started
         worker_cpu = sum(cpu_seconds(w.pid) for w in workers) - settled
         pg_cpu = postgres_cpu(data_dir) - pg0
+        time.sleep(1.1)
+        xacts1, syncs1 = server_counts(url)
     finally:
         for w in workers:
             w.terminate()
         for w in workers:
             w.wait(30)
-    return {"elapsed": elapsed, "worker_cpu": worker_cpu, "pg_cpu": pg_cpu}
+    # (the transactions include this bench's own polls: about 20 a second)
+    return {"elapsed": elapsed, "worker_cpu": worker_cpu, "pg_cpu": pg_cpu,
+            "xacts": (xacts1 - xacts0) / runs, "syncs": (syncs1 - syncs0) / runs}
 
 
 def _settle(workers: list[subprocess.Popen[bytes]]) -> float:
@@ -314,13 +331,13 @@ def print_drain(rows: list[tuple[int, dict[str, float]]], args: argparse.Namespa
     print(f"{args.runs} queued runs on PostgreSQL (fsync on), one connector step each "
           "(503 then 200)")
     print(f"{'workers':>7}  {'runs/s':>8}  {'worker µs/run':>14}  {'PostgreSQL µs/run':>18}"
-          f"  {'vs 1 worker':>12}")
+          f"  {'vs 1 worker':>12}  {'commits/run':>11}  {'WAL flushes/run':>15}")
     first = rows[0][1]
     for count, m in rows:
         worker, pg_us = m["worker_cpu"] / args.runs * 1e6, m["pg_cpu"] / args.runs * 1e6
         ratio = (m["worker_cpu"] + m["pg_cpu"]) / (first["worker_cpu"] + first["pg_cpu"])
         print(f"{count:>7}  {args.runs / m['elapsed']:>8,.0f}  {worker:>14,.0f}  "
-              f"{pg_us:>18,.0f}  {ratio:>11.2f}×")
+              f"{pg_us:>18,.0f}  {ratio:>11.2f}×  {m['xacts']:>11.2f}  {m['syncs']:>15.2f}")
         figure("scale", f"{count} workers: runs/s", args.runs / m["elapsed"], "runs/s")
         figure("scale", f"{count} workers: CPU per run vs 1", ratio, "ratio", goal="<= 1.1")
 
