@@ -61,17 +61,7 @@ def cpu_seconds(pid: int) -> float:
 def postgres_cpu(data_dir: Path) -> float:
     """CPU seconds of the PostgreSQL server: its postmaster and every child (backends, WAL
     writer, checkpointer, …) alive now."""
-    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
-    total = cpu_seconds(postmaster)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == postmaster:
-                total += (int(stat[11]) + int(stat[12])) / HZ
-    return total
+    return tree_cpu(int((data_dir / "postmaster.pid").read_text().split()[0]))
 
 
 def write_project(root: Path, url: str, upstream: str) -> None:
