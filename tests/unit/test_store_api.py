@@ -76,3 +76,10 @@ def test_migrations_are_numbered_alike() -> None:
     """Both backends have the same migration versions and names."""
     assert [(m.version, m.name) for m in load_migrations("sqlite")] == [
         (m.version, m.name) for m in load_migrations("postgres")]
+
+
+def test_an_unknown_scheme_is_named_without_the_rest_of_the_url() -> None:
+    """The rest of a store URL may hold a password: the error names the scheme only."""
+    with pytest.raises(StoreError, match="unknown scheme 'mysql'") as raised:
+        open_store("mysql://app:s3cret-pw@db.internal/prod", Path())
+    assert "s3cret-pw" not in str(raised.value)

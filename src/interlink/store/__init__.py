@@ -102,7 +102,9 @@ def backend_of(url: str) -> Literal["postgres", "sqlite"]:
         return "postgres"
     if scheme == "sqlite":
         return "sqlite"
-    raise StoreError(f"opening the store {url!r}: unknown scheme (use sqlite:/// or postgresql://)")
+    # The scheme alone: the rest of a URL may hold a password.
+    raise StoreError(f"opening the store: unknown scheme {scheme[:20]!r} "
+                     "(use sqlite:/// or postgresql://)")
 
 
 def open_store(url: str, base_dir: Path) -> Store:
