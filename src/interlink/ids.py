@@ -41,8 +41,9 @@ _pool_lock = threading.Lock()
 
 
 def _empty_pool() -> None:
-    global _pool, _pool_at
-    _pool, _pool_at = b"", 0
+    # A new lock too: another thread may have held the old one when the process forked.
+    global _pool, _pool_at, _pool_lock
+    _pool, _pool_at, _pool_lock = b"", 0, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_empty_pool)

@@ -245,6 +245,12 @@ class _Supervisor:
                     if child.process.sentinel in woke:
                         self._ended(child)
         finally:
+            if self.children:  # something escaped the loop: leave no child serving
+                self._stop()
+                for child in self.children:
+                    child.process.join(30)
+                    if child.process.is_alive():
+                        child.process.kill()
             signal.set_wakeup_fd(old_fd)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -268,10 +274,14 @@ class _Supervisor:
                         os.kill(_pid(child), signal.SIGKILL)
 
     def _stop(self) -> None:
-        """SIGTERM to every child; start no more."""
+        """SIGTERM to every child; start no more. The parent's copies of the sockets close
+        too, so new connections are refused at once (as by one `serve`) rather than left in
+        the backlog until the last child has finished what it holds."""
         self.stopping = True
         self.stopped_at = time.monotonic()
         self.due = []
+        for sock in self.args.sockets:
+            sock.close()
         for child in self.children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(_pid(child), signal.SIGTERM)
@@ -286,8 +296,13 @@ class _Supervisor:
         reader, writer = self.context.Pipe(duplex=False)
         process = self.context.Process(target=_child_main, args=(self.args, writer),
                                        name="interlink-serve")
-        process.start()
-        writer.close()  # the child holds the other end: its end is our EOF
+        try:
+            process.start()
+        except BaseException:
+            reader.close()
+            raise
+        finally:
+            writer.close()  # the child holds the other end: its end is our EOF
         self.children.append(_Child(process, reader, replaces))
 
     def _heard(self, child: _Child) -> None:

@@ -26,18 +26,18 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from interlink.engine import Engine
-from interlink.errors import ExpressionError, RunError, StoreError
+from interlink.errors import Conflict, ExpressionError, RunError, StoreError
 from interlink.expressions import compile_expression
 from interlink.payloads import content_length, output_of, payload_of, unreadable
 from interlink.services.body import read_body
 from interlink.services.context import decode_headers, decode_query
 from interlink.services.failures import MappingFailure, SecurityFailure
 from interlink.services.responses import Response, error_body, send_response
-from interlink.services.security import Authenticator, admit, build_authenticator
+from interlink.services.security import Authenticator, build_authenticator, replayed
 from interlink.services.sources import JSON, ResponseBuildError, encode_value
 from interlink.spec import Project
 from interlink.spec.flow import WebhookRespond, WebhookTrigger
-from interlink.store import RunRecord
+from interlink.store import RecordNonce, RunRecord
 
 __all__ = ["Webhooks"]
 
@@ -84,24 +84,31 @@ class Webhooks:
         length, limit = content_length(scope["headers"]), self.limits.max_body
         try:
             raw = await read_body(receive, length, limit) if auth.needs_body else b""
-            await admit(auth, self.engine.store, decode_headers(scope["headers"]),
-                        decode_query(scope.get("query_string", b"")), raw, scope)
+            caller = auth.check(decode_headers(scope["headers"]),
+                                decode_query(scope.get("query_string", b"")), raw, scope)
             if not auth.needs_body:
                 raw = await read_body(receive, length, limit)
             payload = await payload_of(raw, self.limits)
         except SecurityFailure as failure:
-            challenge = [("WWW-Authenticate", failure.challenge)] if failure.challenge else []
-            await send_response(send, Response(401, error_body("security", failure.message),
-                                               JSON, challenge))
+            await _refuse(send, failure)
             return
         except MappingFailure as exc:
             status, body = unreadable(exc)
             await send_response(send, Response(status, body, JSON))
             return
+        # A signed request's nonce commits with its run, or neither does: a request refused
+        # for want of a store may be sent again, and a replay is refused.
+        nonce = [] if caller.nonce is None else \
+            [RecordNonce(caller.nonce, caller.nonce_expires_at)]
         try:
-            run_id = await self.engine.runner.start(flow, payload, trigger="webhook")
+            run_id = await self.engine.runner.start(flow, payload, trigger="webhook",
+                                                    also=nonce)
+        except Conflict:  # the nonce: this signed request was accepted before
+            await _refuse(send, replayed())
+            return
         except StoreError as exc:
-            # Nothing was committed: the caller may send it again (a 5xx every sender retries).
+            # Almost always nothing was committed (a connection that breaks during COMMIT
+            # leaves it unknown): the caller may send it again, a 5xx every sender retries.
             log.warning("webhook %s: accepting a run of %s failed: %s", scope["path"], flow,
                         self.engine.redactor.text(str(exc)))
             await send_response(send, Response(
@@ -146,3 +153,10 @@ def _ended(run: RunRecord, message: str) -> bytes:
     """The body of a 500 about run `run`: its id and status, and what went wrong."""
     return orjson.dumps({"run_id": run.id, "status": run.status,
                          "error": {"phase": "run", "message": message}})
+
+
+async def _refuse(send: Send, failure: SecurityFailure) -> None:
+    """401 with the failure's message (and challenge, if it has one)."""
+    challenge = [("WWW-Authenticate", failure.challenge)] if failure.challenge else []
+    await send_response(send, Response(401, error_body("security", failure.message), JSON,
+                                       challenge))

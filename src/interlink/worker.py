@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
-from interlink.errors import Conflict, LeaseLost
+from interlink.errors import Conflict, LeaseLost, StoreError
 from interlink.ids import new_id
 from interlink.presence import Presence
 from interlink.store import Enqueue, Fail, QueueItem, Release, Store
@@ -35,6 +35,8 @@ MAX_CRASHES = 5
 #: longest wait between claims while the store cannot be reached (the wait doubles from
 #: `poll_s`, at least 0.1 s, up to this)
 MAX_CLAIM_BACKOFF_S = 5.0
+#: at the longest wait, a failed claim is logged once in this many (once a minute)
+CLAIM_LOG_EVERY = 12
 
 
 class Handler(Protocol):
@@ -95,7 +97,7 @@ class Worker:
         present = asyncio.create_task(presence.run(stop), name="interlink-worker-presence")
         beside = [asyncio.create_task(task(stop)) for task in self.tasks]
         self.started.set()
-        backoff = 0.0
+        backoff, failures = 0.0, 0
         try:
             while not stop.is_set():
                 free = self.concurrency - len(self._running)
@@ -107,13 +109,14 @@ class Worker:
                     items = await self.store.claim(
                         self.owner, limit=free, lease_s=self.lease_s, kinds=list(self.handlers)
                     )
-                except Exception as exc:  # the store is away (restarting, network): wait
-                    backoff = self._claim_failed(exc, backoff)
+                except StoreError as exc:  # the store is away (restarting, network): wait
+                    failures += 1
+                    backoff = self._claim_failed(exc, backoff, failures)
                     await _first(asyncio.sleep(backoff), stop.wait())
                     continue
-                if backoff:
+                if failures:
                     log.info("worker %s: claiming queue items works again", self.owner)
-                    backoff = 0.0
+                    backoff, failures = 0.0, 0
                 for item in items:
                     self._start(item)
                 if not items:
@@ -130,13 +133,15 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await present
 
-    def _claim_failed(self, exc: Exception, backoff: float) -> float:
-        """Log a failed claim (each time the wait grows, so an outage is a few lines, not
-        one per poll); the wait before the next one."""
+    def _claim_failed(self, exc: StoreError, backoff: float, failures: int) -> float:
+        """Log a failed claim while the wait grows, then every `CLAIM_LOG_EVERY`th failure
+        (an outage is a few lines, not one per poll, and a long one is not silent); the wait
+        before the next one."""
         longer = min(max(backoff * 2, self.poll_s, 0.1), MAX_CLAIM_BACKOFF_S)
-        if longer != backoff:
-            log.warning("worker %s: claiming queue items failed (%s); trying again in %.1fs",
-                        self.owner, exc, longer)
+        if longer != backoff or failures % CLAIM_LOG_EVERY == 0:
+            log.warning("worker %s: claiming queue items failed %d time%s (%s); trying again "
+                        "in %.1fs", self.owner, failures, "" if failures == 1 else "s", exc,
+                        longer)
         return longer
 
     def _start(self, item: QueueItem) -> None:

@@ -272,7 +272,7 @@ async def test_a_replacement_that_cannot_start_is_tried_again_after_a_pause(
                 conn.execute(f"ALTER SCHEMA {schema}_away RENAME TO {schema}")
         await wait_until("the replacement serving",
                          lambda: f"serves in place of {victim}" in log_text(log))
-        assert log_text(log).count("could not start") == 1
+        assert log_text(log).count("could not start") >= 1  # more if the rename came late
         stop(proc, await processes(proc.pid, 2, without=frozenset({victim})))
 
 

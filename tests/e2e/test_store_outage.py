@@ -10,6 +10,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -53,49 +54,49 @@ def project(root: Path, store: str, upstream: str) -> None:
     path.write_text(path.read_text() + "worker: {lease: 2s, poll: 50ms, concurrency: 4}\n")
 
 
-async def post(port: int, n: int) -> tuple[int, dict[str, str] | str]:
-    """One webhook; its status and JSON (or text) answer."""
+async def post(port: int, n: int) -> tuple[int, Any, dict[str, str]]:
+    """One webhook; its status, JSON answer and headers."""
     async with aiohttp.ClientSession() as http, \
             http.post(f"http://127.0.0.1:{port}/hooks/orders", json={"n": n}) as answer:
-        try:
-            return answer.status, await answer.json()
-        except aiohttp.ContentTypeError:
-            return answer.status, await answer.text()
+        return answer.status, await answer.json(), dict(answer.headers)
 
 
 async def test_serve_outlives_a_store_outage_and_runs_each_webhook_once_after_it(
         tmp_path: Path, own_postgres: TemporaryPostgres) -> None:
+    """Stop PostgreSQL under serve, send a webhook, start it again: 503 meanwhile, then every
+    accepted webhook runs, and nothing else does."""
     port, log = free_port(), tmp_path / "serve.log"
     async with Upstream() as up:
         up.route("/orders")
         project(tmp_path, own_postgres.url, up.url)
         with interlink("serve", str(tmp_path), "--port", str(port), log=log) as proc:
             await wait_healthy(port, proc)
-            status, first = await post(port, 0)
+            status, first, _ = await post(port, 0)
             assert status == 202, first
-            accepted = [first["run_id"]] if isinstance(first, dict) else []
+            accepted = [first["run_id"]]
 
             own_postgres.pause()
             await asyncio.sleep(2)  # the worker's claims fail for a while (50 ms polls)
             assert proc.poll() is None, log.read_text()
-            status, body = await post(port, 1)  # within the pool's wait (CONNECTION_WAIT_S)
+            status, body, answered = await post(port, 1)  # within CONNECTION_WAIT_S
             assert status == 503, body  # not accepted: the sender may send it again
-            assert isinstance(body, dict) and body["error"]["phase"] == "store", body
+            assert body["error"]["phase"] == "store" and answered["Retry-After"] == "5", body
             own_postgres.resume()
 
             # Once the store is back, webhooks are accepted again and their runs run.
             for n in range(2, 12):
                 for _ in range(100):
-                    status, body = await post(port, n)
+                    status, body, _ = await post(port, n)
                     if status == 202:
                         break
                     await asyncio.sleep(0.1)
-                assert status == 202 and isinstance(body, dict), body
+                assert status == 202, body
                 accepted.append(body["run_id"])
             async with open_store(own_postgres.url, tmp_path) as store:
                 ended = await wait_all_ended(store, len(accepted))
+                runs = await store.list_runs(limit=100)
             assert proc.poll() is None, log.read_text()
-    assert sorted(r.id for r in ended) == sorted(accepted)
+    assert sorted(r.id for r in ended) == sorted(r.id for r in runs) == sorted(accepted)
     assert {r.status for r in ended} == {"succeeded"}
     keys = Counter(r.headers["Idempotency-Key"] for r in up.requests_to("/orders"))
     assert sorted({key.split(":")[0] for key in keys}) == sorted(accepted)

@@ -61,10 +61,12 @@ def test_a_forked_child_never_repeats_the_parents_ids() -> None:
     new_id()  # the parent's pool holds bytes now
     reader, writer = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: its next ids, to the parent
-        os.close(reader)
-        os.write(writer, " ".join(new_id() for _ in range(50)).encode())
-        os._exit(0)
+    if pid == 0:  # the child: its next ids, to the parent; it never returns into pytest
+        try:
+            os.close(reader)
+            os.write(writer, " ".join(new_id() for _ in range(50)).encode())
+        finally:
+            os._exit(0)
     os.close(writer)
     with os.fdopen(reader) as pipe:
         child = set(pipe.read().split())

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -188,11 +188,12 @@ class FlowRunner:
             raise RunError(f"flow {name!r} is not defined in this project") from None
 
     async def start(self, flow: str, input: Any, *, trigger: str = "api",
-                    run_at: float | None = None) -> str:
-        """Queue a run of `flow` with `input` durably; returns the run id."""
+                    run_at: float | None = None, also: Sequence[WriteOp] = ()) -> str:
+        """Queue a run of `flow` with `input` durably; returns the run id. `also` commits
+        with it or not at all (a webhook's nonce: a request refused is not half-seen)."""
         run = self.new_run(self.flow(flow), input, trigger=trigger)
         await self.store.write(InsertRun(run), Enqueue(new_id("q_"), RUN_KIND,
-                                                       {"run_id": run.id}, run_at))
+                                                       {"run_id": run.id}, run_at), *also)
         return run.id
 
     async def start_once(self, flow: str, input: Any, *, key: str, trigger: str,

@@ -41,7 +41,7 @@ from interlink.spec.project import (
 )
 from interlink.store import RecordNonce, Store
 
-__all__ = ["ANONYMOUS", "Authenticator", "Caller", "admit", "build_authenticator",
+__all__ = ["ANONYMOUS", "Authenticator", "Caller", "admit", "build_authenticator", "replayed",
            "signed_message"]
 
 _MISSING = "missing credentials"
@@ -98,9 +98,14 @@ async def admit(auth: Authenticator, store: Store | None, headers: dict[str, str
         try:
             await store.write(RecordNonce(caller.nonce, caller.nonce_expires_at))
         except Conflict:
-            raise SecurityFailure("unauthorized", _INVALID,
-                                  detail="this signature was accepted once already") from None
+            raise replayed() from None
     return caller
+
+
+def replayed() -> SecurityFailure:
+    """The failure of a signed request whose nonce was recorded already (a replay)."""
+    return SecurityFailure("unauthorized", _INVALID,
+                           detail="this signature was accepted once already")
 
 
 def signed_message(timestamp: str, method: str, target: bytes, body: bytes) -> bytes:
