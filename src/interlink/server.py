@@ -260,10 +260,10 @@ async def _work(project: Project) -> None:
         log.info("worker %s stopped", worker.owner)
 
 
-def configure_logging(log_format: str | None = None) -> None:
+def configure_logging(log_format: str | None = None) -> str:
     """Engine logs through structlog: readable lines, or JSON lines (`log_format` "json", or
-    INTERLINK_LOG_FORMAT=json when it is None). The access log takes a cheaper path of its
-    own (`access_log`)."""
+    INTERLINK_LOG_FORMAT=json when it is None); the format chosen. The access log takes a
+    cheaper path of its own (`access_log`)."""
     if log_format is None:
         log_format = "json" if os.environ.get("INTERLINK_LOG_FORMAT") == "json" else "plain"
     renderer: structlog.typing.Processor = (
@@ -287,6 +287,7 @@ def configure_logging(log_format: str | None = None) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    return log_format
 
 
 def _redact_logs(redactor: Redactor) -> None:
@@ -311,21 +312,16 @@ def serve(project: Project, *, host: str | None = None, port: int | None = None,
           with_worker: bool = True, log_format: str | None = None) -> None:
     """Serve `project` until interrupted; log lines as `log_format` ("plain" or "json";
     default: INTERLINK_LOG_FORMAT, else plain)."""
-    configure_logging(log_format)
-    _loop.run(_serve(project, host, port, with_worker, _log_format(log_format)))
+    fmt = configure_logging(log_format)
+    _loop.run(_serve(project, host, port, with_worker, fmt))
 
 
 def serve_sockets(project: Project, sockets: Sequence[socket.socket], *, with_worker: bool,
                   log_format: str | None, ready: Callable[[], None]) -> None:
     """Serve `project` on listening sockets another process bound (`server_processes`): the
     main listener's, then `admin.listen`'s when configured; `ready()` once they serve."""
-    configure_logging(log_format)
-    _loop.run(_serve(project, None, None, with_worker, _log_format(log_format), sockets, ready))
-
-
-def _log_format(log_format: str | None) -> str:
-    return log_format or ("json" if os.environ.get("INTERLINK_LOG_FORMAT") == "json"
-                          else "plain")
+    fmt = configure_logging(log_format)
+    _loop.run(_serve(project, None, None, with_worker, fmt, sockets, ready))
 
 
 def run_worker(project: Project, *, log_format: str | None = None) -> None:

@@ -85,12 +85,13 @@ def check_store(project: Project, workers: int, source: str) -> None:
 
 def serve_processes(project: Project, workers: int, *, host: str | None = None,
                     port: int | None = None, with_worker: bool = True,
-                    log_format: str | None = None) -> None:
+                    log_format: str | None = None, source: str = "server.workers:") -> None:
     """Serve `project` with `workers` server processes on one port until SIGINT/SIGTERM.
 
-    Raises `ServerError` when a port cannot be bound or the processes cannot start.
+    Raises `ServerError` when a port cannot be bound or the processes cannot start, or when
+    the store is SQLite (`source` names where `workers` came from).
     """
-    check_store(project, workers, "server.workers:")
+    check_store(project, workers, source)
     configure_logging(log_format)
     server, admin = project.config.server, project.config.admin
     host = host or server.host

@@ -33,11 +33,16 @@ from interlink.services.body import read_body
 from interlink.services.context import decode_headers, decode_query
 from interlink.services.failures import MappingFailure, SecurityFailure
 from interlink.services.responses import Response, error_body, send_response
-from interlink.services.security import Authenticator, build_authenticator, replayed
+from interlink.services.security import (
+    Authenticator,
+    build_authenticator,
+    nonce_writes,
+    replayed,
+)
 from interlink.services.sources import JSON, ResponseBuildError, encode_value
 from interlink.spec import Project
 from interlink.spec.flow import WebhookRespond, WebhookTrigger
-from interlink.store import RecordNonce, RunRecord
+from interlink.store import RunRecord
 
 __all__ = ["Webhooks"]
 
@@ -98,11 +103,9 @@ class Webhooks:
             return
         # A signed request's nonce commits with its run, or neither does: a request refused
         # for want of a store may be sent again, and a replay is refused.
-        nonce = [] if caller.nonce is None else \
-            [RecordNonce(caller.nonce, caller.nonce_expires_at)]
         try:
             run_id = await self.engine.runner.start(flow, payload, trigger="webhook",
-                                                    also=nonce)
+                                                    also=nonce_writes(caller))
         except Conflict:  # the nonce: this signed request was accepted before
             await _refuse(send, replayed())
             return

@@ -121,11 +121,11 @@ def serve(project: Path, host: str | None, port: int | None, no_worker: bool,
             run_server(loaded, host=host, port=port, with_worker=not no_worker,
                        log_format=log_format)
             return
-        from interlink.server_processes import check_store, serve_processes
+        from interlink.server_processes import serve_processes
 
-        check_store(loaded, count, "server.workers:" if workers is None else "--workers")
         serve_processes(loaded, count, host=host, port=port, with_worker=not no_worker,
-                        log_format=log_format)
+                        log_format=log_format,
+                        source="server.workers:" if workers is None else "--workers")
     except InterlinkError as exc:
         fail(str(exc))
 

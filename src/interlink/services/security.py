@@ -41,8 +41,8 @@ from interlink.spec.project import (
 )
 from interlink.store import RecordNonce, Store
 
-__all__ = ["ANONYMOUS", "Authenticator", "Caller", "admit", "build_authenticator", "replayed",
-           "signed_message"]
+__all__ = ["ANONYMOUS", "Authenticator", "Caller", "admit", "build_authenticator",
+           "nonce_writes", "replayed", "signed_message"]
 
 _MISSING = "missing credentials"
 _INVALID = "invalid credentials"
@@ -96,10 +96,18 @@ async def admit(auth: Authenticator, store: Store | None, headers: dict[str, str
         if store is None:
             raise SecurityFailure("unauthorized", _INVALID, detail="no store for nonces")
         try:
-            await store.write(RecordNonce(caller.nonce, caller.nonce_expires_at))
+            await store.write(*nonce_writes(caller))
         except Conflict:
             raise replayed() from None
     return caller
+
+
+def nonce_writes(caller: Caller) -> list[RecordNonce]:
+    """The write that records `caller`'s nonce (none without one); it raises `Conflict` for
+    a nonce recorded already. A webhook commits it with its run (`webhooks`)."""
+    if caller.nonce is None:
+        return []
+    return [RecordNonce(caller.nonce, caller.nonce_expires_at)]
 
 
 def replayed() -> SecurityFailure:
