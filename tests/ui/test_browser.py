@@ -93,6 +93,8 @@ def test_anonymous_access_goes_to_sign_in_and_a_wrong_token_is_refused(
     """A signed-out visit to a run list lands on the sign-in form; a wrong token is refused
     there; the right one opens the page first asked for."""
     sign_in(browser, served, "wrong-token-0123456789abcdef", path="/runs?status=failed")
+    # The refusal is a new page at the same /login URL: wait for it, not for the URL.
+    until(browser, "the refusal", lambda b: all_css(b, ".error-box"))
     assert "/login" in browser.current_url
     assert "not accepted" in by_css(browser, ".error-box").text
     by_css(browser, "input[name=token]").send_keys(TOKEN)
