@@ -166,8 +166,13 @@ class Worker:
                 if item.attempts >= MAX_CRASHES
                 else [Release(item.id, self.owner, time.time() + CRASH_BACKOFF_S, error=error)]
             )
-            with contextlib.suppress(LeaseLost):
+            try:
                 await self.store.write(*outcome)
+            except LeaseLost:
+                pass
+            except StoreError as store_exc:  # the store is away: the lease runs out instead
+                log.warning("queue item %s: recording the crash failed (%s); it is claimed "
+                            "again when its lease expires", item.id, store_exc)
         finally:
             del self._running[item.id]
             self._slot_free.set()

@@ -18,19 +18,26 @@ BACKLOG = 3000
 @pytest.mark.postgres
 async def test_the_postgres_claim_uses_the_queue_indexes(postgres_url: str,
                                                          tmp_path: Path) -> None:
-    """3,000 items queued: EXPLAIN of the claim shows index scans, no scan of the queue."""
+    """3,000 items queued, each naming its run: EXPLAIN of the claim shows index scans, no
+    scan of the queue or of the runs (each claimed item's run is read by primary key)."""
     async with open_store(postgres_url, tmp_path) as store:
         now = time.time()
-        await store.write(*(Enqueue(f"q{n}", "run", {"n": n}, now - 1 if n % 3 else now + 3600)
+        await store.write(*(Enqueue(f"q{n}", "run", {"run_id": f"r{n}"},
+                                    now - 1 if n % 3 else now + 3600)
                             for n in range(BACKLOG)))
     query = load_queries("postgres")["claim"]
     params = {"owner": "w", "now": time.time(), "expires_at": time.time() + 30, "limit": 64,
               "kinds": ["run"]}
     with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO runs (id, flow, status, trigger, flow_spec, created_at) "
+                     "SELECT 'r' || n, 'push', 'queued', 'api', '{}', %s "
+                     "FROM generate_series(0, %s) AS n", (now, BACKLOG - 1))
         conn.execute("ANALYZE queue")
+        conn.execute("ANALYZE runs")
         plan = "\n".join(row[0] for row in conn.execute("EXPLAIN " + query, params))
     assert "Index Scan using queue_ready" in plan, plan
     assert "Index Scan on queue_pkey" in plan or "Index Scan using queue_pkey" in plan, plan
+    assert "Index Scan using runs_pkey" in plan, plan
     assert "Seq Scan" not in plan, plan
 
 

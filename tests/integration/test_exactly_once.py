@@ -9,14 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from starlette.types import ASGIApp
 from tests.projects import running_engine, write_project
 from tests.upstream import Upstream
 
+from interlink import worker as worker_module
 from interlink.engine import Engine
+from interlink.errors import StoreError
 from interlink.server import build_app
 from interlink.services import call_app
 from interlink.spec import Project
+from interlink.store import SaveAttempt
 
 CONFIG = "name: test\nstore: sqlite:///.interlink/test.db\nworker: {poll: 50ms}\n"
 
@@ -327,3 +331,32 @@ async def test_a_run_in_a_durable_wait_is_left_to_the_workers(tmp_path: Path) ->
     assert item.result["payload"] == {"later": True}
     assert len(runs) == 1 and runs[0].redrive == 0
     assert len(up.requests_to("/orders")) == 2
+
+
+async def test_a_store_failure_during_a_step_leaves_the_run_to_be_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write refused by the store in mid-step (a lost connection) is not the step's failure:
+    the run is not failed but resumed from its item, and the payload still arrives once."""
+    monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
+    async with Upstream() as up:
+        up.route("/orders", body={"ok": True})
+        project = make(tmp_path, {"connectors/wh.yaml": connector(up.url),
+                                  "flows/push.yaml": PUSH})
+        async with running_engine(project) as engine:
+            write = engine.store.write
+            refused: list[str] = []
+
+            async def flaky(*ops: Any) -> Any:
+                # The attempt's own save (before it is sent) fails once, as a store outage.
+                if not refused and any(isinstance(op, SaveAttempt) for op in ops):
+                    refused.append("once")
+                    raise StoreError("writing to the store: the connection is lost")
+                return await write(*ops)
+
+            monkeypatch.setattr(engine.store, "write", flaky)
+            run = await engine.runner.wait_for(await engine.runner.start("push", {"id": 1}), 10)
+
+    assert refused == ["once"]
+    assert (run.status, run.error) == ("succeeded", None)
+    assert len(up.requests_to("/orders")) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,16 @@ async def test_insert_and_get_run_round_trips_every_field(store: Store) -> None:
     assert await store.write(InsertRun(run)) == [None]
     assert await store.get_run("r1") == run
     assert await store.get_run("missing") is None
+
+
+async def test_values_that_look_like_sql_are_stored_as_they_are(store: Store) -> None:
+    """Values go in as values, whatever they hold (PostgreSQL binds them client-side into one
+    query per group commit: quotes, backslashes, placeholders and `;` must not leak out)."""
+    tricky = "it's \\' \"; DROP TABLE runs; -- %(id)s $1 %s \u00fc \n;"
+    run = replace(a_run("r-sql"), input={"text": tricky, tricky: [tricky]}, error=tricky)
+    await store.write(InsertRun(run), InsertLogs([LogLine("r-sql", tricky, 1.0)]))
+    assert await store.get_run("r-sql") == run
+    assert [line.message for line in await store.get_logs("r-sql")] == [tricky]
 
 
 async def test_update_run_changes_only_named_fields(store: Store) -> None:
@@ -162,6 +173,17 @@ async def test_claim_orders_by_priority_then_run_at(store: Store) -> None:
     assert all(i.status == "leased" and i.lease_owner == "w" and i.attempts == 1 for i in first)
     assert [i.id for i in await store.claim("w", limit=3)] == ["late-low"]
     assert await store.claim("w") == []
+
+
+async def test_claimed_items_carry_the_run_they_name(store: Store) -> None:
+    """A claim reads the run each item's payload names with the items (no read after it);
+    items naming no run, or one that does not exist, carry none."""
+    run = a_run("r9")
+    await store.write(InsertRun(run), Enqueue("a", "run", {"run_id": "r9"}),
+                      Enqueue("b", "run", {"run_id": "gone"}), Enqueue("c", "k", [1, 2]),
+                      Enqueue("d", "k", None), Enqueue("e", "k", {"run_id": 9}))
+    claimed = {item.id: item.run for item in await store.claim("w", limit=10)}
+    assert claimed == {"a": run, "b": None, "c": None, "d": None, "e": None}
 
 
 async def test_future_items_are_not_claimable(store: Store) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from interlink import worker as worker_module
+from interlink.errors import StoreError
 from interlink.store import Complete, QueueItem, open_store
 from interlink.worker import MAX_CRASHES, Worker
 
@@ -64,6 +65,38 @@ async def test_a_crashing_handler_loses_nothing_and_ends_broken(
         assert item is not None
         assert (item.status, item.attempts, calls) == ("broken", MAX_CRASHES, MAX_CRASHES)
         assert item.last_error == "handler crashed: RuntimeError: bug in a handler"
+
+
+async def test_a_crash_the_store_cannot_record_is_left_to_the_lease(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A handler that failed because the store is away, whose crash cannot be recorded
+    either: the worker logs it and goes on; the item is claimed again once its lease ends."""
+    monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
+    calls = 0
+    done = asyncio.Event()
+    async with open_store(f"sqlite:///{tmp_path}/s.db", tmp_path) as store:
+        write = store.write
+
+        async def handle(item: QueueItem, owner: str) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                async def away(*ops: object) -> None:
+                    monkeypatch.setattr(store, "write", write)  # back after this one
+                    raise StoreError("writing to the store: the connection is lost")
+
+                monkeypatch.setattr(store, "write", away)
+                raise StoreError("writing to the store: the connection is lost")
+            await store.write(Complete(item.id, owner, keep=False))
+            done.set()
+
+        await store.enqueue("k", None, item_id="q1")
+        worker = Worker(store, {"k": handle}, poll_s=0.05, lease_s=0.3)
+        await run_until(worker, done)
+        assert calls == 2
+        assert await store.list_items() == []
+    assert "recording the crash failed" in caplog.text
 
 
 async def test_leases_are_renewed_while_a_handler_runs(tmp_path: Path) -> None:

@@ -65,8 +65,9 @@ def test_bad_urls_are_refused(url: str) -> None:
 def test_both_backends_define_the_same_queries_with_the_same_parameters() -> None:
     """Every named query exists on both backends and takes the same parameters."""
     lite, pg = load_queries("sqlite"), load_queries("postgres")
-    assert set(lite) == set(pg)
-    for name in lite:
+    # SQLite's claim reads its runs with a second query; PostgreSQL's joins them.
+    assert set(lite) - {"claimed_runs"} == set(pg)
+    for name in pg:
         lite_params = set(re.findall(r"(?<![:\w]):(\w+)", lite[name]))
         pg_params = set(re.findall(r"%\((\w+)\)s", pg[name]))
         assert lite_params == pg_params, name

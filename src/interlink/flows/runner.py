@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 
 from interlink.connectors.client import ConnectorClient
-from interlink.errors import Conflict, RunError
+from interlink.errors import Conflict, RunError, StoreError
 from interlink.expressions import Template
 from interlink.flows.steps import STEP_KINDS, Done, Failed, StepContext, StepOutcome, Wait
 from interlink.ids import derived_id, new_id
@@ -499,8 +499,11 @@ class FlowRunner:
     async def _run_step(self, ctx: StepContext, step: Any, bucket: list[Any]) -> StepOutcome:
         try:
             return await STEP_KINDS[step.type](ctx, step, bucket)
-        except Conflict:
-            raise  # another process owns the run now: record nothing
+        except StoreError:
+            # Conflict: another process owns the run now. Any other: the store could not take
+            # a write (an outage); the step did not fail, so record nothing and let the item
+            # be claimed again, resuming the step from what the store has.
+            raise
         except Exception as exc:
             log.exception("run %s step %s crashed", ctx.run.id, step.id)
             return Failed(f"step {step.id}: internal error: {type(exc).__name__}: {exc}")

@@ -1,7 +1,7 @@
 """Group commit on PostgreSQL: concurrent `write()`s batched into one transaction.
 
 Each `write()` is a *job* (its planned statements). One writer task takes every job pending,
-sends all their statements in one transaction over one connection in pipeline mode (no round
+sends all their statements in one transaction over one connection as a single query (no round
 trip per statement), commits once — one WAL flush for the whole batch — then answers each
 caller. As on SQLite, the batch first runs optimistically; if a job fails (`LeaseLost`,
 `Conflict`, a constraint) the transaction is rolled back and the batch runs again with a
@@ -11,6 +11,9 @@ savepoint per job, so that job fails alone and the others commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -47,6 +50,7 @@ class GroupCommit:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._prepared = _Prepared()
         self.commits = 0
         """Transactions committed; with group commit far fewer than writes."""
         self.jobs = 0
@@ -90,7 +94,7 @@ class GroupCommit:
         try:
             async with self._connect() as conn:
                 try:
-                    outcomes = await _optimistic(conn, batch)
+                    outcomes = await _optimistic(conn, batch, self._prepared)
                 except _JobFailed:
                     outcomes = await _isolated(conn, batch)
         except (psycopg.Error, OSError) as exc:  # the connection or the server failed
@@ -112,40 +116,117 @@ class GroupCommit:
                 job.future.set_result(outcome)
 
 
-async def _optimistic(conn: psycopg.AsyncConnection[Any], batch: list[_Job]) -> list[Any]:
-    """Every job's statements pipelined in one transaction; `_JobFailed` if one fails."""
-    sent: list[tuple[Statement, psycopg.AsyncCursor[Any]]] = []
+async def _optimistic(conn: psycopg.AsyncConnection[Any], batch: list[_Job],
+                      prepared: _Prepared) -> list[Any]:
+    """Every job's statements in one transaction, sent as one query; `_JobFailed` if one
+    fails.
+
+    psycopg's pipeline mode costs ~28 µs of Python a statement (a cursor, a conversion and a
+    socket wait each; measured with 100-statement transactions). Instead each statement is an
+    `EXECUTE` of a statement prepared once a connection, its values bound client-side
+    (psycopg's quoting, as `ClientCursor` does), all joined after `BEGIN` into one simple
+    query: one message and one wait for the whole batch, ~9 µs a statement, and no parsing
+    or planning on the server. The row counts are checked before `COMMIT`."""
+    binder = psycopg.AsyncClientCursor(conn)
+    texts = ["BEGIN"]
+    sent: list[Statement] = []
+    for job in batch:
+        for statements in job.planned:
+            for statement in statements:
+                call = await prepared.call(conn, statement.sql)
+                for params in _rows_of(statement):
+                    texts.append(binder.mogrify(call, params))
+                    sent.append(statement)
+    cur = conn.cursor()
+    counts: list[int] = []
     try:
-        async with conn.transaction():
-            async with conn.pipeline():
-                for job in batch:
-                    for statements in job.planned:
-                        for statement in statements:
-                            cur = conn.cursor()
-                            if statement.many:
-                                assert isinstance(statement.params, list)
-                                await cur.executemany(statement.sql, statement.params)
-                            else:
-                                await cur.execute(statement.sql, statement.params)
-                            sent.append((statement, cur))
-            # The pipeline has synced: every row count is known; a refused job rolls back all.
-            if any(s.must_change is not None and cur.rowcount != 1 for s, cur in sent):
-                raise _JobFailed
+        # A newline before each `;`: a statement may end in a `--` comment.
+        await cur.execute("\n;\n".join(texts))
+        while cur.nextset():
+            counts.append(cur.rowcount)
+        if any(s.must_change is not None and n != 1 for s, n in zip(sent, counts, strict=True)):
+            await conn.execute("ROLLBACK")
+            raise _JobFailed
+        await conn.execute("COMMIT")
     except psycopg.Error as exc:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute("ROLLBACK")
         raise _JobFailed from exc
     results: list[Any] = []
-    counts = iter(sent)
+    changed = iter(counts)
     for job in batch:
         job_results = []
         for statements in job.planned:
             result = None
-            for _ in statements:
-                statement, cur = next(counts)
+            for statement in statements:
+                rows = sum(next(changed) for _ in _rows_of(statement))
                 if statement.found:
-                    result = cur.rowcount > 0
+                    result = rows > 0
             job_results.append(result)
         results.append(job_results)
     return results
+
+
+def _rows_of(statement: Statement) -> list[dict[str, Any]]:
+    """The parameter sets of a statement: one, or one a row for a `many` one."""
+    if statement.many:
+        assert isinstance(statement.params, list)
+        return statement.params
+    assert isinstance(statement.params, dict)
+    return [statement.params]
+
+
+class _Prepared:
+    """The statements prepared on each connection of the pool, by SQL text.
+
+    `call(conn, sql)` gives what to send for `sql` on `conn`: `EXECUTE name(%(a)s, …)` once
+    `sql` is prepared there (it is, the first time), or `sql` itself if PostgreSQL could not
+    infer its parameters' types (it is then parsed each time, which costs only speed)."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, str | None] = {}  # SQL → prepared statement name, or None
+        self._calls: dict[str, str] = {}  # SQL → its EXECUTE, with named placeholders
+        self._done: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], set[str]] = \
+            weakref.WeakKeyDictionary()
+
+    async def call(self, conn: psycopg.AsyncConnection[Any], sql: str) -> str:
+        name = self._names.get(sql, "")
+        if name is None:
+            return sql
+        done = self._done.setdefault(conn, set())
+        if name in done:
+            return self._calls[sql]
+        if not name:
+            name = self._names[sql] = f"interlink_{len(self._names)}"
+        numbered, order = _numbered(sql)
+        try:
+            await conn.execute(f"PREPARE {name} AS {numbered}")
+        except psycopg.OperationalError:
+            raise  # the connection, not the statement
+        except psycopg.Error:
+            self._names[sql] = None
+            return sql
+        done.add(name)
+        args = ", ".join(f"%({param})s" for param in order)
+        self._calls[sql] = f"EXECUTE {name}({args})" if order else f"EXECUTE {name}"
+        return self._calls[sql]
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+def _numbered(sql: str) -> tuple[str, list[str]]:
+    """`sql` with `%(name)s` placeholders as `$1`, `$2`…, and the names in that order."""
+    order: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        param = match.group(1)
+        if param not in order:
+            order.append(param)
+        return f"${order.index(param) + 1}"
+
+    return _PLACEHOLDER.sub(number, sql), order
 
 
 async def _isolated(conn: psycopg.AsyncConnection[Any], batch: list[_Job]) -> list[Any]:

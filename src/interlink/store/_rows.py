@@ -174,13 +174,23 @@ def log_from_row(row: Row) -> LogLine:
     return LogLine(*row)
 
 
-def item_from_row(row: Row) -> QueueItem:
-    """A `queue` row selected in field order."""
+def item_from_row(row: Row, run: RunRecord | None = None) -> QueueItem:
+    """A `queue` row selected in field order (and the run it names, if read with it)."""
     (id_, kind, payload, status, priority, run_at, attempts, created_at, updated_at,
      lease_owner, lease_expires_at, last_error, result) = row
     return QueueItem(id_, kind, load_json(payload), status, priority, run_at, attempts,
                      created_at, updated_at, lease_owner, lease_expires_at, last_error,
-                     load_json(result))
+                     load_json(result), run)
+
+
+#: how many columns of a row of `queue` joined with `runs` are the item's
+_ITEM_COLUMNS = 13
+
+
+def item_with_run_from_row(row: Row) -> QueueItem:
+    """A `queue` row joined with the run its payload names (all NULL if none)."""
+    run = row[_ITEM_COLUMNS:]
+    return item_from_row(row[:_ITEM_COLUMNS], None if run[0] is None else run_from_row(run))
 
 
 def named_runs(items: Sequence[QueueItem]) -> list[str]:
@@ -190,7 +200,7 @@ def named_runs(items: Sequence[QueueItem]) -> list[str]:
 
 
 def with_runs(items: Sequence[QueueItem], rows: Sequence[Row]) -> list[QueueItem]:
-    """`items`, each with the run its payload names (of `rows`, selected as `get_runs`)."""
+    """`items`, each with the run its payload names (of `rows`, as SQLite's `claimed_runs`)."""
     runs = {run.id: run for run in map(run_from_row, rows)}
     return [replace(item, run=runs.get(str(item.payload.get("run_id"))))
             if isinstance(item.payload, dict) else item for item in items]

@@ -189,10 +189,7 @@ class PostgresStore(NamedQueryReads):
             "owner": owner, "now": now, "expires_at": now + lease_s, "limit": limit,
             "kinds": None if kinds is None else list(kinds),
         })
-        items = [_rows.item_from_row(row) for row in rows]
-        named = _rows.named_runs(items)
-        if named:
-            items = _rows.with_runs(items, await self._fetch("get_runs", {"ids": named}))
+        items = [_rows.item_with_run_from_row(row) for row in rows]
         return sorted(items, key=lambda item: (-item.priority, item.run_at, item.id))
 
     async def extend_leases(self, owner: str, item_ids: Sequence[str], lease_s: float) -> set[str]:

@@ -311,7 +311,7 @@ class SqliteStore(NamedQueryReads):
         query = self._queries["claim"]
         kinds_json = None if kinds is None else orjson.dumps(list(kinds)).decode()
 
-        runs_query = self._queries["get_runs"]
+        runs_query = self._queries["claimed_runs"]
 
         def claim(conn: sqlite3.Connection, now: float) -> list[QueueItem]:
             rows = conn.execute(query, {

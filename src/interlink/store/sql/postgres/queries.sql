@@ -99,7 +99,9 @@ ON CONFLICT (name) DO UPDATE SET
 -- Two index walks — due ready items in claim order (queue_ready), expired leases — each
 -- locking at most :limit rows with SKIP LOCKED (so any number of workers claim at once
 -- without waiting on each other) and stopping there, then a primary-key update of the first
--- :limit of them: a claim costs the same at any backlog.
+-- :limit of them: a claim costs the same at any backlog. Each item comes with the run its
+-- payload names (`run_id`), looked up by primary key (LATERAL: one probe a claimed item, never a
+-- scan of the runs): one round trip, no read after the claim.
 WITH ready AS (
     SELECT id, priority, run_at FROM queue
     WHERE status = 'ready' AND run_at <= %(now)s
@@ -118,13 +120,22 @@ WITH ready AS (
     SELECT id FROM (SELECT * FROM ready UNION ALL SELECT * FROM expired) AS candidates
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
+), claimed AS (
+    UPDATE queue AS q
+    SET status = 'leased', lease_owner = %(owner)s, lease_expires_at = %(expires_at)s,
+        attempts = q.attempts + 1, updated_at = %(now)s
+    WHERE q.id = ANY (ARRAY(SELECT id FROM picked))
+    RETURNING q.id, q.kind, q.payload, q.status, q.priority, q.run_at, q.attempts,
+              q.created_at, q.updated_at, q.lease_owner, q.lease_expires_at, q.last_error,
+              q.result
 )
-UPDATE queue AS q
-SET status = 'leased', lease_owner = %(owner)s, lease_expires_at = %(expires_at)s,
-    attempts = q.attempts + 1, updated_at = %(now)s
-WHERE q.id = ANY (ARRAY(SELECT id FROM picked))
-RETURNING q.id, q.kind, q.payload, q.status, q.priority, q.run_at, q.attempts, q.created_at,
-          q.updated_at, q.lease_owner, q.lease_expires_at, q.last_error, q.result
+SELECT c.id, c.kind, c.payload, c.status, c.priority, c.run_at, c.attempts, c.created_at,
+       c.updated_at, c.lease_owner, c.lease_expires_at, c.last_error, c.result,
+       r.id, r.flow, r.status, r.trigger, r.input, r.flow_spec, r.created_at, r.retry_of,
+       r.retry_count, r.step_index, r.bucket, r.error, r.started_at, r.finished_at,
+       r.updated_at, r.redrive, r.variables, r.wake
+FROM claimed AS c
+LEFT JOIN LATERAL (SELECT * FROM runs WHERE runs.id = c.payload::jsonb ->> 'run_id') AS r ON true
 
 -- name: extend_leases
 UPDATE queue SET lease_expires_at = %(expires_at)s, updated_at = %(now)s
@@ -226,12 +237,6 @@ DELETE FROM dedupe WHERE expires_at <= %(before)s
 
 -- name: purge_cache
 DELETE FROM cache WHERE expires_at <= %(before)s
-
--- name: get_runs
--- The runs claimed items name, read in the claim's own job.
-SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count, step_index,
-       bucket, error, started_at, finished_at, updated_at, redrive, variables, wake
-FROM runs WHERE id = ANY(%(ids)s::text[])
 
 -- ui overview
 -- The web UI's overview (interlink.store._stats): runs and attempts since a time, counted.

@@ -227,8 +227,9 @@ DELETE FROM dedupe WHERE expires_at <= :before
 -- name: purge_cache
 DELETE FROM cache WHERE expires_at <= :before
 
--- name: get_runs
--- The runs claimed items name, read in the claim's own job.
+-- name: claimed_runs
+-- The runs claimed items name, read in the claim's own job (SQLite only: its UPDATE … RETURNING
+-- cannot be joined, as the PostgreSQL claim is).
 SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count, step_index,
        bucket, error, started_at, finished_at, updated_at, redrive, variables, wake
 FROM runs WHERE id IN (SELECT value FROM json_each(:ids))
