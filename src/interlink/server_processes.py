@@ -18,12 +18,17 @@ and store connections. The parent only binds, starts, watches and stops them. Wh
   parent never opens the store or an event loop, so nothing half-shared (pool connections, a
   writer thread, uvloop's state) is copied. The sockets travel with the spawn:
   `multiprocessing` passes their descriptors to the new process.
-- **Supervised, without spinning.** A child that ends unasked for is logged and replaced at
-  once. A child that ends before it said it was ready (listening, its worker claiming) failed
-  to start: during the first start that ends everything with its reason (exit 1, as a single
-  `serve` would); later, replacements wait 1 s, 2 s, 4 s … (at most `MAX_BACKOFF_S`), and
-  after `MAX_START_FAILURES` failed starts in a row, with no child becoming ready between
-  them, the parent stops the others and gives up with the last reason.
+- **Supervised, without spinning.** A child that ends unasked for is logged and replaced: at
+  once if it had served `STABLE_S` or longer, else after 1 s, 2 s, 4 s … (at most
+  `MAX_BACKOFF_S`) for each such early end in a row, so a child that crashes under load
+  does not make the parent spawn interpreters in a loop. A child that ends before it said it
+  was ready (listening, its worker claiming) failed to start: during the first start that
+  ends everything with its reason (exit 1, as a single `serve` would); later, replacements
+  wait the same way, and after `MAX_START_FAILURES` failed starts in a row, with no child
+  becoming ready between them, the parent stops the others and gives up with the last
+  reason. A replacement reads the project files anew; one whose store or listeners are no
+  longer those the parent started with (the store URL edited, `admin.listen` added or
+  removed) refuses to start, saying so: those take a restart of `serve`.
 - **Stopping.** SIGTERM or SIGINT to the parent: SIGTERM to every child, which stops taking
   connections and finishes what it holds (the single-process path), then exit 0; a second
   SIGINT kills them. On Linux each child asks for SIGTERM when the parent dies
@@ -62,8 +67,10 @@ log = logging.getLogger("interlink.server")
 
 #: failed starts in a row (no child became ready between them) before the parent gives up
 MAX_START_FAILURES = 5
-#: longest wait before replacing a child that failed to start
+#: longest wait before replacing a child that failed to start (or ended soon after)
 MAX_BACKOFF_S = 30.0
+#: a child that served this long before it ended is replaced at once
+STABLE_S = 10.0
 #: a SIGINT this soon after the first is the same one (`timeout -s INT` sends it to the
 #: process and then to its group)
 SAME_SIGNAL_S = 0.5
@@ -107,7 +114,8 @@ def serve_processes(project: Project, workers: int, *, host: str | None = None,
         sockets.append(_listen(project.name, host, server.port if port is None else port))
         if admin.listen is not None:
             sockets.append(_listen(project.name, admin.listen.host, admin.listen.port))
-        child = _ChildArgs(project.root, sockets, with_worker, log_format, os.getpid())
+        child = _ChildArgs(project.root, sockets, with_worker, log_format, os.getpid(),
+                           project.config.store)
         reason = _Supervisor(child, workers, serving).run()
     finally:
         for sock in sockets:
@@ -141,6 +149,8 @@ class _ChildArgs:
     with_worker: bool
     log_format: str | None
     parent: int
+    #: the store URL the parent started with: a replacement must use the same
+    store: str
 
 
 def _child_main(args: _ChildArgs, said: Connection) -> None:
@@ -163,6 +173,7 @@ def _child_main(args: _ChildArgs, said: Connection) -> None:
 
     try:
         project = load_project(args.root)
+        _check_unchanged(project, args)
         serve_sockets(project, args.sockets, with_worker=args.with_worker,
                       log_format=args.log_format, ready=serves)
     except InterlinkError as exc:
@@ -173,6 +184,19 @@ def _child_main(args: _ChildArgs, said: Connection) -> None:
     except Exception as exc:
         say(f"{type(exc).__name__}: {exc}")
         raise  # multiprocessing prints the traceback
+
+
+def _check_unchanged(project: Project, args: _ChildArgs) -> None:
+    """Refuse to serve a project whose store or listeners changed since the parent bound its
+    sockets (a replacement reads the files anew): that takes a restart of `serve`."""
+    listeners = 1 if project.config.admin.listen is None else 2
+    if project.config.store != args.store:
+        # Not the URLs themselves: they may hold a password.
+        raise ServerError("the project's store changed since serve started; restart serve "
+                          "to use the new one")
+    if listeners != len(args.sockets):
+        raise ServerError(f"admin.listen was {'added' if listeners > 1 else 'removed'} since "
+                          "serve started; restart serve to apply it")
 
 
 def _die_with_parent(parent: int) -> None:
@@ -193,6 +217,8 @@ class _Child:
     #: the pid of the ready child this one replaces (None: one of the first)
     replaces: int | None
     ready: bool = False
+    #: when it became ready (monotonic)
+    ready_at: float = 0.0
     reason: str = ""
 
 
@@ -213,6 +239,8 @@ class _Supervisor:
         self.stopped_at = 0.0
         self.ever_ready = False
         self.failures = 0
+        #: ready children in a row that ended within STABLE_S of becoming ready
+        self.early_ends = 0
         self.gave_up: str | None = None
 
     def run(self) -> str | None:
@@ -323,6 +351,7 @@ class _Supervisor:
 
     def _ready(self, child: _Child) -> None:
         child.ready = self.ever_ready = True
+        child.ready_at = time.monotonic()
         self.failures = 0
         if child.replaces is not None:
             log.info("server process %s serves in place of %s", child.process.pid,
@@ -343,8 +372,17 @@ class _Supervisor:
             return
         how, pid = _how(child.process.exitcode), _pid(child)
         if child.ready:
-            log.warning("server process %s ended (%s); starting another", pid, how)
-            self.due.append((time.monotonic(), pid))
+            served = time.monotonic() - child.ready_at
+            if served >= STABLE_S:
+                self.early_ends = 0
+                log.warning("server process %s ended (%s); starting another", pid, how)
+                self.due.append((time.monotonic(), pid))
+                return
+            self.early_ends += 1
+            delay = min(2.0 ** (self.early_ends - 1), MAX_BACKOFF_S)
+            log.warning("server process %s ended (%s) %.1fs after it was ready; starting "
+                        "another in %gs", pid, how, served, delay)
+            self.due.append((time.monotonic() + delay, pid))
             return
         reason = child.reason or f"it ended ({how}) before it was ready"
         self.failures += 1

@@ -15,6 +15,11 @@ basic, API key, bearer, HMAC, replay-proof HMAC with its nonces). A failed check
 the services' error body (and the package's challenge) and starts no run. With HMAC the
 body is read first, within `server.limits.max_body`, because the signature covers it;
 otherwise an unauthenticated caller's body is never read.
+
+A request whose `Idempotency-Key` (the trigger's `delivery_header`) this flow has seen before
+starts no run: it is answered with the first one's run — so a sender that retries a call it got
+no answer to (a timeout, a 503 whose commit went through) makes one run, not two. The store keeps
+the key unique (the run's start key) across every process.
 """
 
 from __future__ import annotations
@@ -50,6 +55,20 @@ log = logging.getLogger("interlink.webhooks")
 
 #: seconds a webhook sender is asked to wait (`Retry-After`) when the store is unavailable
 STORE_RETRY_AFTER_S = 5
+#: the longest delivery key (`Idempotency-Key`) accepted; a longer one is a 400
+MAX_DELIVERY_KEY = 255
+
+
+class _Route:
+    """A webhook: the flow it starts, who may call it, how it is answered, its delivery key."""
+
+    __slots__ = ("auth", "delivery_header", "flow", "respond")
+
+    def __init__(self, flow: str, auth: Authenticator, trigger: WebhookTrigger) -> None:
+        self.flow = flow
+        self.auth = auth
+        self.respond = trigger.respond
+        self.delivery_header = trigger.delivery_header  # as configured, for messages
 
 
 class Webhooks:
@@ -60,14 +79,13 @@ class Webhooks:
         self.app = app
         self.limits = engine.project.config.server.limits
         packages = engine.project.config.packages
-        #: (method, path) → the flow it starts, who may call it, how it is answered
-        self.routes: dict[tuple[str, str], tuple[str, Authenticator, WebhookRespond | None]] = {}
+        self.routes: dict[tuple[str, str], _Route] = {}
         for flow in engine.project.flows.values():
             trigger = flow.trigger
             if isinstance(trigger, WebhookTrigger):
                 package = packages.get(trigger.package or "")
                 auth = build_authenticator(package.auth if package is not None else None)
-                self.routes[(trigger.method, trigger.path)] = (flow.name, auth, trigger.respond)
+                self.routes[(trigger.method, trigger.path)] = _Route(flow.name, auth, trigger)
 
     @staticmethod
     def methods(project: Project) -> dict[str, str]:
@@ -85,12 +103,13 @@ class Webhooks:
         if found is None:
             await self.app(scope, receive, send)
             return
-        flow, auth, respond = found
+        flow, auth, respond = found.flow, found.auth, found.respond
         length, limit = content_length(scope["headers"]), self.limits.max_body
+        headers = decode_headers(scope["headers"])
         try:
             raw = await read_body(receive, length, limit) if auth.needs_body else b""
-            caller = auth.check(decode_headers(scope["headers"]),
-                                decode_query(scope.get("query_string", b"")), raw, scope)
+            caller = auth.check(headers, decode_query(scope.get("query_string", b"")), raw,
+                                scope)
             if not auth.needs_body:
                 raw = await read_body(receive, length, limit)
             payload = await payload_of(raw, self.limits)
@@ -101,17 +120,22 @@ class Webhooks:
             status, body = unreadable(exc)
             await send_response(send, Response(status, body, JSON))
             return
-        # A signed request's nonce commits with its run, or neither does: a request refused
-        # for want of a store may be sent again, and a replay is refused.
+        delivery = headers.get(found.delivery_header.lower()) or None \
+            if found.delivery_header else None
+        if delivery is not None and len(delivery) > MAX_DELIVERY_KEY:
+            await send_response(send, Response(400, error_body(
+                "request", f"{found.delivery_header} is longer than {MAX_DELIVERY_KEY} "
+                "characters"), JSON))
+            return
         try:
-            run_id = await self.engine.runner.start(flow, payload, trigger="webhook",
-                                                    also=nonce_writes(caller))
+            run_id, run_status = await self._accept(flow, payload, caller, delivery)
         except Conflict:  # the nonce: this signed request was accepted before
             await _refuse(send, replayed())
             return
         except StoreError as exc:
-            # Almost always nothing was committed (a connection that breaks during COMMIT
-            # leaves it unknown): the caller may send it again, a 5xx every sender retries.
+            # Almost always nothing was committed; a connection that breaks during COMMIT
+            # leaves it unknown, which a delivery key makes safe: sent again, the call finds
+            # its run if it was committed. A 5xx every sender retries.
             log.warning("webhook %s: accepting a run of %s failed: %s", scope["path"], flow,
                         self.engine.redactor.text(str(exc)))
             await send_response(send, Response(
@@ -128,8 +152,28 @@ class Webhooks:
             if answer is not None:
                 await send_response(send, answer)
                 return
-        body = orjson.dumps({"run_id": run_id, "status": "queued"})
+        body = orjson.dumps({"run_id": run_id, "status": run_status})
         await send_response(send, Response(202, body, JSON))
+
+    async def _accept(self, flow: str, payload: Any, caller: Any,
+                      delivery: str | None) -> tuple[str, str]:
+        """Queue the run of a call (its id, "queued"), or find the run of the delivery seen
+        before (its id and status). `Conflict`: a replayed signed request.
+
+        A signed request's nonce commits with its run, or neither does: a request refused for
+        want of a store may be sent again, and a replay is refused — unless it names a
+        delivery already accepted, which is then what it gets.
+        """
+        key = None if delivery is None else f"webhook:{flow}:{delivery}"
+        try:
+            run_id = await self.engine.runner.start(flow, payload, trigger="webhook",
+                                                    also=nonce_writes(caller), key=key)
+        except Conflict:
+            seen = None if key is None else await self.engine.store.get_run_by_key(key)
+            if seen is None:
+                raise
+            return seen.id, seen.status
+        return run_id, "queued"
 
     async def _run_answer(self, run_id: str, payload: Any,
                           respond: WebhookRespond) -> Response | None:

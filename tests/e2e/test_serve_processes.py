@@ -176,8 +176,10 @@ async def test_a_killed_child_is_replaced_and_no_run_is_lost_or_doubled(
             victim = min(children)
             os.kill(victim, signal.SIGKILL)
             accepted += await post_orders(port, range(40, 80))  # the other child answers
-            line = f"server process {victim} ended (signal 9); starting another"
-            await wait_until("the kill logged", lambda: line in log_text(log))
+            # Killed soon after it served: replaced after a pause (no spawning in a loop).
+            line = re.compile(rf"server process {victim} ended \(signal 9\)( [\d.]+s after "
+                              r"it was ready)?; starting another")
+            await wait_until("the kill logged", lambda: line.search(log_text(log)) is not None)
             now = await processes(proc.pid, 2, without=frozenset({victim}))
             await present(store, now - children)  # the replacement works too
             accepted += await post_orders(port, range(80, 100))

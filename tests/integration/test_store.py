@@ -369,6 +369,8 @@ async def test_one_run_per_start_key_whatever_its_id(store: Store) -> None:
                       InsertRun(a_run("r5")))
     assert {r.id for r in await store.list_runs()} == {"r1", "r3", "r4", "r5"}
     assert [i.id for i in await store.list_items()] == ["q1"]
+    assert await store.get_run_by_key("schedule:f:1000") == await store.get_run("r1")
+    assert await store.get_run_by_key("schedule:f:3000") is None
 
 
 # --- sessions, credentials, locks ------------------------------------------------------------

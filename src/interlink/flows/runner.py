@@ -188,11 +188,13 @@ class FlowRunner:
             raise RunError(f"flow {name!r} is not defined in this project") from None
 
     async def start(self, flow: str, input: Any, *, trigger: str = "api",
-                    run_at: float | None = None, also: Sequence[WriteOp] = ()) -> str:
+                    run_at: float | None = None, also: Sequence[WriteOp] = (),
+                    key: str | None = None) -> str:
         """Queue a run of `flow` with `input` durably; returns the run id. `also` commits
-        with it or not at all (a webhook's nonce: a request refused is not half-seen)."""
+        with it or not at all (a webhook's nonce: a request refused is not half-seen). With
+        `key`, a run queued under the same key before makes this raise `Conflict` instead."""
         run = self.new_run(self.flow(flow), input, trigger=trigger)
-        await self.store.write(InsertRun(run), Enqueue(new_id("q_"), RUN_KIND,
+        await self.store.write(InsertRun(run, key=key), Enqueue(new_id("q_"), RUN_KIND,
                                                        {"run_id": run.id}, run_at), *also)
         return run.id
 

@@ -58,6 +58,10 @@ class WebhookTrigger(Spec):
         None, description="package in interlink.yaml whose auth callers must pass")
     respond: WebhookRespond | None = Field(
         None, description="answer with the run's output when it ends within `respond.wait`")
+    delivery_header: str | None = Field(
+        "Idempotency-Key", pattern=r"^[A-Za-z0-9-]+$",
+        description="request header naming a delivery: a request whose value this flow has "
+                    "seen starts no run and is answered with the first one's (null: off)")
 
 
 class ScheduleTrigger(Spec):

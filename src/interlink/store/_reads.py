@@ -57,6 +57,11 @@ class NamedQueryReads(UiReads, Store):
         rows = await self._fetch("get_run", {"id": run_id})
         return _rows.run_from_row(rows[0]) if rows else None
 
+    async def get_run_by_key(self, key: str) -> RunRecord | None:
+        """The run queued under start key `key`, or None."""
+        rows = await self._fetch("get_run_by_key", {"key": key})
+        return _rows.run_from_row(rows[0]) if rows else None
+
     async def find_runs(self, query: RunQuery, *, cursor: str | None = None,
                         limit: int = 50) -> RunPage:
         """A page of the runs matching `query`, newest first; see `Store.find_runs`."""

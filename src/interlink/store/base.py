@@ -107,6 +107,10 @@ class Store(abc.ABC):
     async def get_run(self, run_id: str) -> RunRecord | None:
         """One run, or None."""
 
+    @abc.abstractmethod
+    async def get_run_by_key(self, key: str) -> RunRecord | None:
+        """The run queued under a start key (`InsertRun(key=…)`), or None."""
+
     async def list_runs(
         self, *, flow: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[RunRecord]:

@@ -149,6 +149,12 @@ SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_
        bucket, error, started_at, finished_at, updated_at, redrive, variables, wake
 FROM runs WHERE id = :id
 
+-- name: get_run_by_key
+-- The run queued under a start key (a webhook's delivery key, a schedule's fire time).
+SELECT id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count, step_index,
+       bucket, error, started_at, finished_at, updated_at, redrive, variables, wake
+FROM runs WHERE start_key = :key
+
 -- name: get_steps
 SELECT run_id, idx, step_id, status, started_at, finished_at, error, output
 FROM steps WHERE run_id = :run_id ORDER BY idx

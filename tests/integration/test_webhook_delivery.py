@@ -1,0 +1,137 @@
+"""A webhook call sent again with the same `Idempotency-Key` (or the trigger's
+`delivery_header`) starts no second run: it is answered with the first call's run — also when
+the first call's answer was lost (a 503 whose commit went through), and for a replay-proof
+signed call sent again as it was."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.types import ASGIApp
+from tests.integration.test_webhook_auth import BODY, SECRET, stamped
+from tests.projects import write_project
+
+from interlink.engine import Engine
+from interlink.errors import StoreError
+from interlink.server import build_app
+from interlink.services import call_app
+from interlink.store import Store
+
+CONFIG = f"""
+    name: t
+    store: sqlite:///.interlink/t.db
+    packages:
+      stamped: {{auth: {{type: hmac, secret: {SECRET}, timestamp_header: X-Timestamp}}}}
+    """
+
+
+def flow(name: str, trigger: str = "") -> str:
+    """A flow `name` whose webhook is /hooks/NAME (`trigger`: more trigger fields)."""
+    return f"""
+        name: {name}
+        trigger: {{type: webhook, path: /hooks/{name}{trigger}}}
+        steps:
+          - {{id: s, type: script, script: scripts/s.py}}
+        """
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[ASGIApp, Engine]]:
+    """`plain` (Idempotency-Key), `github` (X-GitHub-Delivery), `off` (no key), `other`,
+    `stamped` (replay-proof HMAC); no worker, so every run stays queued."""
+    project = write_project(tmp_path, {
+        "interlink.yaml": CONFIG,
+        "scripts/s.py": "def handle(data):\n    return data\n",
+        "flows/plain.yaml": flow("plain"),
+        "flows/other.yaml": flow("other"),
+        "flows/github.yaml": flow("github", ", delivery_header: X-GitHub-Delivery"),
+        "flows/off.yaml": flow("off", ", delivery_header: null"),
+        "flows/stamped.yaml": flow("stamped", ", package: stamped"),
+    })
+    async with Engine(project) as engine:
+        yield build_app(engine, None), engine
+
+
+async def hook(app: ASGIApp, name: str, headers: dict[str, str]) -> tuple[int, Any]:
+    answer = await call_app(app, "POST", f"/hooks/{name}", headers=headers, body=BODY)
+    return answer.status, answer.json()
+
+
+async def runs_of(store: Store, flow: str) -> list[str]:
+    return [run.id for run in await store.list_runs(flow=flow)]
+
+
+async def test_the_same_delivery_twice_is_one_run(served: tuple[ASGIApp, Engine]) -> None:
+    app, engine = served
+    key = {"Idempotency-Key": "order-7-created"}
+    first, again = await hook(app, "plain", key), await hook(app, "plain", key)
+    assert first[0] == again[0] == 202
+    assert first[1] == again[1] == {"run_id": first[1]["run_id"], "status": "queued"}
+    assert await runs_of(engine.store, "plain") == [first[1]["run_id"]]
+    # Another key, no key: new runs. The same key for another flow: that flow's own run.
+    await hook(app, "plain", {"Idempotency-Key": "order-8-created"})
+    await hook(app, "plain", {})
+    other = await hook(app, "other", key)
+    assert len(await runs_of(engine.store, "plain")) == 3
+    assert await runs_of(engine.store, "other") == [other[1]["run_id"]]
+
+
+async def test_the_header_is_the_triggers_own_or_none(served: tuple[ASGIApp, Engine]) -> None:
+    app, engine = served
+    github = {"X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"}
+    assert (await hook(app, "github", github))[1] == (await hook(app, "github", github))[1]
+    await hook(app, "github", {"Idempotency-Key": "k1"})
+    await hook(app, "github", {"Idempotency-Key": "k1"})  # not this trigger's header
+    assert len(await runs_of(engine.store, "github")) == 3
+    await hook(app, "off", {"Idempotency-Key": "k1"})
+    await hook(app, "off", {"Idempotency-Key": "k1"})
+    assert len(await runs_of(engine.store, "off")) == 2
+
+
+async def test_a_key_too_long_is_refused(served: tuple[ASGIApp, Engine]) -> None:
+    app, engine = served
+    status, body = await hook(app, "plain", {"Idempotency-Key": "k" * 256})
+    assert status == 400 and "Idempotency-Key" in body["error"]["message"]
+    assert await runs_of(engine.store, "plain") == []
+    assert (await hook(app, "plain", {"Idempotency-Key": "k" * 255}))[0] == 202
+
+
+async def test_a_call_whose_answer_was_lost_is_answered_with_its_run(
+    served: tuple[ASGIApp, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store commits the run, then the connection breaks before it says so: 503. The
+    sender sends the call again and gets the run that was committed, not a second one."""
+    app, engine = served
+    write = engine.store.write
+
+    async def committed_then_lost(*ops: Any) -> Any:
+        await write(*ops)
+        monkeypatch.setattr(engine.store, "write", write)
+        raise StoreError("writing to the store: the connection is lost")
+
+    monkeypatch.setattr(engine.store, "write", committed_then_lost)
+    key = {"Idempotency-Key": "order-9"}
+    lost = await hook(app, "plain", key)
+    again = await hook(app, "plain", key)
+    assert lost[0] == 503
+    assert again[0] == 202
+    assert await runs_of(engine.store, "plain") == [again[1]["run_id"]]
+
+
+async def test_a_signed_call_sent_again_gets_its_run_a_replay_without_key_is_refused(
+    served: tuple[ASGIApp, Engine]
+) -> None:
+    app, engine = served
+    signed = stamped(BODY, "/hooks/stamped")
+    first = await hook(app, "stamped", {**signed, "Idempotency-Key": "d-1"})
+    again = await hook(app, "stamped", {**signed, "Idempotency-Key": "d-1"})
+    assert (first[0], again[0]) == (202, 202) and first[1] == again[1]
+    # Without a key the nonce alone decides: the same signed call twice is a replay.
+    fresh = stamped(BODY + b" ", "/hooks/stamped")
+    status = [(await call_app(app, "POST", "/hooks/stamped", headers=fresh,
+                              body=BODY + b" ")).status for _ in range(2)]
+    assert status == [202, 401]
+    assert len(await runs_of(engine.store, "stamped")) == 2

@@ -1,0 +1,92 @@
+"""`serve --workers`' supervisor: what it does when a child ends, and what a replacement
+refuses to serve (the end-to-end behaviour is in tests/e2e/test_serve_processes.py)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.projects import write_project
+
+from interlink.errors import ServerError
+from interlink.server_processes import (
+    MAX_BACKOFF_S,
+    STABLE_S,
+    _check_unchanged,
+    _Child,
+    _ChildArgs,
+    _Supervisor,
+)
+
+URL = "postgresql://app:pw-9@db.internal/app"
+
+
+class _Ended:
+    """A child process that has ended (killed), as `_ended` sees it."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.exitcode = -9
+
+    def join(self, timeout: float | None = None) -> None:
+        pass
+
+
+def args(root: Path, sockets: list[socket.socket], store: str = URL) -> _ChildArgs:
+    return _ChildArgs(root, sockets, True, None, 1, store)
+
+
+def ended_after(supervisor: _Supervisor, pid: int, served_s: float) -> float:
+    """A ready child ends having served `served_s`; the delay before its replacement."""
+    child = _Child(_Ended(pid), None, None, ready=True,  # type: ignore[arg-type]
+                   ready_at=time.monotonic() - served_s)
+    supervisor.children.append(child)
+    before = time.monotonic()
+    supervisor._ended(child)
+    at, replaces = supervisor.due.pop()
+    assert replaces == pid
+    return round(at - before)
+
+
+def test_children_ending_soon_after_they_served_are_replaced_later_and_later(
+        tmp_path: Path) -> None:
+    """A crash loop does not spawn interpreters in a loop: 1 s, 2 s, 4 s … up to the cap;
+    a child that served STABLE_S resets it and is replaced at once."""
+    supervisor = _Supervisor(args(tmp_path, []), 2, lambda: None)
+    delays = [ended_after(supervisor, pid, 0.5) for pid in range(1, 9)]
+    assert delays == [1, 2, 4, 8, 16, MAX_BACKOFF_S, MAX_BACKOFF_S, MAX_BACKOFF_S]
+    assert ended_after(supervisor, 10, STABLE_S + 1) == 0
+    assert ended_after(supervisor, 11, 0.5) == 1
+    assert supervisor.gave_up is None  # children that served are never given up on
+
+
+@pytest.fixture
+def two_sockets() -> Iterator[list[socket.socket]]:
+    pair = list(socket.socketpair())
+    yield pair
+    for sock in pair:
+        sock.close()
+
+
+def test_a_replacement_refuses_a_changed_store_without_saying_its_url(
+        tmp_path: Path, two_sockets: list[socket.socket]) -> None:
+    project = write_project(tmp_path, {}, store="postgresql://app:pw-new@db.other/app")
+    with pytest.raises(ServerError, match="store changed since serve started") as raised:
+        _check_unchanged(project, args(tmp_path, two_sockets[:1]))
+    assert "pw-" not in str(raised.value)
+    _check_unchanged(project, args(tmp_path, two_sockets[:1], project.config.store))
+
+
+def test_a_replacement_refuses_listeners_added_or_removed(
+        tmp_path: Path, two_sockets: list[socket.socket]) -> None:
+    project = write_project(tmp_path, {}, store=URL)
+    with pytest.raises(ServerError, match=r"admin\.listen was removed"):
+        _check_unchanged(project, args(tmp_path, two_sockets))
+    with_admin = write_project(tmp_path, {"interlink.yaml": f"name: test\nstore: {URL}\n"
+                                          "admin: {listen: {port: 9999}}\n"})
+    with pytest.raises(ServerError, match=r"admin\.listen was added"):
+        _check_unchanged(with_admin, args(tmp_path, two_sockets[:1]))
+    _check_unchanged(with_admin, args(tmp_path, two_sockets))
