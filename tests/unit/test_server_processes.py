@@ -90,3 +90,26 @@ def test_a_replacement_refuses_listeners_added_or_removed(
     with pytest.raises(ServerError, match=r"admin\.listen was added"):
         _check_unchanged(with_admin, args(tmp_path, two_sockets[:1]))
     _check_unchanged(with_admin, args(tmp_path, two_sockets))
+
+
+def test_after_five_failed_starts_in_a_row_the_parent_gives_up(
+        tmp_path: Path, two_sockets: list[socket.socket]) -> None:
+    """Replacements that cannot start wait 1, 2, 4, 8 s; the fifth failure in a row stops the
+    others (and closes the parent's sockets) and gives up with the last reason."""
+    supervisor = _Supervisor(args(tmp_path, two_sockets), 2, lambda: None)
+    supervisor.ever_ready = True  # the first children served: these are replacements
+    delays = []
+    for pid in range(1, 6):
+        child = _Child(_Ended(pid), None, 99, reason=f"opening the store: no {pid}")  # type: ignore[arg-type]
+        supervisor.children.append(child)
+        before = time.monotonic()
+        supervisor._ended(child)
+        if supervisor.due:
+            at, replaces = supervisor.due.pop()
+            assert replaces == 99
+            delays.append(round(at - before))
+    assert delays == [1, 2, 4, 8]
+    assert supervisor.stopping and supervisor.due == []
+    assert supervisor.gave_up == ("5 server processes in a row could not start; the last: "
+                                  "opening the store: no 5")
+    assert all(sock.fileno() == -1 for sock in two_sockets)
