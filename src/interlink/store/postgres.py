@@ -1,6 +1,6 @@
 """`PostgresStore`: every table on PostgreSQL, shared by any number of processes and machines.
 
-Concurrent `write()`s are batched into one pipelined transaction (group commit,
+Concurrent `write()`s are batched into one transaction sent as one query (group commit,
 `_pg_commit.py`), so many writers share one WAL flush. Claims lock their rows with
 `FOR UPDATE SKIP LOCKED`, so concurrent workers never wait on, or take, each other's items.
 A trigger sends `NOTIFY interlink_queue` whenever an item becomes ready (delivered at commit);
