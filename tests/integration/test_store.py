@@ -451,3 +451,15 @@ async def test_lock_owners_lists_the_live_holders_of_a_prefix(store: Store) -> N
     await store.unlock("worker:b", "b")
     assert await store.lock_owners("worker:") == []
     assert await store.lock_owners("auth:") == ["c"]
+
+
+async def test_a_value_the_store_refuses_fails_its_write_alone(store: Store) -> None:
+    """A NUL in a text (refused by PostgreSQL, kept by SQLite) in one of concurrent writes:
+    the others commit whatever becomes of it."""
+    results = await asyncio.gather(
+        store.write(InsertRun(a_run("ok-1"))),
+        store.write(InsertRun(a_run("nul")), InsertLogs([LogLine("nul", "bin\x00ary", 1.0)])),
+        store.write(InsertRun(a_run("ok-2"))), return_exceptions=True)
+    assert results[0] == results[2] == [None]
+    assert isinstance(results[1], StoreError) or results[1] == [None, None]
+    assert {r.id for r in await store.list_runs()} >= {"ok-1", "ok-2"}

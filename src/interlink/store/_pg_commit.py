@@ -130,16 +130,18 @@ async def _optimistic(conn: psycopg.AsyncConnection[Any], batch: list[_Job],
     binder = psycopg.AsyncClientCursor(conn)
     texts = ["BEGIN"]
     sent: list[Statement] = []
-    for job in batch:
-        for statements in job.planned:
-            for statement in statements:
-                call = await prepared.call(conn, statement.sql)
-                for params in _rows_of(statement):
-                    texts.append(binder.mogrify(call, params))
-                    sent.append(statement)
     cur = conn.cursor()
     counts: list[int] = []
     try:
+        # Inside the try: a value psycopg cannot bind (a NUL in a text) fails its job alone,
+        # in the isolated run, not every job of the batch.
+        for job in batch:
+            for statements in job.planned:
+                for statement in statements:
+                    call = await prepared.call(conn, statement.sql)
+                    for params in _rows_of(statement):
+                        texts.append(binder.mogrify(call, params))
+                        sent.append(statement)
         # A newline before each `;`: a statement may end in a `--` comment.
         await cur.execute("\n;\n".join(texts))
         while cur.nextset():
