@@ -62,13 +62,16 @@ MAX_DELIVERY_KEY = 255
 class _Route:
     """A webhook: the flow it starts, who may call it, how it is answered, its delivery key."""
 
-    __slots__ = ("auth", "delivery_header", "flow", "respond")
+    __slots__ = ("auth", "delivery_header", "delivery_name", "flow", "respond")
 
     def __init__(self, flow: str, auth: Authenticator, trigger: WebhookTrigger) -> None:
         self.flow = flow
         self.auth = auth
         self.respond = trigger.respond
-        self.delivery_header = trigger.delivery_header  # as configured, for messages
+        self.delivery_name = trigger.delivery_header  # as configured, for messages
+        #: as `decode_headers` spells it (lower case), looked up per call
+        self.delivery_header = trigger.delivery_header.lower() if trigger.delivery_header \
+            else ""
 
 
 class Webhooks:
@@ -120,11 +123,10 @@ class Webhooks:
             status, body = unreadable(exc)
             await send_response(send, Response(status, body, JSON))
             return
-        delivery = headers.get(found.delivery_header.lower()) or None \
-            if found.delivery_header else None
+        delivery = headers.get(found.delivery_header) or None
         if delivery is not None and len(delivery) > MAX_DELIVERY_KEY:
             await send_response(send, Response(400, error_body(
-                "request", f"{found.delivery_header} is longer than {MAX_DELIVERY_KEY} "
+                "request", f"{found.delivery_name} is longer than {MAX_DELIVERY_KEY} "
                 "characters"), JSON))
             return
         try:
