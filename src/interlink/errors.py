@@ -6,6 +6,7 @@ InterlinkError
 │   └── ProjectErrors     several ProjectErrors found in one load
 ├── ExpressionError       an expression or template failed while being evaluated
 ├── StoreError            the durable store could not do what was asked
+│   ├── StoreUnavailable  unreachable, busy or closing: the same request may work later
 │   ├── InvalidCursor     a listing cursor the store did not hand out (also a ValueError)
 │   └── Conflict          a write found its record changed by another process (nothing applied)
 │       └── LeaseLost     a queue item's lease expired and another worker took it
@@ -44,6 +45,7 @@ __all__ = [
     "ScriptError",
     "ServerError",
     "StoreError",
+    "StoreUnavailable",
 ]
 
 
@@ -80,6 +82,16 @@ class ExpressionError(InterlinkError):
 
 class StoreError(InterlinkError):
     """The durable store could not do what was asked."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached or was busy (a lost connection, an exhausted pool, a
+    locked or full database, a store closing): the same request may succeed later.
+
+    Work that meets it records no outcome of its own: it is claimed again and resumes from
+    what the store has. Any other `StoreError` is the request's own fault (a value the store
+    refuses) and fails the work that made it.
+    """
 
 
 class InvalidCursor(StoreError, ValueError):

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
-from interlink.errors import Conflict, LeaseLost, StoreError
+from interlink.errors import Conflict, LeaseLost, StoreError, StoreUnavailable
 from interlink.ids import new_id
 from interlink.presence import Presence
 from interlink.store import Enqueue, Fail, QueueItem, Release, Store
@@ -155,27 +155,36 @@ class Worker:
             log.warning("queue item %s: lease lost; another worker has it", item.id)
         except Conflict as exc:
             log.warning("queue item %s: %s; another process has it", item.id, exc)
+        except StoreUnavailable as exc:
+            # The store, not the item, failed: try it again later, never counted as a crash.
+            log.warning("queue item %s (%s): the store is unavailable (%s); trying again in "
+                        "%.0fs", item.id, item.kind, exc, CRASH_BACKOFF_S)
+            await self._record(item, [Release(item.id, self.owner, time.time() + CRASH_BACKOFF_S,
+                                              error=f"the store was unavailable: {exc}")])
         except Exception as exc:
             log.exception("queue item %s (%s): handler crashed", item.id, item.kind)
             error = f"handler crashed: {type(exc).__name__}: {exc}"
             # An item that keeps crashing its handler is set aside (broken, requeueable)
             # rather than retried forever.
-            outcome: list[Release | Fail | Enqueue] = (
+            await self._record(item, (
                 [Fail(item.id, self.owner, error, status="broken"),
                  *(self.notices.item_broken(item, error) if self.notices else [])]
                 if item.attempts >= MAX_CRASHES
                 else [Release(item.id, self.owner, time.time() + CRASH_BACKOFF_S, error=error)]
-            )
-            try:
-                await self.store.write(*outcome)
-            except LeaseLost:
-                pass
-            except StoreError as store_exc:  # the store is away: the lease runs out instead
-                log.warning("queue item %s: recording the crash failed (%s); it is claimed "
-                            "again when its lease expires", item.id, store_exc)
+            ))
         finally:
             del self._running[item.id]
             self._slot_free.set()
+
+    async def _record(self, item: QueueItem, outcome: list[Release | Fail | Enqueue]) -> None:
+        """Write what became of an item whose handler did not finish."""
+        try:
+            await self.store.write(*outcome)
+        except LeaseLost:
+            pass
+        except StoreError as exc:  # the store is away: the lease runs out instead
+            log.warning("queue item %s: recording its outcome failed (%s); it is claimed "
+                        "again when its lease expires", item.id, exc)
 
     async def _renew_leases(self, stop: asyncio.Event) -> None:
         # Renew at a third of the lease so one slow renewal does not let a lease lapse.

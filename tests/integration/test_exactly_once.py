@@ -16,7 +16,7 @@ from tests.upstream import Upstream
 
 from interlink import worker as worker_module
 from interlink.engine import Engine
-from interlink.errors import StoreError
+from interlink.errors import StoreError, StoreUnavailable
 from interlink.server import build_app
 from interlink.services import call_app
 from interlink.spec import Project
@@ -351,7 +351,7 @@ async def test_a_store_failure_during_a_step_leaves_the_run_to_be_resumed(
                 # The attempt's own save (before it is sent) fails once, as a store outage.
                 if not refused and any(isinstance(op, SaveAttempt) for op in ops):
                     refused.append("once")
-                    raise StoreError("writing to the store: the connection is lost")
+                    raise StoreUnavailable("writing to the store: the connection is lost")
                 return await write(*ops)
 
             monkeypatch.setattr(engine.store, "write", flaky)
@@ -360,3 +360,28 @@ async def test_a_store_failure_during_a_step_leaves_the_run_to_be_resumed(
     assert refused == ["once"]
     assert (run.status, run.error) == ("succeeded", None)
     assert len(up.requests_to("/orders")) == 1
+
+
+async def test_a_write_the_store_refuses_during_a_step_fails_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write the store refuses for what it holds (not an outage: trying again cannot help)
+    fails the step and the run, saying why; the run is not left `running`."""
+    monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
+    async with Upstream() as up:
+        up.route("/orders", body={"ok": True})
+        project = make(tmp_path, {"connectors/wh.yaml": connector(up.url),
+                                  "flows/push.yaml": PUSH})
+        async with running_engine(project) as engine:
+            write = engine.store.write
+
+            async def refusing(*ops: Any) -> Any:
+                if any(isinstance(op, SaveAttempt) for op in ops):
+                    raise StoreError("writing to the store: invalid byte sequence")
+                return await write(*ops)
+
+            monkeypatch.setattr(engine.store, "write", refusing)
+            run = await engine.runner.wait_for(await engine.runner.start("push", {"id": 1}), 10)
+
+    assert run.status == "failed"
+    assert "invalid byte sequence" in (run.error or "")

@@ -1,12 +1,20 @@
 """PostgreSQL's group commit sends prepared statements: each is prepared once a connection,
-and one PostgreSQL cannot prepare is sent as it is."""
+one PostgreSQL cannot prepare is sent as it is, statements a connection lost are prepared
+again; a lost connection is `StoreUnavailable`; the writer outlives a bug."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import psycopg
 import pytest
+from tests.integration.test_store import a_run
 
+from interlink.errors import StoreUnavailable
+from interlink.store import InsertRun, _pg_commit
 from interlink.store._pg_commit import _numbered, _Prepared
+from interlink.store.postgres import PostgresStore
 
 
 def test_placeholders_are_numbered_once_a_name() -> None:
@@ -46,3 +54,65 @@ async def test_a_statement_postgresql_cannot_prepare_is_sent_as_it_is(postgres_u
         cursor = psycopg.AsyncClientCursor(conn)
         await cursor.execute(await prepared.call(conn, sql), {"a": 1, "b": 2})
         assert await cursor.fetchall() == [(3,)]
+
+
+def one_connection_store(postgres_url: str) -> PostgresStore:
+    """A store whose writes and reads all go through one pooled connection."""
+    return PostgresStore(postgres_url, min_size=1, max_size=1)
+
+
+@pytest.mark.postgres
+async def test_statements_the_connection_lost_are_prepared_again(postgres_url: str) -> None:
+    """Someone ran `DEALLOCATE ALL` on the store's connection (a pooler resetting it): the next
+    batch still commits (unprepared), and the one after is prepared again, not unprepared for
+    good."""
+    async with one_connection_store(postgres_url) as store:
+        await store.write(InsertRun(a_run("r1")))
+        async with store._connection() as conn:
+            await conn.execute("DEALLOCATE ALL")
+        await store.write(InsertRun(a_run("r2")))
+        await store.write(InsertRun(a_run("r3")))
+        async with store._connection() as conn:
+            names = await (await conn.execute("SELECT name FROM pg_prepared_statements")) \
+                .fetchall()
+        assert {r.id for r in await store.list_runs()} == {"r1", "r2", "r3"}
+    assert names
+
+
+@pytest.mark.postgres
+async def test_a_lost_connection_is_unavailable_then_replaced(postgres_url: str) -> None:
+    """The server ended the store's connection (a restart, a failover): the write in flight
+    fails as `StoreUnavailable` (worth trying again) and the next one commits on a new
+    connection."""
+    async with one_connection_store(postgres_url) as store:
+        await store.write(InsertRun(a_run("r1")))
+        async with store._connection() as conn:
+            pid = (await (await conn.execute("SELECT pg_backend_pid()")).fetchone() or [0])[0]
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+            await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StoreUnavailable):
+            await store.write(InsertRun(a_run("r2")))
+        assert await store.write(InsertRun(a_run("r2"))) == [None]
+
+
+@pytest.mark.postgres
+async def test_the_writer_outlives_a_bug_in_one_batch(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception while committing a batch reaches that batch's callers; the
+    writer goes on, so later writes do not hang."""
+    real = _pg_commit._optimistic
+    calls = 0
+
+    async def buggy(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug")
+        return await real(*args)
+
+    monkeypatch.setattr(_pg_commit, "_optimistic", buggy)
+    async with one_connection_store(postgres_url) as store:
+        with pytest.raises(RuntimeError, match="a bug"):
+            await asyncio.wait_for(store.write(InsertRun(a_run("r1"))), 10)
+        assert await asyncio.wait_for(store.write(InsertRun(a_run("r2"))), 10) == [None]

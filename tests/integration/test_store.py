@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from interlink.errors import Conflict, LeaseLost, StoreError
+from interlink.errors import Conflict, LeaseLost, StoreError, StoreUnavailable
 from interlink.store import (
     AttemptRecord,
     Complete,
@@ -439,6 +440,20 @@ async def test_group_commit_batches_concurrent_writes(tmp_path: Path) -> None:
     assert 1 <= commits <= 100
 
 
+async def test_a_database_locked_by_another_process_is_unavailable(tmp_path: Path) -> None:
+    """Another process holding the write lock past the busy timeout: the write fails as
+    `StoreUnavailable` (worth trying again), and works once the lock is let go."""
+    path = tmp_path / "store.db"
+    async with SqliteStore(path, busy_timeout_s=0.05) as store:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreUnavailable, match="database is locked"):
+            await store.write(InsertRun(a_run("r1")))
+        other.execute("ROLLBACK")
+        other.close()
+        assert await store.write(InsertRun(a_run("r1"))) == [None]
+
+
 async def test_lock_owners_lists_the_live_holders_of_a_prefix(store: Store) -> None:
     """Worker presence reads who holds `worker:*` locks that have not expired."""
     assert await store.lock_owners("worker:") == []
@@ -461,5 +476,7 @@ async def test_a_value_the_store_refuses_fails_its_write_alone(store: Store) -> 
         store.write(InsertRun(a_run("nul")), InsertLogs([LogLine("nul", "bin\x00ary", 1.0)])),
         store.write(InsertRun(a_run("ok-2"))), return_exceptions=True)
     assert results[0] == results[2] == [None]
-    assert isinstance(results[1], StoreError) or results[1] == [None, None]
+    refused = isinstance(results[1], StoreError)
+    assert refused or results[1] == [None, None]
+    assert not isinstance(results[1], StoreUnavailable)  # the value's fault: no use retrying
     assert {r.id for r in await store.list_runs()} >= {"ok-1", "ok-2"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from interlink import worker as worker_module
-from interlink.errors import StoreError
+from interlink.errors import StoreUnavailable
 from interlink.store import Complete, QueueItem, open_store
 from interlink.worker import MAX_CRASHES, Worker
 
@@ -84,10 +84,10 @@ async def test_a_crash_the_store_cannot_record_is_left_to_the_lease(
             if calls == 1:
                 async def away(*ops: object) -> None:
                     monkeypatch.setattr(store, "write", write)  # back after this one
-                    raise StoreError("writing to the store: the connection is lost")
+                    raise StoreUnavailable("writing to the store: the connection is lost")
 
                 monkeypatch.setattr(store, "write", away)
-                raise StoreError("writing to the store: the connection is lost")
+                raise StoreUnavailable("writing to the store: the connection is lost")
             await store.write(Complete(item.id, owner, keep=False))
             done.set()
 
@@ -96,7 +96,35 @@ async def test_a_crash_the_store_cannot_record_is_left_to_the_lease(
         await run_until(worker, done)
         assert calls == 2
         assert await store.list_items() == []
-    assert "recording the crash failed" in caplog.text
+    assert "recording its outcome failed" in caplog.text
+
+
+async def test_an_outage_is_never_counted_as_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler that meets an unavailable store more times than `MAX_CRASHES` is released
+    each time, saying why, and is never set aside as broken; it runs once the store is back."""
+    monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
+    calls = 0
+    errors: list[str | None] = []
+    done = asyncio.Event()
+    async with open_store(f"sqlite:///{tmp_path}/s.db", tmp_path) as store:
+
+        async def handle(item: QueueItem, owner: str) -> None:
+            nonlocal calls
+            calls += 1
+            errors.append(item.last_error)
+            if calls <= MAX_CRASHES + 2:
+                raise StoreUnavailable("writing to the store: database is locked")
+            await store.write(Complete(item.id, owner, keep=True))
+            done.set()
+
+        await store.enqueue("k", None, item_id="q1")
+        await run_until(Worker(store, {"k": handle}, poll_s=0.05), done)
+        item = await store.get_item("q1")
+    assert item is not None
+    assert (item.status, calls) == ("done", MAX_CRASHES + 3)
+    assert errors[-1] == "the store was unavailable: writing to the store: database is locked"
 
 
 async def test_leases_are_renewed_while_a_handler_runs(tmp_path: Path) -> None:

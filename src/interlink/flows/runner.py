@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 
 from interlink.connectors.client import ConnectorClient
-from interlink.errors import Conflict, RunError, StoreError
+from interlink.errors import Conflict, RunError, StoreUnavailable
 from interlink.expressions import Template
 from interlink.flows.steps import STEP_KINDS, Done, Failed, StepContext, StepOutcome, Wait
 from interlink.ids import derived_id, new_id
@@ -501,10 +501,11 @@ class FlowRunner:
     async def _run_step(self, ctx: StepContext, step: Any, bucket: list[Any]) -> StepOutcome:
         try:
             return await STEP_KINDS[step.type](ctx, step, bucket)
-        except StoreError:
-            # Conflict: another process owns the run now. Any other: the store could not take
-            # a write (an outage); the step did not fail, so record nothing and let the item
-            # be claimed again, resuming the step from what the store has.
+        except (Conflict, StoreUnavailable):
+            # Conflict: another process owns the run now. Unavailable: the store could not
+            # take a write (an outage); the step did not fail, so record nothing and let the
+            # item be claimed again, resuming the step from what the store has. Any other
+            # StoreError is the step's own (a value the store refuses): it fails below.
             raise
         except Exception as exc:
             log.exception("run %s step %s crashed", ctx.run.id, step.id)

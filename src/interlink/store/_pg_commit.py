@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import weakref
 from collections.abc import Callable
@@ -21,13 +22,27 @@ from typing import Any
 
 import psycopg
 
-from interlink.errors import StoreError
+from interlink.errors import StoreError, StoreUnavailable
 from interlink.store._plan import Statement
 
-__all__ = ["GroupCommit"]
+__all__ = ["GroupCommit", "store_error"]
+
+log = logging.getLogger(__name__)
 
 Planned = list[list[Statement]]
 Connect = Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]]
+
+
+def store_error(what: str, exc: BaseException) -> StoreError:
+    """`exc` from psycopg as a `StoreError`: `StoreUnavailable` when the server, the network
+    or the pool failed (an `OperationalError`: connection lost, pool timeout, server shutting
+    down, serialization failure, disk full) or psycopg has no usable connection any more
+    (`InterfaceError`), so the same request may work later; a plain `StoreError` when the
+    request itself was refused (a value, a constraint)."""
+    transient = isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, OSError))
+    error = (StoreUnavailable if transient else StoreError)(f"{what}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 @dataclass(slots=True)
@@ -73,7 +88,7 @@ class GroupCommit:
     async def commit(self, planned: Planned) -> list[Any]:
         """Apply one write's statements in the next batch; its result per op."""
         if self._task is None:
-            raise StoreError("writing to the store: the store is not open")
+            raise StoreUnavailable("writing to the store: the store is not open")
         job = _Job(planned, asyncio.get_running_loop().create_future())
         self._pending.append(job)
         self._wake.set()
@@ -98,13 +113,15 @@ class GroupCommit:
                 except _JobFailed:
                     outcomes = await _isolated(conn, batch)
         except (psycopg.Error, OSError) as exc:  # the connection or the server failed
-            error = StoreError(f"writing to the store: {exc}")
-            outcomes = [error] * len(batch)
+            outcomes = [store_error("writing to the store", exc)] * len(batch)
         except asyncio.CancelledError:
             for job in batch:
                 if not job.future.done():
-                    job.future.set_exception(StoreError("writing to the store: it closed"))
+                    job.future.set_exception(StoreUnavailable("writing to the store: it closed"))
             raise
+        except Exception as exc:  # a bug: its callers see it, later batches still commit
+            log.exception("the store's group commit failed")
+            outcomes = [exc] * len(batch)
         self.commits += 1
         self.jobs += len(batch)
         for job, outcome in zip(batch, outcomes, strict=True):
@@ -151,6 +168,8 @@ async def _optimistic(conn: psycopg.AsyncConnection[Any], batch: list[_Job],
             raise _JobFailed
         await conn.execute("COMMIT")
     except psycopg.Error as exc:
+        if isinstance(exc, psycopg.errors.InvalidSqlStatementName):
+            prepared.forget(conn)  # someone ran DISCARD ALL / DEALLOCATE ALL: prepare again
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):
                 await conn.execute("ROLLBACK")
@@ -191,6 +210,10 @@ class _Prepared:
         self._calls: dict[str, str] = {}  # SQL → its EXECUTE, with named placeholders
         self._done: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], set[str]] = \
             weakref.WeakKeyDictionary()
+
+    def forget(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """`conn` lost its prepared statements: prepare each again when next used there."""
+        self._done.pop(conn, None)
 
     async def call(self, conn: psycopg.AsyncConnection[Any], sql: str) -> str:
         name = self._names.get(sql, "")
@@ -240,9 +263,7 @@ async def _isolated(conn: psycopg.AsyncConnection[Any], batch: list[_Job]) -> li
                 async with conn.transaction(), conn.cursor() as cur:  # a savepoint
                     outcomes.append(await _apply(cur, job.planned))
             except psycopg.Error as exc:
-                error = StoreError(f"writing to the store: {exc}")
-                error.__cause__ = exc
-                outcomes.append(error)
+                outcomes.append(store_error("writing to the store", exc))
             except StoreError as exc:  # LeaseLost, Conflict
                 outcomes.append(exc)
     return outcomes

@@ -20,10 +20,10 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from interlink.errors import StoreError
+from interlink.errors import StoreError, StoreUnavailable
 from interlink.redaction import Redactor
 from interlink.store import _listing, _rows
-from interlink.store._pg_commit import GroupCommit
+from interlink.store._pg_commit import GroupCommit, store_error
 from interlink.store._plan import Planner
 from interlink.store._reads import NamedQueryReads
 from interlink.store._sqlfiles import load_migrations, load_queries
@@ -143,7 +143,7 @@ class PostgresStore(NamedQueryReads):
 
     def _connection(self) -> contextlib.AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
         if self._pool is None:
-            raise StoreError(f"using the store {self._redacted()}: the store is not open")
+            raise StoreUnavailable(f"using the store {self._redacted()}: the store is not open")
         return self._pool.connection()
 
     # --- writes ----------------------------------------------------------------------------
@@ -177,7 +177,7 @@ class PostgresStore(NamedQueryReads):
                 cursor = await conn.execute(sql, params)
                 return await cursor.fetchall()
         except psycopg.Error as exc:
-            raise StoreError(f"querying the store ({name}): {exc}") from exc
+            raise store_error(f"querying the store ({name})", exc) from exc
 
     async def claim(
         self, owner: str, *, limit: int = 1, lease_s: float = 30.0,
@@ -223,7 +223,7 @@ class PostgresStore(NamedQueryReads):
                 cursor = await conn.execute(self._queries[name], params)
                 return cursor.rowcount
         except psycopg.Error as exc:
-            raise StoreError(f"writing to the store ({name}): {exc}") from exc
+            raise store_error(f"writing to the store ({name})", exc) from exc
 
     async def purge(self, *, before: float) -> int:
         """Delete finished queue items, and sessions, locks, nonces, dedupe keys and cached

@@ -29,7 +29,7 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 
-from interlink.errors import StoreError
+from interlink.errors import StoreError, StoreUnavailable
 from interlink.redaction import Redactor
 from interlink.store import _listing, _rows
 from interlink.store._plan import Planner, Statement, wakes_workers
@@ -55,6 +55,21 @@ class _Job:
 
 class _JobFailed(Exception):
     """A job of an optimistic (savepoint-less) batch failed: run the batch again, isolated."""
+
+
+#: SQLite's primary result codes that say the database, not the request, failed: busy or
+#: locked by another process, out of memory, I/O error, disk full, cannot open, read-only.
+_TRANSIENT = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
+
+
+def _store_error(what: str, exc: sqlite3.Error) -> StoreError:
+    """`exc` as a `StoreUnavailable` when the same request may work later, else a
+    `StoreError` (the request itself was refused: a constraint, a value)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    transient = code is not None and code & 0xFF in _TRANSIENT
+    error = (StoreUnavailable if transient else StoreError)(f"{what}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 def _placeholder(name: str) -> str:
@@ -193,7 +208,7 @@ class SqliteStore(NamedQueryReads):
 
     async def _submit(self, fn: JobFn, *, wakes: bool = False) -> Any:
         if self._writer is None:
-            raise StoreError(f"writing to the store {self.path}: the store is not open")
+            raise StoreUnavailable(f"writing to the store {self.path}: the store is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._jobs.put(_Job(fn, future, loop, wakes))
@@ -271,9 +286,7 @@ class SqliteStore(NamedQueryReads):
     def _store_error(self, exc: Exception) -> Exception:
         if not isinstance(exc, sqlite3.Error):
             return exc  # LeaseLost, StoreError, or a bug that should surface as itself
-        error = StoreError(f"writing to the store {self.path}: {exc}")
-        error.__cause__ = exc
-        return error
+        return _store_error(f"writing to the store {self.path}", exc)
 
     def _deliver(self, batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, tuple[bool, Any]]]] = {}
@@ -396,12 +409,12 @@ class SqliteStore(NamedQueryReads):
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._reader is None or self._read_conn is None:
-            raise StoreError(f"reading the store {self.path}: the store is not open")
+            raise StoreUnavailable(f"reading the store {self.path}: the store is not open")
         conn = self._read_conn
         try:
             return await asyncio.get_running_loop().run_in_executor(self._reader, fn, conn)
         except sqlite3.Error as exc:
-            raise StoreError(f"reading the store {self.path}: {exc}") from exc
+            raise _store_error(f"reading the store {self.path}", exc) from exc
 
     async def _fetch(self, name: str, params: dict[str, Any]) -> list[Any]:
         return await self._select(self._queries[name], params)

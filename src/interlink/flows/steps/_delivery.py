@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from interlink.errors import ExpressionError, ScriptError, StoreError
+from interlink.errors import Conflict, ExpressionError, ScriptError, StoreUnavailable
 from interlink.expressions import compile_expression, compile_interpolation
 from interlink.flows.decision import Decision, ResponseCode, classify, decision_for
 from interlink.flows.steps.base import Failed, StepContext, Wait
@@ -235,7 +235,7 @@ class Delivery:
 
         try:
             logged_in = await self.client.reauthenticate(exchange.credential_version, count_it)
-        except StoreError:
+        except (Conflict, StoreUnavailable):
             raise  # the store, not the login, failed: the run resumes later (FlowRunner)
         except Exception as exc:
             if not flushed:
