@@ -246,9 +246,11 @@ def test_the_overview_shows_charts_per_flow_and_connector(browser: Any, served: 
     asyncio.run(_seed_history(served.root / ".interlink" / "route-orders.db"))
     sign_in(browser, served, path="/overview")
     until(browser, "the overview", lambda b: by_css(b, "h1").text == "Overview")
-    assert len(all_css(browser, "svg.chart")) == 2
-    assert all_css(browser, "svg.chart rect.bar")
-    text = by_css(browser, "main").text
+    # read in one `until`: an element that went stale meanwhile is looked for again
+    charts, bars, text = until(browser, "the charts", lambda b: (
+        len(all_css(b, "svg.chart")), all_css(b, "svg.chart rect.bar"), by_css(b, "main").text))
+    assert charts == 2
+    assert bars
     assert "erp-world" in text and "erp-dach" in text
     shot(browser, "overview")
 
