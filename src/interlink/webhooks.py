@@ -19,7 +19,10 @@ otherwise an unauthenticated caller's body is never read.
 A request whose `Idempotency-Key` (the trigger's `delivery_header`) this flow has seen before
 starts no run: it is answered with the first one's run — so a sender that retries a call it got
 no answer to (a timeout, a 503 whose commit went through) makes one run, not two. The store keeps
-the key unique (the run's start key) across every process.
+the key unique (the run's start key) across every process. Keys belong to the caller: the run's
+key holds a hash of the credential that let the call in, so two callers who pick the same key
+make a run each and neither learns of the other's. The same key with another body is a 422 (a
+sender's bug, not a retry), as the IETF Idempotency-Key draft and Stripe answer it.
 """
 
 from __future__ import annotations
@@ -39,11 +42,14 @@ from interlink.services.context import decode_headers, decode_query
 from interlink.services.failures import MappingFailure, SecurityFailure
 from interlink.services.responses import Response, error_body, send_response
 from interlink.services.security import (
+    ANONYMOUS,
     Authenticator,
+    Caller,
     build_authenticator,
     nonce_writes,
     replayed,
 )
+from interlink.services.sessions import principal_hash
 from interlink.services.sources import JSON, ResponseBuildError, encode_value
 from interlink.spec import Project
 from interlink.spec.flow import WebhookRespond, WebhookTrigger
@@ -134,6 +140,11 @@ class Webhooks:
         except Conflict:  # the nonce: this signed request was accepted before
             await _refuse(send, replayed())
             return
+        except _KeyReused:
+            await send_response(send, Response(422, error_body(
+                "request", f"this {found.delivery_name} was sent before with another body"),
+                JSON))
+            return
         except StoreError as exc:
             # Almost always nothing was committed; a connection that breaks during COMMIT
             # leaves it unknown, which a delivery key makes safe: sent again, the call finds
@@ -157,16 +168,17 @@ class Webhooks:
         body = orjson.dumps({"run_id": run_id, "status": run_status})
         await send_response(send, Response(202, body, JSON))
 
-    async def _accept(self, flow: str, payload: Any, caller: Any,
+    async def _accept(self, flow: str, payload: Any, caller: Caller,
                       delivery: str | None) -> tuple[str, str]:
         """Queue the run of a call (its id, "queued"), or find the run of the delivery seen
-        before (its id and status). `Conflict`: a replayed signed request.
+        before (its id and status). `Conflict`: a replayed signed request; `_KeyReused`: the
+        delivery seen before had another body.
 
         A signed request's nonce commits with its run, or neither does: a request refused for
         want of a store may be sent again, and a replay is refused — unless it names a
         delivery already accepted, which is then what it gets.
         """
-        key = None if delivery is None else f"webhook:{flow}:{delivery}"
+        key = None if delivery is None else _start_key(flow, caller, delivery)
         try:
             run_id = await self.engine.runner.start(flow, payload, trigger="webhook",
                                                     also=nonce_writes(caller), key=key)
@@ -174,6 +186,9 @@ class Webhooks:
             seen = None if key is None else await self.engine.store.get_run_by_key(key)
             if seen is None:
                 raise
+            # Compared as the store keeps it: secrets redacted, JSON as parsed.
+            if seen.input != orjson.loads(orjson.dumps(self.engine.redactor.data(payload))):
+                raise _KeyReused from None
             return seen.id, seen.status
         return run_id, "queued"
 
@@ -196,6 +211,18 @@ class Webhooks:
             return Response(500, _ended(run, f"run {run.id} succeeded, but its answer could "
                                         "not be built"), JSON)
         return Response(respond.status, body, content_type)
+
+
+class _KeyReused(Exception):
+    """A delivery key seen before, sent with another body."""
+
+
+def _start_key(flow: str, caller: Caller, delivery: str) -> str:
+    """The run key of a delivery: per flow and per caller. A hash, not the credential that
+    let the caller in, goes into the store; an open trigger's keys are the flow's."""
+    if caller.principal == ANONYMOUS.principal:
+        return f"webhook:{flow}:{delivery}"
+    return f"webhook:{flow}:{principal_hash(caller)[:32]}:{delivery}"
 
 
 def _ended(run: RunRecord, message: str) -> bytes:

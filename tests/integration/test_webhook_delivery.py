@@ -25,6 +25,7 @@ CONFIG = f"""
     store: sqlite:///.interlink/t.db
     packages:
       stamped: {{auth: {{type: hmac, secret: {SECRET}, timestamp_header: X-Timestamp}}}}
+      keyed: {{auth: {{type: api_key, keys: [key-of-ann, key-of-bob]}}}}
     """
 
 
@@ -41,7 +42,7 @@ def flow(name: str, trigger: str = "") -> str:
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[tuple[ASGIApp, Engine]]:
     """`plain` (Idempotency-Key), `github` (X-GitHub-Delivery), `off` (no key), `other`,
-    `stamped` (replay-proof HMAC); no worker, so every run stays queued."""
+    `stamped` (replay-proof HMAC), `keyed` (two API keys); no worker, so every run stays queued."""
     project = write_project(tmp_path, {
         "interlink.yaml": CONFIG,
         "scripts/s.py": "def handle(data):\n    return data\n",
@@ -50,13 +51,15 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[ASGIApp, Engine]]:
         "flows/github.yaml": flow("github", ", delivery_header: X-GitHub-Delivery"),
         "flows/off.yaml": flow("off", ", delivery_header: null"),
         "flows/stamped.yaml": flow("stamped", ", package: stamped"),
+        "flows/keyed.yaml": flow("keyed", ", package: keyed"),
     })
     async with Engine(project) as engine:
         yield build_app(engine, None), engine
 
 
-async def hook(app: ASGIApp, name: str, headers: dict[str, str]) -> tuple[int, Any]:
-    answer = await call_app(app, "POST", f"/hooks/{name}", headers=headers, body=BODY)
+async def hook(app: ASGIApp, name: str, headers: dict[str, str],
+               body: bytes = BODY) -> tuple[int, Any]:
+    answer = await call_app(app, "POST", f"/hooks/{name}", headers=headers, body=body)
     return answer.status, answer.json()
 
 
@@ -89,6 +92,39 @@ async def test_the_header_is_the_triggers_own_or_none(served: tuple[ASGIApp, Eng
     await hook(app, "off", {"Idempotency-Key": "k1"})
     await hook(app, "off", {"Idempotency-Key": "k1"})
     assert len(await runs_of(engine.store, "off")) == 2
+
+
+async def test_a_key_sent_again_with_another_body_is_refused(
+    served: tuple[ASGIApp, Engine]
+) -> None:
+    """The same key with a different body is a sender's bug, not a retry: 422, no run, and
+    the key still names its first run (as the IETF Idempotency-Key draft and Stripe do)."""
+    app, engine = served
+    key = {"Idempotency-Key": "order-10"}
+    first = await hook(app, "plain", key, b'{"order": 10}')
+    other = await hook(app, "plain", key, b'{"order": 11}')
+    assert other[0] == 422 and other[1]["error"]["phase"] == "request"
+    assert "Idempotency-Key" in other[1]["error"]["message"]
+    assert await runs_of(engine.store, "plain") == [first[1]["run_id"]]
+    # The same document differently spaced is the same body.
+    assert await hook(app, "plain", key, b'{ "order" : 10 }') == first
+
+
+async def test_callers_have_keys_of_their_own(served: tuple[ASGIApp, Engine]) -> None:
+    """Two callers let in by different credentials who pick the same key make a run each:
+    neither is answered with (nor learns the id of) the other's run."""
+    app, engine = served
+    ann, bob = {"X-API-Key": "key-of-ann"}, {"X-API-Key": "key-of-bob"}
+    key = {"Idempotency-Key": "delivery-1"}
+    anns = await hook(app, "keyed", {**ann, **key})
+    bobs = await hook(app, "keyed", {**bob, **key})
+    assert (anns[0], bobs[0]) == (202, 202)
+    assert anns[1]["run_id"] != bobs[1]["run_id"]
+    assert await hook(app, "keyed", {**ann, **key}) == anns
+    assert len(await runs_of(engine.store, "keyed")) == 2
+    # The store keeps no credential, only a hash of it, in the run's key.
+    files = list((engine.project.root / ".interlink").glob("t.db*"))
+    assert files and not any(b"key-of" in f.read_bytes() for f in files)
 
 
 async def test_a_key_too_long_is_refused(served: tuple[ASGIApp, Engine]) -> None:
