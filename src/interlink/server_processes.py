@@ -20,15 +20,16 @@ and store connections. The parent only binds, starts, watches and stops them. Wh
   `multiprocessing` passes their descriptors to the new process.
 - **Supervised, without spinning.** A child that ends unasked for is logged and replaced: at
   once if it had served `STABLE_S` or longer, else after 1 s, 2 s, 4 s … (at most
-  `MAX_BACKOFF_S`) for each such early end in a row, so a child that crashes under load
-  does not make the parent spawn interpreters in a loop. A child that ends before it said it
-  was ready (listening, its worker claiming) failed to start: during the first start that
-  ends everything with its reason (exit 1, as a single `serve` would); later, replacements
+  `MAX_BACKOFF_S`) for each such early end in a row (a row ends when a child that served that
+  long ends, or after `STABLE_S + MAX_BACKOFF_S` without an early end), so a child that crashes
+  under load does not make the parent spawn interpreters in a loop. A child that ends before it
+  said it was ready (listening, its worker claiming) failed to start: during the first start
+  that ends everything with its reason (exit 1, as a single `serve` would); later, replacements
   wait the same way, and after `MAX_START_FAILURES` failed starts in a row, with no child
-  becoming ready between them, the parent stops the others and gives up with the last
-  reason. A replacement reads the project files anew; one whose store or listeners are no
-  longer those the parent started with (the store URL edited, `admin.listen` added or
-  removed) refuses to start, saying so: those take a restart of `serve`.
+  becoming ready between them, the parent stops the others and gives up with the last reason. A
+  replacement reads the project files anew; one whose store or listeners are no longer those the
+  parent started with (the store URL edited, `admin.listen` added or removed) refuses to start,
+  saying so: those take a restart of `serve`.
 - **Stopping.** SIGTERM or SIGINT to the parent: SIGTERM to every child, which stops taking
   connections and finishes what it holds (the single-process path), then exit 0; a second
   SIGINT kills them. On Linux each child asks for SIGTERM when the parent dies
@@ -239,8 +240,10 @@ class _Supervisor:
         self.stopped_at = 0.0
         self.ever_ready = False
         self.failures = 0
-        #: ready children in a row that ended within STABLE_S of becoming ready
+        #: ready children in a row that ended within STABLE_S of becoming ready, and when
+        #: the last did (monotonic)
         self.early_ends = 0
+        self.last_early_end = 0.0
         self.gave_up: str | None = None
 
     def run(self) -> str | None:
@@ -378,7 +381,13 @@ class _Supervisor:
                 log.warning("server process %s ended (%s); starting another", pid, how)
                 self.due.append((time.monotonic(), pid))
                 return
+            # After the longest wait and as long again without an early end, the row is
+            # over, though no child that served STABLE_S has ended to say so.
+            now = time.monotonic()
+            if now - self.last_early_end > STABLE_S + MAX_BACKOFF_S:
+                self.early_ends = 0
             self.early_ends += 1
+            self.last_early_end = now
             delay = min(2.0 ** (self.early_ends - 1), MAX_BACKOFF_S)
             log.warning("server process %s ended (%s) %.1fs after it was ready; starting "
                         "another in %gs", pid, how, served, delay)

@@ -63,6 +63,15 @@ def test_children_ending_soon_after_they_served_are_replaced_later_and_later(
     assert supervisor.gave_up is None  # children that served are never given up on
 
 
+def test_an_early_end_long_after_the_last_starts_a_new_row(tmp_path: Path) -> None:
+    """A crash loop of yesterday does not make today's first early end wait the longest."""
+    supervisor = _Supervisor(args(tmp_path, []), 2, lambda: None)
+    assert [ended_after(supervisor, pid, 0.5) for pid in range(1, 7)][-1] == MAX_BACKOFF_S
+    supervisor.last_early_end -= STABLE_S + MAX_BACKOFF_S + 1  # the others served since
+    assert ended_after(supervisor, 7, 0.5) == 1
+    assert ended_after(supervisor, 8, 0.5) == 2
+
+
 @pytest.fixture
 def two_sockets() -> Iterator[list[socket.socket]]:
     pair = list(socket.socketpair())
