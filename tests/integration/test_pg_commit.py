@@ -5,6 +5,7 @@ again; a lost connection is `StoreUnavailable`; the writer outlives a bug."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import psycopg
@@ -116,3 +117,19 @@ async def test_the_writer_outlives_a_bug_in_one_batch(
         with pytest.raises(RuntimeError, match="a bug"):
             await asyncio.wait_for(store.write(InsertRun(a_run("r1"))), 10)
         assert await asyncio.wait_for(store.write(InsertRun(a_run("r2"))), 10) == [None]
+
+
+@pytest.mark.postgres
+async def test_a_batch_stops_growing_at_its_size_cap(postgres_url: str) -> None:
+    """Ten concurrent writes of 4,000-character inputs under a 10,000-character cap commit two
+    at a time, in their order, all of them: one query never holds every pending body."""
+    async with PostgresStore(postgres_url) as store:
+        store._commit._max_chars = 10_000
+        commits = store._commit.commits
+        runs = [dataclasses.replace(a_run(f"big-{n}"), input={"text": "x" * 4000})
+                for n in range(10)]
+        await asyncio.gather(*(store.write(InsertRun(run)) for run in runs))
+        assert store._commit.commits - commits == 5
+        for run in runs:
+            stored = await store.get_run(run.id)
+            assert stored is not None and stored.input == run.input

@@ -45,10 +45,17 @@ def store_error(what: str, exc: BaseException) -> StoreError:
     return error
 
 
+#: a batch stops growing once its values reach this many characters (it holds at least one
+#: job): it is one query, and 1,000 webhook bodies of `server.limits.max_body` would be GBs
+MAX_BATCH_CHARS = 16 * 1024 * 1024
+
+
 @dataclass(slots=True)
 class _Job:
     planned: Planned
     future: asyncio.Future[list[Any]]
+    #: the characters of its text values: what it adds to the batch's query, about
+    size: int
 
 
 class _JobFailed(Exception):
@@ -58,9 +65,11 @@ class _JobFailed(Exception):
 class GroupCommit:
     """The writer: `await commit(planned)` returns the job's results once it committed."""
 
-    def __init__(self, connect: Connect, *, max_batch: int = 1000) -> None:
+    def __init__(self, connect: Connect, *, max_batch: int = 1000,
+                 max_chars: int = MAX_BATCH_CHARS) -> None:
         self._connect = connect
         self._max_batch = max_batch
+        self._max_chars = max_chars
         self._pending: list[_Job] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -89,7 +98,7 @@ class GroupCommit:
         """Apply one write's statements in the next batch; its result per op."""
         if self._task is None:
             raise StoreUnavailable("writing to the store: the store is not open")
-        job = _Job(planned, asyncio.get_running_loop().create_future())
+        job = _Job(planned, asyncio.get_running_loop().create_future(), _size(planned))
         self._pending.append(job)
         self._wake.set()
         return await job.future
@@ -99,11 +108,21 @@ class GroupCommit:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                batch = self._pending[:self._max_batch]
+                batch = self._next_batch()
                 del self._pending[:len(batch)]
                 await self._batch(batch)
             if self._stopping:
                 return
+
+    def _next_batch(self) -> list[_Job]:
+        """The pending jobs, in order, up to `max_batch` of them and `max_chars` (at least
+        one)."""
+        chars = 0
+        for n, job in enumerate(self._pending[:self._max_batch]):
+            chars += job.size
+            if chars > self._max_chars and n > 0:
+                return self._pending[:n]
+        return self._pending[:self._max_batch]
 
     async def _batch(self, batch: list[_Job]) -> None:
         try:
@@ -187,6 +206,14 @@ async def _optimistic(conn: psycopg.AsyncConnection[Any], batch: list[_Job],
             job_results.append(result)
         results.append(job_results)
     return results
+
+
+def _size(planned: Planned) -> int:
+    """The characters of the text values of a job's statements (JSON columns are text by
+    now): what its part of the query is, give or take its SQL."""
+    return sum(len(value) for statements in planned for statement in statements
+               for params in _rows_of(statement) for value in params.values()
+               if isinstance(value, str))
 
 
 def _rows_of(statement: Statement) -> list[dict[str, Any]]:
