@@ -26,10 +26,11 @@ and store connections. The parent only binds, starts, watches and stops them. Wh
   said it was ready (listening, its worker claiming) failed to start: during the first start
   that ends everything with its reason (exit 1, as a single `serve` would); later, replacements
   wait the same way, and after `MAX_START_FAILURES` failed starts in a row, with no child
-  becoming ready between them, the parent stops the others and gives up with the last reason. A
-  replacement reads the project files anew; one whose store or listeners are no longer those the
-  parent started with (the store URL edited, `admin.listen` added or removed) refuses to start,
-  saying so: those take a restart of `serve`.
+  becoming ready between them and none left serving, the parent gives up with the last reason
+  (while one serves, it keeps trying, every `MAX_BACKOFF_S` at most). A replacement reads the
+  project files anew; one whose store or listeners are no longer those the parent started with
+  (the store URL edited, `admin.listen` added or removed) refuses to start, saying so: those
+  take a restart of `serve`.
 - **Stopping.** SIGTERM or SIGINT to the parent: SIGTERM to every child, which stops taking
   connections and finishes what it holds (the single-process path), then exit 0; a second
   SIGINT kills them. On Linux each child asks for SIGTERM when the parent dies
@@ -395,7 +396,11 @@ class _Supervisor:
             return
         reason = child.reason or f"it ended ({how}) before it was ready"
         self.failures += 1
-        if not self.ever_ready or self.failures >= MAX_START_FAILURES:
+        # While another child serves, keep trying (every MAX_BACKOFF_S at most): a project
+        # edited into a state that cannot start, or a store away for a while, is no reason
+        # to stop the children that still serve.
+        serving = any(c.ready for c in self.children)
+        if not self.ever_ready or (self.failures >= MAX_START_FAILURES and not serving):
             self.gave_up = (f"a server process could not start: {reason}" if not self.ever_ready
                             else f"{self.failures} server processes in a row could not start; "
                             f"the last: {reason}")

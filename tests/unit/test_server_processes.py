@@ -122,3 +122,25 @@ def test_after_five_failed_starts_in_a_row_the_parent_gives_up(
     assert supervisor.gave_up == ("5 server processes in a row could not start; the last: "
                                   "opening the store: no 5")
     assert all(sock.fileno() == -1 for sock in two_sockets)
+
+
+def test_while_a_child_serves_failed_starts_are_tried_again_for_ever(
+        tmp_path: Path, two_sockets: list[socket.socket]) -> None:
+    """A replacement that cannot start (the project edited into a state it refuses) does not
+    take down the child that still serves: it is tried again, every MAX_BACKOFF_S at most."""
+    supervisor = _Supervisor(args(tmp_path, two_sockets), 2, lambda: None)
+    supervisor.ever_ready = True
+    serving = _Child(_Ended(50), None, None, ready=True,  # type: ignore[arg-type]
+                     ready_at=time.monotonic())
+    supervisor.children.append(serving)
+    delays = []
+    for pid in range(1, 9):
+        child = _Child(_Ended(pid), None, 99, reason="the project's store changed")  # type: ignore[arg-type]
+        supervisor.children.append(child)
+        before = time.monotonic()
+        supervisor._ended(child)
+        at, _ = supervisor.due.pop()
+        delays.append(round(at - before))
+    assert delays == [1, 2, 4, 8, 16, MAX_BACKOFF_S, MAX_BACKOFF_S, MAX_BACKOFF_S]
+    assert supervisor.gave_up is None and not supervisor.stopping
+    assert supervisor.children == [serving]
