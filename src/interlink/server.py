@@ -147,7 +147,7 @@ async def _serve(project: Project, host: str | None, port: int | None, with_work
     bound by `server_processes`) uvicorn serves those instead of binding, the parent has
     said where, and `ready()` is called once the listeners and the worker run."""
     engine = Engine(project)
-    _redact_logs(engine.redactor)
+    redact_logs(engine.redactor)
     async with engine:
         stop = asyncio.Event()
         worker = engine.worker() if with_worker else None
@@ -247,7 +247,7 @@ def _stop_on_signals(servers: list[_Server]) -> None:
 
 async def _work(project: Project) -> None:
     engine = Engine(project)
-    _redact_logs(engine.redactor)
+    redact_logs(engine.redactor)
     async with engine:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -290,7 +290,7 @@ def configure_logging(log_format: str | None = None) -> str:
     return log_format
 
 
-def _redact_logs(redactor: Redactor) -> None:
+def redact_logs(redactor: Redactor) -> None:
     """Mask what `redactor` knows (now and later) in every record the root handlers write."""
     for handler in logging.getLogger().handlers:
         for old in [f for f in handler.filters if isinstance(f, RedactingFilter)]:

@@ -59,7 +59,8 @@ from pathlib import Path
 from types import FrameType
 
 from interlink.errors import InterlinkError, ServerError
-from interlink.server import admin_line, configure_logging, serve_sockets
+from interlink.redaction import Redactor
+from interlink.server import admin_line, configure_logging, redact_logs, serve_sockets
 from interlink.spec import Project, load_project
 from interlink.store import backend_of
 
@@ -102,6 +103,8 @@ def serve_processes(project: Project, workers: int, *, host: str | None = None,
     """
     check_store(project, workers, source)
     configure_logging(log_format)
+    # What a child says (why it could not start) is logged here: masked as in the child.
+    redact_logs(Redactor(project.secrets | project.config.credentials()))
     server, admin = project.config.server, project.config.admin
     host = host or server.host
     sockets: list[socket.socket] = []

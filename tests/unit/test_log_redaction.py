@@ -6,12 +6,15 @@ import json
 import logging
 import logging.config
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import uvicorn.config
+from tests.projects import write_project
 
+from interlink import server_processes
 from interlink.redaction import RedactingFilter, Redactor
-from interlink.server import _redact_logs, configure_logging
+from interlink.server import configure_logging, redact_logs
 
 SECRET = "s3cret-admin-token-value"
 LATER = "token-fetched-at-run-time"
@@ -74,7 +77,7 @@ def test_serve_logging_masks_every_logger(
     monkeypatch.setenv("INTERLINK_LOG_FORMAT", fmt)
     logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)  # as a uvicorn run leaves them
     configure_logging()
-    _redact_logs(Redactor([SECRET]))
+    redact_logs(Redactor([SECRET]))
     try:
         raise ValueError(f"bad header Authorization: Bearer {SECRET}")
     except ValueError:
@@ -87,3 +90,24 @@ def test_serve_logging_masks_every_logger(
     if fmt == "json":
         lines = [json.loads(line) for line in err.splitlines()]
         assert "ValueError" in lines[0]["exception"]
+
+
+def test_serve_workers_parent_masks_what_its_children_say(
+        root_logging: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`serve --workers` logs a child's reason in the parent: the project's secrets are masked
+    there too."""
+    project = write_project(tmp_path, {"interlink.yaml": f"""
+        name: test
+        store: postgresql://app@127.0.0.1:9/app
+        admin: {{token: {SECRET}}}
+        """})
+
+    def a_child_said(self: server_processes._Supervisor) -> None:
+        server_processes.log.warning("server process 7 could not start: %s",
+                                     f"login refused for {SECRET}")
+
+    monkeypatch.setattr(server_processes._Supervisor, "run", a_child_said)
+    server_processes.serve_processes(project, 2, port=0)
+    err = capsys.readouterr().err
+    assert "login refused for ***" in err and SECRET not in err
