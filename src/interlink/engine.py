@@ -36,7 +36,7 @@ class Engine:
         self.project = project
         self.owner = owner or worker_name()
         self.store: Store = open_store(store_url or project.config.store, project.root)
-        self.redactor = Redactor(project.secrets | project.config.credentials())
+        self.redactor = Redactor(project.masked())
         self.store.redact_with(self.redactor)
         self.scripts = ScriptPool(project.root, project.config.scripts)
         self.metrics = Metrics()

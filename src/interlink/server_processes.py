@@ -21,16 +21,16 @@ and store connections. The parent only binds, starts, watches and stops them. Wh
 - **Supervised, without spinning.** A child that ends unasked for is logged and replaced: at
   once if it had served `STABLE_S` or longer, else after 1 s, 2 s, 4 s … (at most
   `MAX_BACKOFF_S`) for each such early end in a row (a row ends when a child that served that
-  long ends, or after `STABLE_S + MAX_BACKOFF_S` without an early end), so a child that crashes
-  under load does not make the parent spawn interpreters in a loop. A child that ends before it
-  said it was ready (listening, its worker claiming) failed to start: during the first start
-  that ends everything with its reason (exit 1, as a single `serve` would); later, replacements
-  wait the same way, and after `MAX_START_FAILURES` failed starts in a row, with no child
-  becoming ready between them and none left serving, the parent gives up with the last reason
-  (while one serves, it keeps trying, every `MAX_BACKOFF_S` at most). A replacement reads the
-  project files anew; one whose store or listeners are no longer those the parent started with
-  (the store URL edited, `admin.listen` added or removed) refuses to start, saying so: those
-  take a restart of `serve`.
+  long ends, or after `2 × (STABLE_S + MAX_BACKOFF_S)` without an early end), so a child that
+  crashes under load does not make the parent spawn interpreters in a loop. A child that ends
+  before it said it was ready (listening, its worker claiming) failed to start: during the first
+  start that ends everything with its reason (exit 1, as a single `serve` would); later,
+  replacements wait the same way, and after `MAX_START_FAILURES` failed starts in a row, with no
+  child becoming ready between them and none left serving, the parent gives up with the last
+  reason (while one serves, it keeps trying, every `MAX_BACKOFF_S` at most). A replacement reads
+  the project files anew; one whose store or listeners are no longer those the parent started
+  with (the store URL edited, `admin.listen` added or removed) refuses to start, saying so:
+  those take a restart of `serve`.
 - **Stopping.** SIGTERM or SIGINT to the parent: SIGTERM to every child, which stops taking
   connections and finishes what it holds (the single-process path), then exit 0; a second
   SIGINT kills them. On Linux each child asks for SIGTERM when the parent dies
@@ -104,7 +104,7 @@ def serve_processes(project: Project, workers: int, *, host: str | None = None,
     check_store(project, workers, source)
     configure_logging(log_format)
     # What a child says (why it could not start) is logged here: masked as in the child.
-    redact_logs(Redactor(project.secrets | project.config.credentials()))
+    redact_logs(Redactor(project.masked()))
     server, admin = project.config.server, project.config.admin
     host = host or server.host
     sockets: list[socket.socket] = []
@@ -176,18 +176,22 @@ def _child_main(args: _ChildArgs, said: Connection) -> None:
         ready = True
         say(_READY)
 
+    # The project as this child loaded it may hold secrets the parent's does not (edited
+    # since): what it says is masked here, with its own.
+    redactor = Redactor()
     try:
         project = load_project(args.root)
+        redactor = Redactor(project.masked())
         _check_unchanged(project, args)
         serve_sockets(project, args.sockets, with_worker=args.with_worker,
                       log_format=args.log_format, ready=serves)
     except InterlinkError as exc:
         if ready:
             log.error("server process %s stopped: %s", os.getpid(), exc)
-        say(str(exc))
+        say(redactor.text(str(exc)))
         sys.exit(1)
     except Exception as exc:
-        say(f"{type(exc).__name__}: {exc}")
+        say(redactor.text(f"{type(exc).__name__}: {exc}"))
         raise  # multiprocessing prints the traceback
 
 
@@ -385,14 +389,15 @@ class _Supervisor:
                 log.warning("server process %s ended (%s); starting another", pid, how)
                 self.due.append((time.monotonic(), pid))
                 return
-            # After the longest wait and as long again without an early end, the row is
-            # over, though no child that served STABLE_S has ended to say so.
+            # Twice the longest wait plus STABLE_S without an early end (a replacement at the
+            # longest wait that starts and serves a few seconds ends well within it): the row
+            # is over, though no child that served STABLE_S has ended to say so.
             now = time.monotonic()
-            if now - self.last_early_end > STABLE_S + MAX_BACKOFF_S:
+            if now - self.last_early_end > 2 * (STABLE_S + MAX_BACKOFF_S):
                 self.early_ends = 0
             self.early_ends += 1
             self.last_early_end = now
-            delay = min(2.0 ** (self.early_ends - 1), MAX_BACKOFF_S)
+            delay = _backoff(self.early_ends)
             log.warning("server process %s ended (%s) %.1fs after it was ready; starting "
                         "another in %gs", pid, how, served, delay)
             self.due.append((time.monotonic() + delay, pid))
@@ -409,10 +414,17 @@ class _Supervisor:
                             f"the last: {reason}")
             self._stop()
             return
-        delay = min(2.0 ** (self.failures - 1), MAX_BACKOFF_S)
+        delay = _backoff(self.failures)
         log.warning("server process %s could not start (%s): %s; starting another in %gs",
                     pid, how, reason, delay)
         self.due.append((time.monotonic() + delay, child.replaces))
+
+
+def _backoff(n: int) -> float:
+    """The wait before the next start after `n` early ends or failed starts in a row: 1 s,
+    2 s, 4 s … up to MAX_BACKOFF_S (the exponent capped: 2.0 ** 1024 overflows, and a child
+    that serves lets failures go on for ever)."""
+    return min(2.0 ** min(n - 1, 16), MAX_BACKOFF_S)
 
 
 def _pid(child: _Child) -> int:

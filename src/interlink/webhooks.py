@@ -34,7 +34,13 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from interlink.engine import Engine
-from interlink.errors import Conflict, ExpressionError, RunError, StoreError
+from interlink.errors import (
+    Conflict,
+    ExpressionError,
+    RunError,
+    StoreError,
+    StoreUnavailable,
+)
 from interlink.expressions import compile_expression
 from interlink.payloads import content_length, output_of, payload_of, unreadable
 from interlink.services.body import read_body
@@ -145,7 +151,7 @@ class Webhooks:
                 "request", f"this {found.delivery_name} was sent before with another body"),
                 JSON))
             return
-        except StoreError as exc:
+        except StoreUnavailable as exc:
             # Almost always nothing was committed; a connection that breaks during COMMIT
             # leaves it unknown, which a delivery key makes safe: sent again, the call finds
             # its run if it was committed. A 5xx every sender retries.
@@ -154,6 +160,15 @@ class Webhooks:
             await send_response(send, Response(
                 503, error_body("store", "the store is unavailable; try again later"), JSON,
                 [("Retry-After", str(STORE_RETRY_AFTER_S))]))
+            return
+        except StoreError as exc:
+            # Refused, not unavailable (a value the store cannot hold, such as a NUL in a
+            # JSON text on PostgreSQL): the same call would be refused again, so not a 5xx a
+            # sender retries for ever. What the store said stays in the log.
+            log.warning("webhook %s: the store refused a run of %s: %s", scope["path"], flow,
+                        self.engine.redactor.text(str(exc)))
+            await send_response(send, Response(422, error_body(
+                "store", "the store cannot keep this call's body"), JSON))
             return
         except RunError as exc:
             message = self.engine.redactor.text(str(exc))
@@ -186,8 +201,9 @@ class Webhooks:
             seen = None if key is None else await self.engine.store.get_run_by_key(key)
             if seen is None:
                 raise
-            # Compared as the store keeps it: secrets redacted, JSON as parsed.
-            if seen.input != orjson.loads(orjson.dumps(self.engine.redactor.data(payload))):
+            # Compared as the store keeps it (secrets redacted), as canonical JSON: `true`
+            # and `1` differ, key order and spacing do not.
+            if _canonical(seen.input) != _canonical(self.engine.redactor.data(payload)):
                 raise _KeyReused from None
             return seen.id, seen.status
         return run_id, "queued"
@@ -215,6 +231,10 @@ class Webhooks:
 
 class _KeyReused(Exception):
     """A delivery key seen before, sent with another body."""
+
+
+def _canonical(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def _start_key(flow: str, caller: Caller, delivery: str) -> str:

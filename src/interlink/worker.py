@@ -160,7 +160,8 @@ class Worker:
             log.warning("queue item %s (%s): the store is unavailable (%s); trying again in "
                         "%.0fs", item.id, item.kind, exc, CRASH_BACKOFF_S)
             await self._record(item, [Release(item.id, self.owner, time.time() + CRASH_BACKOFF_S,
-                                              error=f"the store was unavailable: {exc}")])
+                                              error=f"the store was unavailable: {exc}",
+                                              count_attempt=False)])
         except Exception as exc:
             log.exception("queue item %s (%s): handler crashed", item.id, item.kind)
             error = f"handler crashed: {type(exc).__name__}: {exc}"

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
+import string
 from typing import Any
 
 import psycopg
 import pytest
 from tests.integration.test_store import a_run
 
-from interlink.errors import StoreUnavailable
+from interlink.errors import StoreError, StoreUnavailable
 from interlink.store import InsertRun, _pg_commit
 from interlink.store._pg_commit import _numbered, _Prepared
 from interlink.store.postgres import PostgresStore
@@ -94,6 +96,28 @@ async def test_a_lost_connection_is_unavailable_then_replaced(postgres_url: str)
         with pytest.raises(StoreUnavailable):
             await store.write(InsertRun(a_run("r2")))
         assert await store.write(InsertRun(a_run("r2"))) == [None]
+
+
+@pytest.mark.postgres
+async def test_a_read_only_server_is_unavailable_a_program_limit_is_refused(
+    postgres_url: str
+) -> None:
+    """By SQLSTATE, not psycopg's class: a primary demoted to read-only in a failover
+    (25006, an `InternalError`) is an outage worth waiting out; a value too large for an
+    index (54000, an `OperationalError`) is refused for good — else a worker would release
+    its item every 5 s for ever."""
+    async with one_connection_store(postgres_url) as store:
+        async with store._connection() as conn:
+            await conn.execute("SET default_transaction_read_only = on")
+        with pytest.raises(StoreUnavailable, match="read-only"):
+            await store.write(InsertRun(a_run("r1")))
+        async with store._connection() as conn:
+            await conn.execute("SET default_transaction_read_only = off")
+        huge = "".join(random.Random(5).choices(string.ascii_letters, k=20_000))
+        with pytest.raises(StoreError, match="index row") as refused:
+            await store.write(InsertRun(a_run("r2", flow=huge)))
+        assert not isinstance(refused.value, StoreUnavailable)
+        assert await store.write(InsertRun(a_run("r3"))) == [None]
 
 
 @pytest.mark.postgres

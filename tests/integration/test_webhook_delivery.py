@@ -15,7 +15,7 @@ from tests.integration.test_webhook_auth import BODY, SECRET, stamped
 from tests.projects import write_project
 
 from interlink.engine import Engine
-from interlink.errors import StoreError
+from interlink.errors import StoreError, StoreUnavailable
 from interlink.server import build_app
 from interlink.services import call_app
 from interlink.store import Store
@@ -106,8 +106,13 @@ async def test_a_key_sent_again_with_another_body_is_refused(
     assert other[0] == 422 and other[1]["error"]["phase"] == "request"
     assert "Idempotency-Key" in other[1]["error"]["message"]
     assert await runs_of(engine.store, "plain") == [first[1]["run_id"]]
-    # The same document differently spaced is the same body.
+    # The same document differently spaced, its keys in another order, is the same body;
+    # `true` is not `1`.
     assert await hook(app, "plain", key, b'{ "order" : 10 }') == first
+    paid = {"Idempotency-Key": "order-12"}
+    first = await hook(app, "plain", paid, b'{"order": 12, "paid": true}')
+    assert await hook(app, "plain", paid, b'{"paid": true, "order": 12}') == first
+    assert (await hook(app, "plain", paid, b'{"order": 12, "paid": 1}'))[0] == 422
 
 
 async def test_callers_have_keys_of_their_own(served: tuple[ASGIApp, Engine]) -> None:
@@ -146,7 +151,7 @@ async def test_a_call_whose_answer_was_lost_is_answered_with_its_run(
     async def committed_then_lost(*ops: Any) -> Any:
         await write(*ops)
         monkeypatch.setattr(engine.store, "write", write)
-        raise StoreError("writing to the store: the connection is lost")
+        raise StoreUnavailable("writing to the store: the connection is lost")
 
     monkeypatch.setattr(engine.store, "write", committed_then_lost)
     key = {"Idempotency-Key": "order-9"}
@@ -171,3 +176,19 @@ async def test_a_signed_call_sent_again_gets_its_run_a_replay_without_key_is_ref
                               body=BODY + b" ")).status for _ in range(2)]
     assert status == [202, 401]
     assert len(await runs_of(engine.store, "stamped")) == 2
+
+
+async def test_a_body_the_store_refuses_is_a_422_not_a_503_to_retry(
+    served: tuple[ASGIApp, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write the store refuses (not one it could not make) would be refused again: 422,
+    which no sender retries, and nothing of the store's message in the body."""
+    app, engine = served
+
+    async def refused(*ops: Any) -> Any:
+        raise StoreError("writing to the store: unsupported Unicode escape sequence \\u0000")
+
+    monkeypatch.setattr(engine.store, "write", refused)
+    status, body = await hook(app, "plain", {})
+    assert status == 422
+    assert body["error"] == {"phase": "store", "message": "the store cannot keep this call's body"}

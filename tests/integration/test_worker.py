@@ -103,10 +103,13 @@ async def test_an_outage_is_never_counted_as_a_crash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A handler that meets an unavailable store more times than `MAX_CRASHES` is released
-    each time, saying why, and is never set aside as broken; it runs once the store is back."""
+    each time, saying why, and is never set aside as broken — nor do the outages count
+    toward a later real crash, which is released as a first crash; it runs once the store
+    and the handler are well."""
     monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
     calls = 0
     errors: list[str | None] = []
+    attempts: list[int] = []
     done = asyncio.Event()
     async with open_store(f"sqlite:///{tmp_path}/s.db", tmp_path) as store:
 
@@ -114,8 +117,11 @@ async def test_an_outage_is_never_counted_as_a_crash(
             nonlocal calls
             calls += 1
             errors.append(item.last_error)
+            attempts.append(item.attempts)
             if calls <= MAX_CRASHES + 2:
                 raise StoreUnavailable("writing to the store: database is locked")
+            if calls == MAX_CRASHES + 3:
+                raise RuntimeError("a bug, once")
             await store.write(Complete(item.id, owner, keep=True))
             done.set()
 
@@ -123,8 +129,10 @@ async def test_an_outage_is_never_counted_as_a_crash(
         await run_until(Worker(store, {"k": handle}, poll_s=0.05), done)
         item = await store.get_item("q1")
     assert item is not None
-    assert (item.status, calls) == ("done", MAX_CRASHES + 3)
-    assert errors[-1] == "the store was unavailable: writing to the store: database is locked"
+    assert (item.status, calls) == ("done", MAX_CRASHES + 4)
+    assert errors[-2] == "the store was unavailable: writing to the store: database is locked"
+    assert errors[-1] == "handler crashed: RuntimeError: a bug, once"
+    assert attempts == [1] * (MAX_CRASHES + 3) + [2]
 
 
 async def test_leases_are_renewed_while_a_handler_runs(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import uvicorn.config
 from tests.projects import write_project
 
 from interlink import server_processes
+from interlink.errors import ServerError
 from interlink.redaction import RedactingFilter, Redactor
 from interlink.server import configure_logging, redact_logs
 
@@ -111,3 +113,36 @@ def test_serve_workers_parent_masks_what_its_children_say(
     server_processes.serve_processes(project, 2, port=0)
     err = capsys.readouterr().err
     assert "login refused for ***" in err and SECRET not in err
+
+
+def test_a_serve_workers_child_masks_why_it_could_not_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replacement loads the project anew, maybe with a secret the parent never saw: the
+    child masks its reason with its own project before telling the parent."""
+    import multiprocessing
+    import signal
+
+    url = "postgresql://app@127.0.0.1:9/app"
+    write_project(tmp_path, {"interlink.yaml": f"""
+        name: test
+        store: {url}
+        admin: {{token: {SECRET}}}
+        """})
+
+    def refuses(*args: object, **kwargs: object) -> None:
+        raise ServerError(f"binding 127.0.0.1:8080 as {SECRET}")
+
+    monkeypatch.setattr(server_processes, "serve_sockets", refuses)
+    monkeypatch.setattr(server_processes, "_die_with_parent", lambda parent: None)
+    heard, said = multiprocessing.Pipe(duplex=False)
+    sigint = signal.getsignal(signal.SIGINT)
+    listener, other = socket.socketpair()
+    try:
+        with pytest.raises(SystemExit):
+            server_processes._child_main(
+                server_processes._ChildArgs(tmp_path, [listener], True, None, 0, url), said)
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+        listener.close()
+        other.close()
+    assert heard.recv() == "binding 127.0.0.1:8080 as ***"

@@ -67,9 +67,13 @@ def test_an_early_end_long_after_the_last_starts_a_new_row(tmp_path: Path) -> No
     """A crash loop of yesterday does not make today's first early end wait the longest."""
     supervisor = _Supervisor(args(tmp_path, []), 2, lambda: None)
     assert [ended_after(supervisor, pid, 0.5) for pid in range(1, 7)][-1] == MAX_BACKOFF_S
-    supervisor.last_early_end -= STABLE_S + MAX_BACKOFF_S + 1  # the others served since
+    supervisor.last_early_end -= 2 * (STABLE_S + MAX_BACKOFF_S) + 1  # the others served
     assert ended_after(supervisor, 7, 0.5) == 1
     assert ended_after(supervisor, 8, 0.5) == 2
+    # A replacement started at the longest wait that served 9 s is still in the row.
+    supervisor.early_ends = 6
+    supervisor.last_early_end -= MAX_BACKOFF_S + 9 + 3
+    assert ended_after(supervisor, 9, 9) == MAX_BACKOFF_S
 
 
 @pytest.fixture
@@ -134,13 +138,14 @@ def test_while_a_child_serves_failed_starts_are_tried_again_for_ever(
                      ready_at=time.monotonic())
     supervisor.children.append(serving)
     delays = []
-    for pid in range(1, 9):
+    for pid in range(1, 1101):  # 2.0 ** 1024 would overflow: days of tries at 30 s
         child = _Child(_Ended(pid), None, 99, reason="the project's store changed")  # type: ignore[arg-type]
         supervisor.children.append(child)
         before = time.monotonic()
         supervisor._ended(child)
         at, _ = supervisor.due.pop()
         delays.append(round(at - before))
-    assert delays == [1, 2, 4, 8, 16, MAX_BACKOFF_S, MAX_BACKOFF_S, MAX_BACKOFF_S]
+    assert delays[:7] == [1, 2, 4, 8, 16, MAX_BACKOFF_S, MAX_BACKOFF_S]
+    assert set(delays[5:]) == {MAX_BACKOFF_S}
     assert supervisor.gave_up is None and not supervisor.stopping
     assert supervisor.children == [serving]

@@ -35,6 +35,11 @@ class Project:
         """The project's name from `interlink.yaml`."""
         return self.config.name
 
+    def masked(self) -> set[str]:
+        """Every value to mask wherever the engine writes or logs: the environment's
+        substitutions and the credentials callers present."""
+        return set(self.secrets) | self.config.credentials()
+
     def path(self, relative: str) -> Path:
         """A project-relative path (`scripts/x.py`) made absolute."""
         return self.root / relative

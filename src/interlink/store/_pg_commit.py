@@ -33,13 +33,31 @@ Planned = list[list[Statement]]
 Connect = Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]]
 
 
+#: SQLSTATE classes and codes of errors the same request may get past later: connection
+#: (08), transaction rollback — serialization, deadlock (40), insufficient resources — disk
+#: full, too many connections (53), operator intervention — shutdown, crash, cancel (57),
+#: system (58); a read-only server (a demoted primary during failover), an idle-transaction
+#: timeout, a lock not available, an object in use.
+_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+_TRANSIENT_STATES = frozenset({"25006", "25P03", "55P03", "55006"})
+
+
 def store_error(what: str, exc: BaseException) -> StoreError:
     """`exc` from psycopg as a `StoreError`: `StoreUnavailable` when the server, the network
-    or the pool failed (an `OperationalError`: connection lost, pool timeout, server shutting
-    down, serialization failure, disk full) or psycopg has no usable connection any more
-    (`InterfaceError`), so the same request may work later; a plain `StoreError` when the
-    request itself was refused (a value, a constraint)."""
-    transient = isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, OSError))
+    or the pool failed, so the same request may work later; a plain `StoreError` when the
+    request itself was refused (a value, a constraint, a program limit such as a value too
+    large) and will be refused again.
+
+    By SQLSTATE, not by psycopg's class: `OperationalError` also holds program limits (54),
+    and a read-only server's refusal is an `InternalError`. An error with no SQLSTATE is the
+    client's: a lost connection, a pool timeout (`InterfaceError`, `OperationalError`)."""
+    state = getattr(exc, "sqlstate", None)
+    if isinstance(exc, OSError) or (
+            state is None and isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))):
+        transient = True
+    else:
+        transient = state is not None and (
+            state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES)
     error = (StoreUnavailable if transient else StoreError)(f"{what}: {exc}")
     error.__cause__ = exc
     return error

@@ -66,7 +66,10 @@ def _store_error(what: str, exc: sqlite3.Error) -> StoreError:
     """`exc` as a `StoreUnavailable` when the same request may work later, else a
     `StoreError` (the request itself was refused: a constraint, a value)."""
     code = getattr(exc, "sqlite_errorcode", None)
-    transient = code is not None and code & 0xFF in _TRANSIENT
+    # A read racing close() meets the module's "closed database" (no SQLite code): the
+    # store is closing, which the next process or the reopened store gets past.
+    transient = (code is not None and code & 0xFF in _TRANSIENT) or (
+        isinstance(exc, sqlite3.ProgrammingError) and "closed database" in str(exc))
     error = (StoreUnavailable if transient else StoreError)(f"{what}: {exc}")
     error.__cause__ = exc
     return error
