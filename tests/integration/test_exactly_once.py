@@ -20,7 +20,7 @@ from interlink.errors import StoreError, StoreUnavailable
 from interlink.server import build_app
 from interlink.services import call_app
 from interlink.spec import Project
-from interlink.store import SaveAttempt
+from interlink.store import InsertLogs, SaveAttempt
 
 CONFIG = "name: test\nstore: sqlite:///.interlink/test.db\nworker: {poll: 50ms}\n"
 
@@ -366,7 +366,9 @@ async def test_a_write_the_store_refuses_during_a_step_fails_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A write the store refuses for what it holds (not an outage: trying again cannot help)
-    fails the step and the run, saying why; the run is not left `running`."""
+    fails the step and the run, saying why; the run is not left `running`. What was to ride
+    with the refused write (the run's start, its log lines; for a run executed at once, the
+    run itself) is written with the failure, not dropped."""
     monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
     async with Upstream() as up:
         up.route("/orders", body={"ok": True})
@@ -382,6 +384,40 @@ async def test_a_write_the_store_refuses_during_a_step_fails_the_run(
 
             monkeypatch.setattr(engine.store, "write", refusing)
             run = await engine.runner.wait_for(await engine.runner.start("push", {"id": 1}), 10)
+            now = await engine.runner.run_now("push", {"id": 2}, trigger="service")
+            logs = [line.message for line in await engine.store.get_logs(now.id)]
 
-    assert run.status == "failed"
+    assert run.status == "failed" and run.started_at is not None
     assert "invalid byte sequence" in (run.error or "")
+    assert now.status == "failed" and now.input == {"id": 2} and now.started_at is not None
+    assert any("invalid byte sequence" in line for line in logs)
+
+
+async def test_a_log_line_the_store_refuses_does_not_keep_the_run_from_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When what rode with the step's write is itself what the store refuses (a log line it
+    cannot hold), the run's failure is written without it: the run ends `failed`, it is not
+    crashed again and again until its item is set aside."""
+    monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
+    async with Upstream() as up:
+        up.route("/orders", statuses=[503, 200], body={"ok": True})
+        retry = "{max_attempts: 2, initial: 1ms}"
+        project = make(tmp_path, {"connectors/wh.yaml": connector(up.url, retry),
+                                  "flows/push.yaml": PUSH})
+        async with running_engine(project) as engine:
+            write = engine.store.write
+
+            async def refusing_logs(*ops: Any) -> Any:
+                if any(isinstance(op, InsertLogs) and any("accepted" in line.message
+                                                          for line in op.lines) for op in ops):
+                    raise StoreError("writing to the store: invalid byte sequence")
+                return await write(*ops)
+
+            monkeypatch.setattr(engine.store, "write", refusing_logs)
+            run = await engine.runner.wait_for(await engine.runner.start("push", {"id": 1}), 10)
+            items = await engine.store.list_items()
+
+    assert run.status == "failed" and "invalid byte sequence" in (run.error or "")
+    assert len(up.requests_to("/orders")) == 2
+    assert all(item.status != "broken" for item in items)

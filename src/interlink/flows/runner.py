@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 
 from interlink.connectors.client import ConnectorClient
-from interlink.errors import Conflict, RunError, StoreUnavailable
+from interlink.errors import Conflict, RunError, StoreError, StoreUnavailable
 from interlink.expressions import Template
 from interlink.flows.steps import STEP_KINDS, Done, Failed, StepContext, StepOutcome, Wait
 from interlink.ids import derived_id, new_id
@@ -454,11 +454,17 @@ class FlowRunner:
                             Complete(item.id, owner, keep=False)]
                 else:
                     ops.append(UpdateRun(run.id, progress))
-                await self._write(ctx, ops)
-                if last:
-                    self.metrics.run_ended(run.flow, "succeeded")
-                cursor = None
-                continue
+                try:
+                    await ctx.flush(*ops)
+                except (Conflict, StoreUnavailable):
+                    raise
+                except StoreError as exc:  # refused (a value it cannot hold): the step fails
+                    outcome = Failed(f"step {step.id}: saving its outcome: {exc}")
+                else:
+                    if last:
+                        self.metrics.run_ended(run.flow, "succeeded")
+                    cursor = None
+                    continue
             if isinstance(outcome, Failed):
                 ctx.log(outcome.reason, "error")
                 retry = self._flow_retry(ctx, flow, outcome)
@@ -470,18 +476,28 @@ class FlowRunner:
                                            error=outcome.reason)),
                        *self._ending(run, "failed", outcome.reason), *retry, *notices,
                        Complete(item.id, owner, keep=False)]
-                await self._write(ctx, ops)
+                try:
+                    await ctx.flush(*ops)
+                except (Conflict, StoreUnavailable):
+                    raise
+                except StoreError as exc:
+                    # What rode with the failure is what the store refuses (a log line it
+                    # cannot hold): the failure is written without it.
+                    log.warning("run %s: writing its failure with its pending writes: %s; "
+                                "writing it without them", run.id, exc)
+                    ctx.take_writes()
+                    await self.store.write(*ops)
                 self.metrics.run_ended(run.flow, "failed")
                 break
             ctx.log(outcome.reason, "warning")
-            await self._write(ctx, [
+            await ctx.flush(
                 SaveStep(StepRecord(run.id, index, step.id, "waiting", started)),
                 UpdateRun(run.id, {"status": "waiting", "updated_at": time.time()}),
                 Release(item.id, owner, outcome.until,
                         payload={"run_id": run.id, "cursor": {**outcome.cursor,
                                                               "started_at": started}},
                         replace_payload=True),
-            ])
+            )
             return
         self._announce(run.id)
 
@@ -534,6 +550,4 @@ class FlowRunner:
                 f"in {flow.retry.delay:g}s")
         return self._retry_ops(run, delay=flow.retry.delay)
 
-    async def _write(self, ctx: StepContext, ops: list[WriteOp]) -> None:
-        await self.store.write(*ctx.take_writes(), *ops)
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from interlink.errors import Conflict, StoreError, StoreUnavailable
 from interlink.store import AttemptRecord, InsertLogs, LogLine, RunRecord, Store, WriteOp
 
 if TYPE_CHECKING:
@@ -194,8 +195,19 @@ class StepContext:
         return ops
 
     async def flush(self, *ops: WriteOp) -> None:
-        """Write the pending writes, the log lines and `ops` to the store now, atomically."""
-        await self.services.store.write(*self.take_writes(), *ops)
+        """Write the pending writes, the log lines and `ops` to the store now, atomically.
+
+        If the store refuses the write, nothing of it was written: the pending writes and
+        lines go with the next write (the step's failure), so the run's start and its log
+        are not dropped with the refused op."""
+        taken = self.take_writes()
+        try:
+            await self.services.store.write(*taken, *ops)
+        except (Conflict, StoreUnavailable):
+            raise  # the run is another's, or may have been written: it resumes from the store
+        except StoreError:
+            self.pending[:0] = taken
+            raise
 
     async def attempts(self) -> list[AttemptRecord]:
         """This step's attempts made by earlier executions of the run (none on a first start:
