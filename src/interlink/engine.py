@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 from interlink.activities import ProjectActivities, RequestProcessor
 from interlink.connectors.client import ConnectorClient
 from interlink.flows.runner import RUN_KIND, FlowRunner
+from interlink.housekeeping import Housekeeping
 from interlink.metrics import Metrics
 from interlink.notifications import NOTIFICATION_KIND, Notifications
 from interlink.redaction import Redactor
@@ -115,11 +116,13 @@ class Engine:
                 NOTIFICATION_KIND: self.notifications.handler}
 
     def worker(self) -> Worker:
-        """A worker running this engine's handlers with the project's worker settings (and
-        the failure-rate watch, when `notify.connector_failure_rate` is set)."""
+        """A worker running this engine's handlers with the project's worker settings, its
+        housekeeping (and the failure-rate watch, when `notify.connector_failure_rate` is
+        set)."""
         cfg = self.project.config.worker
         watch = self.notifications.watch
+        housekeeping = Housekeeping(self.store, self.owner, cfg.keep_finished)
         return Worker(self.store, self.handlers(), owner=self.owner,
                       concurrency=cfg.concurrency, lease_s=cfg.lease, poll_s=cfg.poll,
                       notices=self.notifications.notices,
-                      tasks=[watch.run] if watch is not None else [])
+                      tasks=[housekeeping.run, *([watch.run] if watch is not None else [])])

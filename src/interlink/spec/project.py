@@ -208,6 +208,9 @@ class WorkerConfig(Spec):
     concurrency: int = Field(16, ge=1, description="queue items run at once per process")
     lease: Duration = duration_field("30s", "how long a claim lasts before it is renewed")
     poll: Duration = duration_field("500ms", "idle wait between claims when the queue is empty")
+    keep_finished: Duration = duration_field(
+        "7d", "how long a finished queue item (a service request's answer, a notification "
+        "sent) is kept before housekeeping deletes it")
 
 
 class ScriptsConfig(Spec):

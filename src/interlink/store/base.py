@@ -178,10 +178,10 @@ class Store(abc.ABC):
     # housekeeping
 
     @abc.abstractmethod
-    async def purge(self, *, before: float) -> int:
+    async def purge(self, *, before: float, expired: float | None = None) -> int:
         """Delete queue items that ended `done` or `failed` (not `broken`: those wait for a
         requeue) last updated before `before`, and sessions, locks, nonces, dedupe keys and
-        cached values expired by then.
+        cached values expired by `expired` (default: `before`).
         Returns the number of queue items deleted."""
 
     # the web UI's overview and links (store/_stats.py)

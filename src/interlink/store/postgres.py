@@ -225,12 +225,13 @@ class PostgresStore(NamedQueryReads):
         except psycopg.Error as exc:
             raise store_error(f"writing to the store ({name})", exc) from exc
 
-    async def purge(self, *, before: float) -> int:
-        """Delete finished queue items, and sessions, locks, nonces, dedupe keys and cached
-        values older than `before`."""
+    async def purge(self, *, before: float, expired: float | None = None) -> int:
+        """Delete finished queue items older than `before`, and sessions, locks, nonces,
+        dedupe keys and cached values expired by `expired` (default: `before`)."""
+        by = before if expired is None else expired
         for name in ("purge_sessions", "purge_locks", "purge_nonces", "purge_dedupe",
                      "purge_cache"):
-            await self._execute(name, {"before": before})
+            await self._execute(name, {"before": by})
         return await self._execute("purge_items", {"before": before})
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 (Store's API)

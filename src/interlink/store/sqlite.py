@@ -378,14 +378,16 @@ class SqliteStore(NamedQueryReads):
 
         await self._submit(unlock)
 
-    async def purge(self, *, before: float) -> int:
-        """Delete finished queue items, and sessions, locks and nonces older than `before`."""
+    async def purge(self, *, before: float, expired: float | None = None) -> int:
+        """Delete finished queue items older than `before`, and sessions, locks, nonces,
+        dedupe keys and cached values expired by `expired` (default: `before`)."""
         q = self._queries
+        by = before if expired is None else expired
 
         def purge(conn: sqlite3.Connection, _now: float) -> int:
             for name in ("purge_sessions", "purge_locks", "purge_nonces", "purge_dedupe",
                          "purge_cache"):
-                conn.execute(q[name], {"before": before})
+                conn.execute(q[name], {"before": by})
             return conn.execute(q["purge_items"], {"before": before}).rowcount
 
         return await self._submit(purge)  # type: ignore[no-any-return]

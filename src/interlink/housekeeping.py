@@ -1,0 +1,70 @@
+"""Housekeeping: the store's tables stay the size of the work, not of its history.
+
+Some rows outlive their use: a finished queue item that was kept (a service request's answer,
+a notification sent), a replay-proof signature's nonce once its timestamp is out of the
+window, an expired session, lock, dedupe key or cached value. Every `EVERY_S` one worker —
+whichever holds the `housekeeping` lock; any other takes over when it stops renewing it —
+deletes the finished items older than `worker.keep_finished` and everything expired
+(`Store.purge`). Without it those tables only grew: a webhook with HMAC replay protection left
+a nonce per call for ever.
+
+Runs, their steps, attempts and log lines are the run log: housekeeping never deletes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from interlink.store import Store
+
+__all__ = ["EVERY_S", "LOCK", "Housekeeping"]
+
+log = logging.getLogger("interlink.worker")
+
+#: seconds between two purges (one worker does them)
+EVERY_S = 600.0
+#: the lock naming the worker that purges
+LOCK = "housekeeping"
+
+
+class Housekeeping:
+    """Purges `store` every `every_s` while `run` runs, when this worker (`owner`) holds the
+    lock; finished queue items are kept `keep_finished_s`."""
+
+    def __init__(self, store: Store, owner: str, keep_finished_s: float,
+                 every_s: float | None = None) -> None:
+        self.store = store
+        self.owner = owner
+        self.keep_finished_s = keep_finished_s
+        self.every_s = EVERY_S if every_s is None else every_s
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Purge every `every_s` until `stop` is set."""
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), self.every_s)
+                break
+            except TimeoutError:
+                pass
+            await self.once()
+
+    async def once(self) -> int | None:
+        """Purge now if no other worker does; the queue items deleted (None: another worker
+        holds the lock, or the store failed — logged, tried again next time)."""
+        try:
+            # Held a little longer than the period, so its holder keeps it from one purge
+            # to the next.
+            if not await self.store.try_lock(LOCK, self.owner, self.every_s * 1.5):
+                return None
+            now = time.time()
+            deleted = await self.store.purge(before=now - self.keep_finished_s, expired=now)
+        except Exception:
+            log.exception("housekeeping: purging the store failed; trying again in %gs",
+                          self.every_s)
+            return None
+        if deleted:
+            log.info("housekeeping: deleted %d finished queue item%s", deleted,
+                     "" if deleted == 1 else "s")
+        return deleted
