@@ -7,6 +7,7 @@ InterlinkError
 ├── ExpressionError       an expression or template failed while being evaluated
 ├── StoreError            the durable store could not do what was asked
 │   ├── StoreUnavailable  unreachable, busy or closing: the same request may work later
+│   ├── ValueRefused      a value the store cannot hold: refused again if sent again
 │   ├── InvalidCursor     a listing cursor the store did not hand out (also a ValueError)
 │   └── Conflict          a write found its record changed by another process (nothing applied)
 │       └── LeaseLost     a queue item's lease expired and another worker took it
@@ -46,6 +47,7 @@ __all__ = [
     "ServerError",
     "StoreError",
     "StoreUnavailable",
+    "ValueRefused",
 ]
 
 
@@ -92,6 +94,13 @@ class StoreUnavailable(StoreError):
     what the store has. Any other `StoreError` is the request's own fault (a value the store
     refuses) and fails the work that made it.
     """
+
+
+class ValueRefused(StoreError):
+    """A value the store cannot hold (one JSON cannot encode, one too large, one of the wrong
+    type): the same write is refused again, and the value came from the work or its caller —
+    a webhook answers it 422, where another refusal (a missing table, a permission) is the
+    server's 500."""
 
 
 class InvalidCursor(StoreError, ValueError):

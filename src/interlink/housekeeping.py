@@ -1,12 +1,12 @@
 """Housekeeping: the store's tables stay the size of the work, not of its history.
 
-Some rows outlive their use: a finished queue item that was kept (a service request's answer,
-a notification sent), a replay-proof signature's nonce once its timestamp is out of the
-window, an expired session, lock, dedupe key or cached value. Every `EVERY_S` one worker —
-whichever holds the `housekeeping` lock; any other takes over when it stops renewing it —
-deletes the finished items older than `worker.keep_finished` and everything expired
-(`Store.purge`). Without it those tables only grew: a webhook with HMAC replay protection left
-a nonce per call for ever.
+Some rows outlive their use: a finished queue item that was kept (a service request's answer, a
+notification sent), a replay-proof signature's nonce once its timestamp is out of the window, an
+expired session, lock, dedupe key or cached value. A minute after start, then every `EVERY_S`,
+one worker — whichever holds the `housekeeping` lock; any other takes over when it stops
+renewing it — deletes the finished items older than `worker.keep_finished` and everything
+expired more than `EXPIRED_MARGIN_S` ago (`Store.purge`), a batch at a time. Without it those
+tables only grew: a webhook with HMAC replay protection left a nonce per call for ever.
 
 Runs, their steps, attempts and log lines are the run log: housekeeping never deletes them.
 """
@@ -14,17 +14,24 @@ Runs, their steps, attempts and log lines are the run log: housekeeping never de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
 from interlink.store import Store
 
-__all__ = ["EVERY_S", "LOCK", "Housekeeping"]
+__all__ = ["EVERY_S", "EXPIRED_MARGIN_S", "FIRST_S", "LOCK", "Housekeeping"]
 
 log = logging.getLogger("interlink.worker")
 
 #: seconds between two purges (one worker does them)
 EVERY_S = 600.0
+#: seconds from start to the first purge (a process restarted more often than EVERY_S
+#: still purges)
+FIRST_S = 60.0
+#: seconds an expired row is kept past its expiry: a replay-proof request's nonce outlives its
+#: timestamp window even for a process whose clock is this much behind the purger's
+EXPIRED_MARGIN_S = 300.0
 #: the lock naming the worker that purges
 LOCK = "housekeeping"
 
@@ -41,14 +48,21 @@ class Housekeeping:
         self.every_s = EVERY_S if every_s is None else every_s
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Purge every `every_s` until `stop` is set."""
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), self.every_s)
-                break
-            except TimeoutError:
-                pass
-            await self.once()
+        """Purge after `FIRST_S`, then every `every_s`, until `stop` is set; then let go of
+        the lock, so another worker takes over at its next period."""
+        wait = min(FIRST_S, self.every_s)
+        try:
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), wait)
+                    break
+                except TimeoutError:
+                    pass
+                await self.once()
+                wait = self.every_s
+        finally:
+            with contextlib.suppress(Exception):
+                await self.store.unlock(LOCK, self.owner)
 
     async def once(self) -> int | None:
         """Purge now if no other worker does; the queue items deleted (None: another worker
@@ -59,7 +73,8 @@ class Housekeeping:
             if not await self.store.try_lock(LOCK, self.owner, self.every_s * 1.5):
                 return None
             now = time.time()
-            deleted = await self.store.purge(before=now - self.keep_finished_s, expired=now)
+            deleted = await self.store.purge(before=now - self.keep_finished_s,
+                                             expired=now - EXPIRED_MARGIN_S)
         except Exception:
             log.exception("housekeeping: purging the store failed; trying again in %gs",
                           self.every_s)

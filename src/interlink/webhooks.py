@@ -40,6 +40,7 @@ from interlink.errors import (
     RunError,
     StoreError,
     StoreUnavailable,
+    ValueRefused,
 )
 from interlink.expressions import compile_expression
 from interlink.payloads import content_length, output_of, payload_of, unreadable
@@ -162,13 +163,16 @@ class Webhooks:
                 [("Retry-After", str(STORE_RETRY_AFTER_S))]))
             return
         except StoreError as exc:
-            # Refused, not unavailable (a value the store cannot hold, such as a NUL in a
-            # JSON text on PostgreSQL): the same call would be refused again, so not a 5xx a
-            # sender retries for ever. What the store said stays in the log.
+            # Refused, not unavailable. For a value of the call's (one the store cannot
+            # hold), the same call would be refused again: a 422, not a 5xx a sender
+            # retries for ever. Anything else (a permission, a missing table) is the
+            # server's: a 500. What the store said stays in the log.
             log.warning("webhook %s: the store refused a run of %s: %s", scope["path"], flow,
                         self.engine.redactor.text(str(exc)))
-            await send_response(send, Response(422, error_body(
-                "store", "the store cannot keep this call's body"), JSON))
+            refused = isinstance(exc, ValueRefused)
+            await send_response(send, Response(422 if refused else 500, error_body(
+                "store", "the store cannot keep this call's body" if refused
+                else "the store refused this call's run"), JSON))
             return
         except RunError as exc:
             message = self.engine.redactor.text(str(exc))

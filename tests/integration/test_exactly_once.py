@@ -16,11 +16,11 @@ from tests.upstream import Upstream
 
 from interlink import worker as worker_module
 from interlink.engine import Engine
-from interlink.errors import StoreError, StoreUnavailable
+from interlink.errors import StoreError, StoreUnavailable, ValueRefused
 from interlink.server import build_app
 from interlink.services import call_app
 from interlink.spec import Project
-from interlink.store import InsertLogs, SaveAttempt
+from interlink.store import SaveAttempt, UpdateRun
 
 CONFIG = "name: test\nstore: sqlite:///.interlink/test.db\nworker: {poll: 50ms}\n"
 
@@ -393,12 +393,13 @@ async def test_a_write_the_store_refuses_during_a_step_fails_the_run(
     assert any("invalid byte sequence" in line for line in logs)
 
 
-async def test_a_log_line_the_store_refuses_does_not_keep_the_run_from_failing(
+async def test_an_outcome_the_store_refuses_leaves_the_attempt_unknown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """When what rode with the step's write is itself what the store refuses (a log line it
-    cannot hold), the run's failure is written without it: the run ends `failed`, it is not
-    crashed again and again until its item is set aside."""
+    """The upstream accepted, but the store refuses the step's outcome (a value it cannot
+    hold): the step and the run fail, the call is not sent again, and the accepted attempt is
+    not stored as accepted without its output (a re-drive would take a null for it): it stays
+    unknown, as after a crash."""
     monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
     async with Upstream() as up:
         up.route("/orders", statuses=[503, 200], body={"ok": True})
@@ -408,16 +409,48 @@ async def test_a_log_line_the_store_refuses_does_not_keep_the_run_from_failing(
         async with running_engine(project) as engine:
             write = engine.store.write
 
-            async def refusing_logs(*ops: Any) -> Any:
-                if any(isinstance(op, InsertLogs) and any("accepted" in line.message
-                                                          for line in op.lines) for op in ops):
-                    raise StoreError("writing to the store: invalid byte sequence")
+            async def refusing_outcomes(*ops: Any) -> Any:  # the step's output, say a Decimal
+                if any(isinstance(op, UpdateRun) and "bucket" in op.fields for op in ops):
+                    raise ValueRefused("encoding a value for the store: Type is not JSON "
+                                       "serializable: decimal.Decimal")
                 return await write(*ops)
 
-            monkeypatch.setattr(engine.store, "write", refusing_logs)
+            monkeypatch.setattr(engine.store, "write", refusing_outcomes)
+            run = await engine.runner.wait_for(await engine.runner.start("push", {"id": 1}), 10)
+            attempts = await engine.store.get_attempts(run.id)
+            items = await engine.store.list_items()
+
+    assert run.status == "failed" and "saving its outcome" in (run.error or "")
+    assert len(up.requests_to("/orders")) == 2
+    assert [(a.n, a.decision) for a in attempts][-1] == (2, "unknown")
+    assert all(item.status != "broken" for item in items)
+
+
+async def test_an_attempt_the_store_refuses_does_not_keep_the_run_from_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When what rode with the step's failure is itself what the store refuses (the failed
+    attempt's record), the failure is written without the attempt: the run ends `failed`
+    with the upstream's answer named, not crashed again and again until its item is set
+    aside; the call went out once."""
+    monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
+    async with Upstream() as up:
+        up.route("/orders", statuses=[400], body={"error": "bad order"})
+        project = make(tmp_path, {"connectors/wh.yaml": connector(up.url),
+                                  "flows/push.yaml": PUSH})
+        async with running_engine(project) as engine:
+            write = engine.store.write
+
+            async def refusing_attempts(*ops: Any) -> Any:
+                if any(isinstance(op, SaveAttempt) and op.attempt.decision == "fail"
+                       for op in ops):
+                    raise ValueRefused("writing to the store: value out of range")
+                return await write(*ops)
+
+            monkeypatch.setattr(engine.store, "write", refusing_attempts)
             run = await engine.runner.wait_for(await engine.runner.start("push", {"id": 1}), 10)
             items = await engine.store.list_items()
 
-    assert run.status == "failed" and "invalid byte sequence" in (run.error or "")
-    assert len(up.requests_to("/orders")) == 2
+    assert run.status == "failed" and "HTTP 400" in (run.error or "")
+    assert len(up.requests_to("/orders")) == 1
     assert all(item.status != "broken" for item in items)

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from tests.integration.test_store import a_run
 from tests.projects import write_project
@@ -14,8 +16,9 @@ from tests.projects import write_project
 from interlink import housekeeping
 from interlink.engine import Engine
 from interlink.errors import Conflict
-from interlink.housekeeping import Housekeeping
-from interlink.store import Complete, Enqueue, InsertRun, RecordNonce, Store
+from interlink.housekeeping import EXPIRED_MARGIN_S, Housekeeping
+from interlink.store import Complete, Enqueue, InsertRun, RecordNonce, Store, open_store
+from interlink.store._sqlfiles import load_queries
 
 
 async def finished(store: Store, *ids: str) -> None:
@@ -27,13 +30,18 @@ async def finished(store: Store, *ids: str) -> None:
 
 async def test_finished_items_go_after_keep_finished_expired_rows_at_once(store: Store) -> None:
     await finished(store, "q1", "q2")
-    await store.write(RecordNonce("hmac:old", time.time() - 1), InsertRun(a_run("r1")))
+    # Expired past the margin (a process whose clock lags still refuses its timestamp), and
+    # expired but within it.
+    await store.write(RecordNonce("hmac:old", time.time() - EXPIRED_MARGIN_S - 1),
+                      RecordNonce("hmac:recent", time.time() - 1), InsertRun(a_run("r1")))
     keeper = Housekeeping(store, "w1", keep_finished_s=3600)
     assert await keeper.once() == 0  # finished just now: kept for an hour
     assert {i.id for i in await store.list_items()} == {"q1", "q2"}
     await store.write(RecordNonce("hmac:old", time.time() + 60))  # expired, so it was deleted
     with pytest.raises(Conflict):
         await store.write(RecordNonce("hmac:old", time.time() + 60))
+    with pytest.raises(Conflict):  # still there: a replay of it is still caught
+        await store.write(RecordNonce("hmac:recent", time.time() + 60))
     assert await Housekeeping(store, "w1", keep_finished_s=0).once() == 2
     assert await store.list_items() == []
     assert await store.get_run("r1") is not None  # the run log is never housekeeping's
@@ -47,6 +55,12 @@ async def test_one_worker_purges_at_a_time(store: Store) -> None:
     assert await second.once() is None  # w1 holds the lock
     assert {i.id for i in await store.list_items()} == {"q2"}
     assert await first.once() == 1
+    # A worker that stops lets go: the next one purges at once, not 15 minutes later.
+    stop = asyncio.Event()
+    stop.set()
+    await first.run(stop)
+    await finished(store, "q3")
+    assert await second.once() == 1
 
 
 async def test_the_engines_worker_keeps_house(
@@ -74,3 +88,47 @@ async def test_the_engines_worker_keeps_house(
             stop.set()
             await task
         assert await engine.store.list_items() == []
+
+
+async def test_a_backlog_is_purged_a_batch_at_a_time(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five finished items with batches of two: three statements (or writer jobs), all five
+    deleted, the items still in work kept."""
+    from interlink.store import postgres, sqlite
+
+    for backend in (sqlite, postgres):
+        monkeypatch.setattr(backend, "PURGE_BATCH", 2)
+    await finished(store, *(f"q{n}" for n in range(5)))
+    await store.write(Enqueue("ready", "k", None))
+    assert await store.purge(before=time.time() + 1) == 5
+    assert [i.id for i in await store.list_items()] == ["ready"]
+
+
+async def test_the_sqlite_purge_walks_its_index(tmp_path: Path) -> None:
+    """EXPLAIN QUERY PLAN: finished items are found by `queue_finished`, not by reading every
+    done row; expired rows by their `expires_at` index."""
+    async with open_store(f"sqlite:///{tmp_path / 's.db'}", tmp_path):
+        pass
+    queries = load_queries("sqlite")
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        for name, index in (("purge_items", "queue_finished"), ("purge_nonces", "nonces_expires"),
+                            ("purge_sessions", "sessions_expires")):
+            plan = "\n".join(str(row[-1]) for row in conn.execute(
+                "EXPLAIN QUERY PLAN " + queries[name], {"before": 1.0, "limit": 1000}))
+            assert f"USING INDEX {index}" in plan or f"USING COVERING INDEX {index}" in plan, plan
+
+
+@pytest.mark.postgres
+async def test_the_postgres_purge_walks_its_index(postgres_url: str, tmp_path: Path) -> None:
+    """EXPLAIN with 3,000 kept items: `queue_finished` finds the old ones, no scan of the
+    queue."""
+    async with open_store(postgres_url, tmp_path) as store:
+        await finished(store, *(f"q{n}" for n in range(3000)))
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("ANALYZE queue")
+        plan = "\n".join(row[0] for row in conn.execute(
+            "EXPLAIN " + load_queries("postgres")["purge_items"],
+            {"before": time.time() - 3600, "limit": 1000}))
+    assert "queue_finished" in plan, plan
+    assert "Seq Scan on queue" not in plan, plan

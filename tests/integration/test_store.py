@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from interlink.errors import Conflict, LeaseLost, StoreError, StoreUnavailable
+from interlink.errors import Conflict, LeaseLost, StoreError, StoreUnavailable, ValueRefused
 from interlink.store import (
     AttemptRecord,
     Complete,
@@ -469,14 +469,27 @@ async def test_lock_owners_lists_the_live_holders_of_a_prefix(store: Store) -> N
 
 
 async def test_a_value_the_store_refuses_fails_its_write_alone(store: Store) -> None:
-    """A NUL in a text (refused by PostgreSQL, kept by SQLite) in one of concurrent writes:
-    the others commit whatever becomes of it."""
+    """An integer past 64 bits (PostgreSQL's bigint, SQLite's INTEGER) in one of concurrent
+    writes: that write is refused as a value (no use retrying it), the others commit."""
     results = await asyncio.gather(
         store.write(InsertRun(a_run("ok-1"))),
-        store.write(InsertRun(a_run("nul")), InsertLogs([LogLine("nul", "bin\x00ary", 1.0)])),
+        store.write(InsertRun(replace(a_run("big"), retry_count=2**63))),
         store.write(InsertRun(a_run("ok-2"))), return_exceptions=True)
     assert results[0] == results[2] == [None]
-    refused = isinstance(results[1], StoreError)
-    assert refused or results[1] == [None, None]
-    assert not isinstance(results[1], StoreUnavailable)  # the value's fault: no use retrying
-    assert {r.id for r in await store.list_runs()} >= {"ok-1", "ok-2"}
+    assert isinstance(results[1], ValueRefused)
+    assert {r.id for r in await store.list_runs()} == {"ok-1", "ok-2"}
+
+
+async def test_text_no_backend_could_hold_is_stored_as_near_as_it_can_be(store: Store) -> None:
+    """A NUL (PostgreSQL refuses it in text) is kept as U+FFFD and a lone surrogate (an
+    undecodable byte, as aiohttp decodes an upstream's Latin-1 header) as `?`, in text and
+    JSON columns alike, on both backends: a log line or an attempt is never what fails a
+    write."""
+    latin1 = b"caf\xe9".decode("utf-8", "surrogateescape")
+    run = replace(a_run("odd"), input={"h": latin1, "t": "bin\x00ary"}, error=f"x\x00{latin1}")
+    await store.write(InsertRun(run), InsertLogs([LogLine("odd", f"bin\x00ary {latin1}", 1.0)]))
+    stored = await store.get_run("odd")
+    assert stored is not None
+    assert stored.input == {"h": "caf?", "t": "bin\x00ary"}  # JSON escapes a NUL: kept as is
+    assert stored.error == "x\ufffdcaf?"
+    assert [line.message for line in await store.get_logs("odd")] == ["bin\ufffdary caf?"]

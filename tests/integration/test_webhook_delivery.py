@@ -15,7 +15,7 @@ from tests.integration.test_webhook_auth import BODY, SECRET, stamped
 from tests.projects import write_project
 
 from interlink.engine import Engine
-from interlink.errors import StoreError, StoreUnavailable
+from interlink.errors import StoreError, StoreUnavailable, ValueRefused
 from interlink.server import build_app
 from interlink.services import call_app
 from interlink.store import Store
@@ -181,14 +181,21 @@ async def test_a_signed_call_sent_again_gets_its_run_a_replay_without_key_is_ref
 async def test_a_body_the_store_refuses_is_a_422_not_a_503_to_retry(
     served: tuple[ASGIApp, Engine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A write the store refuses (not one it could not make) would be refused again: 422,
-    which no sender retries, and nothing of the store's message in the body."""
+    """A value the store refuses (not a write it could not make) would be refused again:
+    422, which no sender retries; another refusal (a permission, a missing table) is the
+    server's 500; nothing of the store's message in either body."""
     app, engine = served
+    raised: list[Exception] = []
 
     async def refused(*ops: Any) -> Any:
-        raise StoreError("writing to the store: unsupported Unicode escape sequence \\u0000")
+        raise raised[-1]
 
     monkeypatch.setattr(engine.store, "write", refused)
+    raised.append(ValueRefused("writing to the store: value out of range for type bigint"))
     status, body = await hook(app, "plain", {})
     assert status == 422
     assert body["error"] == {"phase": "store", "message": "the store cannot keep this call's body"}
+    raised.append(StoreError("writing to the store: permission denied for table runs"))
+    status, body = await hook(app, "plain", {})
+    assert status == 500
+    assert body["error"] == {"phase": "store", "message": "the store refused this call's run"}

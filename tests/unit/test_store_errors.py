@@ -12,7 +12,7 @@ import psycopg
 import psycopg_pool
 import pytest
 
-from interlink.errors import StoreError, StoreUnavailable
+from interlink.errors import StoreError, StoreUnavailable, ValueRefused
 from interlink.store._pg_commit import store_error
 from interlink.store.sqlite import _store_error
 
@@ -31,18 +31,31 @@ OUTAGES = [
     psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),
     OSError("Connection reset by peer"),
 ]
-REFUSALS = [
-    psycopg.errors.UniqueViolation("duplicate key value"),
+#: refused for a value: `ValueRefused` (a webhook's 422)
+VALUES = [
     psycopg.errors.ProgramLimitExceeded("index row size exceeds btree maximum"),
     psycopg.errors.CharacterNotInRepertoire("invalid byte sequence for encoding"),
-    psycopg.errors.UndefinedColumn("column does not exist"),
+    psycopg.errors.NumericValueOutOfRange("value out of range for type bigint"),
     psycopg.DataError("a value psycopg cannot send"),
+]
+#: refused for something else, the server's (a 500)
+REFUSALS = [
+    psycopg.errors.UniqueViolation("duplicate key value"),
+    psycopg.errors.UndefinedColumn("column does not exist"),
+    psycopg.errors.InsufficientPrivilege("permission denied for table runs"),
+    psycopg.errors.TransactionIntegrityConstraintViolation("deferred constraint"),
 ]
 
 
 @pytest.mark.parametrize("exc", OUTAGES, ids=lambda e: type(e).__name__)
 def test_postgresql_outages(exc: Exception) -> None:
     assert isinstance(store_error("writing to the store", exc), StoreUnavailable)
+
+
+@pytest.mark.parametrize("exc", VALUES, ids=lambda e: type(e).__name__)
+def test_postgresql_values_refused(exc: Exception) -> None:
+    error = store_error("writing to the store", exc)
+    assert type(error) is ValueRefused and error.__cause__ is exc
 
 
 @pytest.mark.parametrize("exc", REFUSALS, ids=lambda e: type(e).__name__)

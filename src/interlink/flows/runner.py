@@ -459,6 +459,10 @@ class FlowRunner:
                 except (Conflict, StoreUnavailable):
                     raise
                 except StoreError as exc:  # refused (a value it cannot hold): the step fails
+                    # Its attempts' outcomes were not stored (an accepted one without the
+                    # output it produced would pass for done): as after a crash, they stay
+                    # unknown, and a re-drive sends again with the same key.
+                    ctx.drop_attempts()
                     outcome = Failed(f"step {step.id}: saving its outcome: {exc}")
                 else:
                     if last:
@@ -481,12 +485,14 @@ class FlowRunner:
                 except (Conflict, StoreUnavailable):
                     raise
                 except StoreError as exc:
-                    # What rode with the failure is what the store refuses (a log line it
-                    # cannot hold): the failure is written without it.
-                    log.warning("run %s: writing its failure with its pending writes: %s; "
-                                "writing it without them", run.id, exc)
-                    ctx.take_writes()
-                    await self.store.write(*ops)
+                    # What rode with the failure is what the store refuses: an attempt's
+                    # record (text cannot be: `storable`). Written without the attempts,
+                    # which stay unknown as after a crash; the run's start, its log lines
+                    # (and a run_now's run) still go with it.
+                    log.warning("run %s: writing its failure with its attempts: %s; writing it "
+                                "without them", run.id, exc)
+                    ctx.drop_attempts()
+                    await ctx.flush(*ops)
                 self.metrics.run_ended(run.flow, "failed")
                 break
             ctx.log(outcome.reason, "warning")

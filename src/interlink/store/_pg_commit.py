@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from interlink.errors import StoreError, StoreUnavailable
+from interlink.errors import StoreError, StoreUnavailable, ValueRefused
 from interlink.store._plan import Statement
 
 __all__ = ["GroupCommit", "store_error"]
@@ -45,20 +45,23 @@ _TRANSIENT_STATES = frozenset({"25006", "25P03", "55P03", "55006"})
 def store_error(what: str, exc: BaseException) -> StoreError:
     """`exc` from psycopg as a `StoreError`: `StoreUnavailable` when the server, the network
     or the pool failed, so the same request may work later; a plain `StoreError` when the
-    request itself was refused (a value, a constraint, a program limit such as a value too
-    large) and will be refused again.
+    request itself was refused and will be refused again — `ValueRefused` when for a value
+    (a data exception, a program limit such as a value too large).
 
     By SQLSTATE, not by psycopg's class: `OperationalError` also holds program limits (54),
     and a read-only server's refusal is an `InternalError`. An error with no SQLSTATE is the
     client's: a lost connection, a pool timeout (`InterfaceError`, `OperationalError`)."""
     state = getattr(exc, "sqlstate", None)
+    kind: type[StoreError] = StoreError
     if isinstance(exc, OSError) or (
             state is None and isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))):
-        transient = True
-    else:
-        transient = state is not None and (
-            state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES)
-    error = (StoreUnavailable if transient else StoreError)(f"{what}: {exc}")
+        kind = StoreUnavailable
+    elif state is not None and state != "40002" and (
+            state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES):
+        kind = StoreUnavailable  # (40002: a constraint checked at commit, refused again)
+    elif isinstance(exc, psycopg.DataError) or (state is not None and state[:2] in ("22", "54")):
+        kind = ValueRefused  # data exception (22), program limit (54): the value's fault
+    error = kind(f"{what}: {exc}")
     error.__cause__ = exc
     return error
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from interlink.errors import StoreError
+from interlink.errors import ValueRefused
 from interlink.redaction import Redactor
 from interlink.store.records import (
     AttemptRecord,
@@ -65,7 +65,37 @@ def dump_json(value: Any) -> str | None:
     try:
         return orjson.dumps(value).decode()
     except TypeError as exc:
-        raise StoreError(f"encoding a value for the store: {exc}") from exc
+        raise ValueRefused(f"encoding a value for the store: {exc}") from exc
+
+
+def storable(text: str) -> str:
+    """`text` as every backend can keep it in a text column: a NUL (PostgreSQL refuses it) as
+    U+FFFD, a lone surrogate (a byte no decoder took: `surrogateescape`, as in an upstream's
+    Latin-1 header) as `?`. Nothing else changes; checked in two fast scans."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    return _utf8(text)
+
+
+def _utf8(text: str) -> str:
+    """`text` with each lone surrogate as `?` (a fast scan when it has none)."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _storable_data(value: Any) -> Any:
+    """JSON-like `value` with every string (keys too) `_utf8` (JSON escapes a NUL)."""
+    if isinstance(value, str):
+        return _utf8(value)
+    if isinstance(value, dict):
+        return {_storable_data(k): _storable_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable_data(v) for v in value]
+    return value
 
 
 def load_json(text: str | bytes | None) -> Any:
@@ -88,18 +118,24 @@ class Encoder:
         self.redactor = redactor
 
     def json(self, value: Any) -> str | None:
-        """`value` as JSON text, secrets replaced."""
-        text = dump_json(value)
+        """`value` as JSON text, secrets replaced; a lone surrogate in a string as `?`
+        (orjson refuses them; an upstream's undecodable header byte holds one)."""
+        try:
+            text = dump_json(value)
+        except ValueRefused:
+            value = _storable_data(value)
+            text = dump_json(value)  # a value JSON cannot hold at all is refused still
         redactor = self.redactor
         if text is None or redactor is None or not redactor.found(text):
             return text
         return dump_json(redactor.data(value))
 
     def text(self, value: str | None) -> str | None:
-        """A text column, secrets replaced."""
-        if value is None or self.redactor is None:
-            return value
-        return self.redactor.text(value)
+        """A text column, secrets replaced, `storable`."""
+        if value is None:
+            return None
+        value = storable(value)
+        return value if self.redactor is None else self.redactor.text(value)
 
 
 def run_params(run: RunRecord, encode: Encoder) -> dict[str, Any]:

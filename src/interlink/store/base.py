@@ -28,7 +28,14 @@ from interlink.store.records import (
 if TYPE_CHECKING:
     from interlink.redaction import Redactor
 
-__all__ = ["Store"]
+__all__ = ["PURGE_BATCH", "PURGE_EXPIRED", "Store"]
+
+#: rows a purge deletes in one statement (one writer job on SQLite): a backlog goes in many
+#: short steps, not one long one that every other write waits behind
+PURGE_BATCH = 1000
+#: the named queries deleting expired rows, for `purge`
+PURGE_EXPIRED = ("purge_sessions", "purge_locks", "purge_nonces", "purge_dedupe",
+                 "purge_cache")
 
 
 class Store(abc.ABC):

@@ -27,6 +27,7 @@ from interlink.store._pg_commit import GroupCommit, store_error
 from interlink.store._plan import Planner
 from interlink.store._reads import NamedQueryReads
 from interlink.store._sqlfiles import load_migrations, load_queries
+from interlink.store.base import PURGE_BATCH, PURGE_EXPIRED
 from interlink.store.ops import WriteOp
 from interlink.store.records import QueueItem
 
@@ -229,10 +230,18 @@ class PostgresStore(NamedQueryReads):
         """Delete finished queue items older than `before`, and sessions, locks, nonces,
         dedupe keys and cached values expired by `expired` (default: `before`)."""
         by = before if expired is None else expired
-        for name in ("purge_sessions", "purge_locks", "purge_nonces", "purge_dedupe",
-                     "purge_cache"):
-            await self._execute(name, {"before": by})
-        return await self._execute("purge_items", {"before": before})
+        for name in PURGE_EXPIRED:
+            await self._purge(name, by)
+        return await self._purge("purge_items", before)
+
+    async def _purge(self, name: str, before: float) -> int:
+        """Run purge query `name` a batch (one statement) at a time until none is left."""
+        deleted = 0
+        while True:
+            n = await self._execute(name, {"before": before, "limit": PURGE_BATCH})
+            deleted += n
+            if n < PURGE_BATCH:
+                return deleted
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 (Store's API)
         """Return on a NOTIFY for the queue (from any process), or after `timeout`."""

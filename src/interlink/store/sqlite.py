@@ -29,12 +29,13 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 
-from interlink.errors import StoreError, StoreUnavailable
+from interlink.errors import StoreError, StoreUnavailable, ValueRefused
 from interlink.redaction import Redactor
 from interlink.store import _listing, _rows
 from interlink.store._plan import Planner, Statement, wakes_workers
 from interlink.store._reads import NamedQueryReads
 from interlink.store._sqlfiles import load_migrations, load_queries
+from interlink.store.base import PURGE_BATCH, PURGE_EXPIRED
 from interlink.store.ops import WriteOp
 from interlink.store.records import QueueItem
 
@@ -60,17 +61,24 @@ class _JobFailed(Exception):
 #: SQLite's primary result codes that say the database, not the request, failed: busy or
 #: locked by another process, out of memory, I/O error, disk full, cannot open, read-only.
 _TRANSIENT = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
+#: primary result codes of a value SQLite cannot hold: too big, of the wrong type, out of range
+_VALUE = frozenset({18, 20, 25})
 
 
 def _store_error(what: str, exc: sqlite3.Error) -> StoreError:
     """`exc` as a `StoreUnavailable` when the same request may work later, else a
-    `StoreError` (the request itself was refused: a constraint, a value)."""
+    `StoreError` (the request itself was refused: a constraint; `ValueRefused`: a value)."""
     code = getattr(exc, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF
+    kind: type[StoreError] = StoreError
     # A read racing close() meets the module's "closed database" (no SQLite code): the
     # store is closing, which the next process or the reopened store gets past.
-    transient = (code is not None and code & 0xFF in _TRANSIENT) or (
-        isinstance(exc, sqlite3.ProgrammingError) and "closed database" in str(exc))
-    error = (StoreUnavailable if transient else StoreError)(f"{what}: {exc}")
+    if primary in _TRANSIENT or (
+            isinstance(exc, sqlite3.ProgrammingError) and "closed database" in str(exc)):
+        kind = StoreUnavailable
+    elif primary in _VALUE or isinstance(exc, sqlite3.DataError):
+        kind = ValueRefused
+    error = kind(f"{what}: {exc}")
     error.__cause__ = exc
     return error
 
@@ -287,6 +295,8 @@ class SqliteStore(NamedQueryReads):
         return outcomes
 
     def _store_error(self, exc: Exception) -> Exception:
+        if isinstance(exc, OverflowError):  # an int past 64 bits, refused by the module
+            return ValueRefused(f"writing to the store {self.path}: {exc}")
         if not isinstance(exc, sqlite3.Error):
             return exc  # LeaseLost, StoreError, or a bug that should surface as itself
         return _store_error(f"writing to the store {self.path}", exc)
@@ -381,16 +391,23 @@ class SqliteStore(NamedQueryReads):
     async def purge(self, *, before: float, expired: float | None = None) -> int:
         """Delete finished queue items older than `before`, and sessions, locks, nonces,
         dedupe keys and cached values expired by `expired` (default: `before`)."""
-        q = self._queries
         by = before if expired is None else expired
+        for name in PURGE_EXPIRED:
+            await self._purge(name, by)
+        return await self._purge("purge_items", before)
 
-        def purge(conn: sqlite3.Connection, _now: float) -> int:
-            for name in ("purge_sessions", "purge_locks", "purge_nonces", "purge_dedupe",
-                         "purge_cache"):
-                conn.execute(q[name], {"before": by})
-            return conn.execute(q["purge_items"], {"before": before}).rowcount
+    async def _purge(self, name: str, before: float) -> int:
+        """Run purge query `name` a batch (one writer job) at a time until none is left."""
+        query, deleted = self._queries[name], 0
 
-        return await self._submit(purge)  # type: ignore[no-any-return]
+        def batch(conn: sqlite3.Connection, _now: float) -> int:
+            return int(conn.execute(query, {"before": before, "limit": PURGE_BATCH}).rowcount)
+
+        while True:
+            n: int = await self._submit(batch)
+            deleted += n
+            if n < PURGE_BATCH:
+                return deleted
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 (Store's API)
         """Return on a local enqueue/release, on any commit by another process, or at timeout."""

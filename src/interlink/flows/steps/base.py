@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from interlink.errors import Conflict, StoreError, StoreUnavailable
-from interlink.store import AttemptRecord, InsertLogs, LogLine, RunRecord, Store, WriteOp
+from interlink.store import (
+    AttemptRecord,
+    InsertLogs,
+    LogLine,
+    RunRecord,
+    SaveAttempt,
+    Store,
+    WriteOp,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -194,20 +202,27 @@ class StepContext:
             self._logs.clear()
         return ops
 
-    async def flush(self, *ops: WriteOp) -> None:
-        """Write the pending writes, the log lines and `ops` to the store now, atomically.
+    def drop_attempts(self) -> None:
+        """Forget the attempt records waiting for the next write (their outcomes stay
+        unknown in the store, as after a crash)."""
+        self.pending[:] = [op for op in self.pending if not isinstance(op, SaveAttempt)]
+
+    async def flush(self, *ops: WriteOp) -> list[Any]:
+        """Write the pending writes, the log lines and `ops` to the store now, atomically;
+        the results of `ops`.
 
         If the store refuses the write, nothing of it was written: the pending writes and
         lines go with the next write (the step's failure), so the run's start and its log
         are not dropped with the refused op."""
         taken = self.take_writes()
         try:
-            await self.services.store.write(*taken, *ops)
+            results = await self.services.store.write(*taken, *ops)
         except (Conflict, StoreUnavailable):
             raise  # the run is another's, or may have been written: it resumes from the store
         except StoreError:
             self.pending[:0] = taken
             raise
+        return results[len(taken):]
 
     async def attempts(self) -> list[AttemptRecord]:
         """This step's attempts made by earlier executions of the run (none on a first start:

@@ -54,10 +54,8 @@ async def run(ctx: StepContext, step: DedupeStep, bucket: list[Any]) -> StepOutc
     expires_at = time.time() + step.ttl
     first_index = {key: i for i, key in reversed(list(enumerate(hashed)))}
     unique = [key for i, key in enumerate(hashed) if first_index[key] == i]
-    pending = ctx.take_writes()
-    results = await ctx.services.store.write(
-        *pending, *(MarkSeen(scope, key, owner, expires_at) for key in unique))
-    new = {key for key, fresh in zip(unique, results[len(pending):], strict=True) if fresh}
+    results = await ctx.flush(*(MarkSeen(scope, key, owner, expires_at) for key in unique))
+    new = {key for key, fresh in zip(unique, results, strict=True) if fresh}
     kept = [i for i, key in enumerate(hashed) if key in new and first_index[key] == i]
     if len(kept) < len(bucket):
         ctx.log(f"step {step.id}: dropped {len(bucket) - len(kept)} payload(s) seen before")

@@ -206,16 +206,23 @@ RETURNING name
 DELETE FROM locks WHERE name = %(name)s AND owner = %(owner)s
 
 -- name: purge_items
-DELETE FROM queue WHERE status IN ('done', 'failed') AND updated_at < %(before)s
+-- Each purge_* deletes at most %(limit)s rows (a batch, one statement each: no long statement
+-- behind a first purge of a big backlog).
+DELETE FROM queue WHERE id IN (
+    SELECT id FROM queue
+    WHERE status IN ('done', 'failed') AND updated_at < %(before)s LIMIT %(limit)s)
 
 -- name: purge_sessions
-DELETE FROM sessions WHERE expires_at <= %(before)s
+DELETE FROM sessions WHERE id IN (
+    SELECT id FROM sessions WHERE expires_at <= %(before)s LIMIT %(limit)s)
 
 -- name: purge_locks
-DELETE FROM locks WHERE expires_at <= %(before)s
+DELETE FROM locks WHERE name IN (
+    SELECT name FROM locks WHERE expires_at <= %(before)s LIMIT %(limit)s)
 
 -- name: purge_nonces
-DELETE FROM nonces WHERE expires_at <= %(before)s
+DELETE FROM nonces WHERE key IN (
+    SELECT key FROM nonces WHERE expires_at <= %(before)s LIMIT %(limit)s)
 
 -- name: mark_seen
 -- A dedupe key: new (inserted), expired (taken over) or already this run's → a row changes;
@@ -239,10 +246,12 @@ UPDATE queue SET run_at = %(now)s, updated_at = %(now)s
 WHERE id = %(id)s AND status = 'ready' AND run_at > %(now)s
 
 -- name: purge_dedupe
-DELETE FROM dedupe WHERE expires_at <= %(before)s
+DELETE FROM dedupe WHERE (scope, key) IN (
+    SELECT scope, key FROM dedupe WHERE expires_at <= %(before)s LIMIT %(limit)s)
 
 -- name: purge_cache
-DELETE FROM cache WHERE expires_at <= %(before)s
+DELETE FROM cache WHERE (scope, key) IN (
+    SELECT scope, key FROM cache WHERE expires_at <= %(before)s LIMIT %(limit)s)
 
 -- ui overview
 -- The web UI's overview (interlink.store._stats): runs and attempts since a time, counted.

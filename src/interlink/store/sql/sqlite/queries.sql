@@ -195,16 +195,23 @@ RETURNING name
 DELETE FROM locks WHERE name = :name AND owner = :owner
 
 -- name: purge_items
-DELETE FROM queue WHERE status IN ('done', 'failed') AND updated_at < :before
+-- Each purge_* deletes at most :limit rows (a batch, one writer job each: nothing waits
+-- long behind a first purge of a big backlog).
+DELETE FROM queue WHERE id IN (
+    SELECT id FROM queue INDEXED BY queue_finished
+    WHERE status IN ('done', 'failed') AND updated_at < :before LIMIT :limit)
 
 -- name: purge_sessions
-DELETE FROM sessions WHERE expires_at <= :before
+DELETE FROM sessions WHERE rowid IN (
+    SELECT rowid FROM sessions WHERE expires_at <= :before LIMIT :limit)
 
 -- name: purge_locks
-DELETE FROM locks WHERE expires_at <= :before
+DELETE FROM locks WHERE rowid IN (
+    SELECT rowid FROM locks WHERE expires_at <= :before LIMIT :limit)
 
 -- name: purge_nonces
-DELETE FROM nonces WHERE expires_at <= :before
+DELETE FROM nonces WHERE rowid IN (
+    SELECT rowid FROM nonces WHERE expires_at <= :before LIMIT :limit)
 
 -- name: mark_seen
 -- A dedupe key: new (inserted), expired (taken over) or already this run's → a row changes;
@@ -228,10 +235,12 @@ UPDATE queue SET run_at = :now, updated_at = :now
 WHERE id = :id AND status = 'ready' AND run_at > :now
 
 -- name: purge_dedupe
-DELETE FROM dedupe WHERE expires_at <= :before
+DELETE FROM dedupe WHERE rowid IN (
+    SELECT rowid FROM dedupe WHERE expires_at <= :before LIMIT :limit)
 
 -- name: purge_cache
-DELETE FROM cache WHERE expires_at <= :before
+DELETE FROM cache WHERE rowid IN (
+    SELECT rowid FROM cache WHERE expires_at <= :before LIMIT :limit)
 
 -- name: claimed_runs
 -- The runs claimed items name, read in the claim's own job (SQLite only: its UPDATE … RETURNING
