@@ -555,5 +555,3 @@ class FlowRunner:
         ctx.log(f"queued retry run {self.retry_id(run)} ({run.retry_count + 1} of {limit}) "
                 f"in {flow.retry.delay:g}s")
         return self._retry_ops(run, delay=flow.retry.delay)
-
-
