@@ -95,10 +95,9 @@ async def test_a_backlog_is_purged_a_batch_at_a_time(
 ) -> None:
     """Five finished items with batches of two: three statements (or writer jobs), all five
     deleted, the items still in work kept."""
-    from interlink.store import postgres, sqlite
+    from interlink.store import base
 
-    for backend in (sqlite, postgres):
-        monkeypatch.setattr(backend, "PURGE_BATCH", 2)
+    monkeypatch.setattr(base, "PURGE_BATCH", 2)
     await finished(store, *(f"q{n}" for n in range(5)))
     await store.write(Enqueue("ready", "k", None))
     assert await store.purge(before=time.time() + 1) == 5

@@ -184,12 +184,28 @@ class Store(abc.ABC):
 
     # housekeeping
 
-    @abc.abstractmethod
     async def purge(self, *, before: float, expired: float | None = None) -> int:
         """Delete queue items that ended `done` or `failed` (not `broken`: those wait for a
         requeue) last updated before `before`, and sessions, locks, nonces, dedupe keys and
-        cached values expired by `expired` (default: `before`).
+        cached values expired by `expired` (default: `before`), `PURGE_BATCH` rows at a time.
         Returns the number of queue items deleted."""
+        by = before if expired is None else expired
+        for name in PURGE_EXPIRED:
+            await self._purge_all(name, by)
+        return await self._purge_all("purge_items", before)
+
+    async def _purge_all(self, name: str, before: float) -> int:
+        deleted = 0
+        while True:
+            n = await self._purge_batch(name, before, PURGE_BATCH)
+            deleted += n
+            if n < PURGE_BATCH:
+                return deleted
+
+    @abc.abstractmethod
+    async def _purge_batch(self, name: str, before: float, limit: int) -> int:
+        """Run purge query `name` once (one writer job, one statement): at most `limit` rows
+        deleted; how many were."""
 
     # the web UI's overview and links (store/_stats.py)
 

@@ -27,7 +27,6 @@ from interlink.store._pg_commit import GroupCommit, store_error
 from interlink.store._plan import Planner
 from interlink.store._reads import NamedQueryReads
 from interlink.store._sqlfiles import load_migrations, load_queries
-from interlink.store.base import PURGE_BATCH, PURGE_EXPIRED
 from interlink.store.ops import WriteOp
 from interlink.store.records import QueueItem
 
@@ -226,22 +225,8 @@ class PostgresStore(NamedQueryReads):
         except psycopg.Error as exc:
             raise store_error(f"writing to the store ({name})", exc) from exc
 
-    async def purge(self, *, before: float, expired: float | None = None) -> int:
-        """Delete finished queue items older than `before`, and sessions, locks, nonces,
-        dedupe keys and cached values expired by `expired` (default: `before`)."""
-        by = before if expired is None else expired
-        for name in PURGE_EXPIRED:
-            await self._purge(name, by)
-        return await self._purge("purge_items", before)
-
-    async def _purge(self, name: str, before: float) -> int:
-        """Run purge query `name` a batch (one statement) at a time until none is left."""
-        deleted = 0
-        while True:
-            n = await self._execute(name, {"before": before, "limit": PURGE_BATCH})
-            deleted += n
-            if n < PURGE_BATCH:
-                return deleted
+    async def _purge_batch(self, name: str, before: float, limit: int) -> int:
+        return await self._execute(name, {"before": before, "limit": limit})
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 (Store's API)
         """Return on a NOTIFY for the queue (from any process), or after `timeout`."""

@@ -35,7 +35,6 @@ from interlink.store import _listing, _rows
 from interlink.store._plan import Planner, Statement, wakes_workers
 from interlink.store._reads import NamedQueryReads
 from interlink.store._sqlfiles import load_migrations, load_queries
-from interlink.store.base import PURGE_BATCH, PURGE_EXPIRED
 from interlink.store.ops import WriteOp
 from interlink.store.records import QueueItem
 
@@ -388,26 +387,14 @@ class SqliteStore(NamedQueryReads):
 
         await self._submit(unlock)
 
-    async def purge(self, *, before: float, expired: float | None = None) -> int:
-        """Delete finished queue items older than `before`, and sessions, locks, nonces,
-        dedupe keys and cached values expired by `expired` (default: `before`)."""
-        by = before if expired is None else expired
-        for name in PURGE_EXPIRED:
-            await self._purge(name, by)
-        return await self._purge("purge_items", before)
-
-    async def _purge(self, name: str, before: float) -> int:
-        """Run purge query `name` a batch (one writer job) at a time until none is left."""
-        query, deleted = self._queries[name], 0
+    async def _purge_batch(self, name: str, before: float, limit: int) -> int:
+        query = self._queries[name]
 
         def batch(conn: sqlite3.Connection, _now: float) -> int:
-            return int(conn.execute(query, {"before": before, "limit": PURGE_BATCH}).rowcount)
+            return int(conn.execute(query, {"before": before, "limit": limit}).rowcount)
 
-        while True:
-            n: int = await self._submit(batch)
-            deleted += n
-            if n < PURGE_BATCH:
-                return deleted
+        deleted: int = await self._submit(batch)
+        return deleted
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 (Store's API)
         """Return on a local enqueue/release, on any commit by another process, or at timeout."""
