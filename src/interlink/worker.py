@@ -35,6 +35,8 @@ MAX_CRASHES = 5
 #: longest wait between claims while the store cannot be reached (the wait doubles from
 #: `poll_s`, at least 0.1 s, up to this)
 MAX_CLAIM_BACKOFF_S = 5.0
+#: seconds the tasks beside the claim loop get to end by themselves once `stop` is set
+BESIDE_STOP_S = 5.0
 #: at the longest wait, a failed claim is logged once in this many (once a minute)
 CLAIM_LOG_EVERY = 12
 
@@ -124,6 +126,8 @@ class Worker:
         finally:
             if self._running:
                 await asyncio.gather(*self._running.values(), return_exceptions=True)
+            if beside and stop.is_set():  # they end on `stop` (housekeeping lets go of its lock)
+                await asyncio.wait(beside, timeout=BESIDE_STOP_S)
             for task in (heartbeat, *beside):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

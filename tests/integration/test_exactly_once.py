@@ -379,7 +379,7 @@ async def test_a_write_the_store_refuses_during_a_step_fails_the_run(
 
             async def refusing(*ops: Any) -> Any:
                 if any(isinstance(op, SaveAttempt) for op in ops):
-                    raise StoreError("writing to the store: invalid byte sequence")
+                    raise ValueRefused("writing to the store: invalid byte sequence")
                 return await write(*ops)
 
             monkeypatch.setattr(engine.store, "write", refusing)
@@ -454,3 +454,33 @@ async def test_an_attempt_the_store_refuses_does_not_keep_the_run_from_failing(
     assert run.status == "failed" and "HTTP 400" in (run.error or "")
     assert len(up.requests_to("/orders")) == 1
     assert all(item.status != "broken" for item in items)
+
+
+async def test_a_refusal_that_is_the_servers_does_not_fail_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal that is no value's fault (a permission revoked, a table missing in a rolling
+    deploy) does not fail the run: the item is tried again, and once the store is fixed the
+    step resumes and the call goes out once."""
+    monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
+    async with Upstream() as up:
+        up.route("/orders", body={"ok": True})
+        project = make(tmp_path, {"connectors/wh.yaml": connector(up.url),
+                                  "flows/push.yaml": PUSH})
+        async with running_engine(project) as engine:
+            write = engine.store.write
+            refused: list[int] = []
+
+            async def misconfigured(*ops: Any) -> Any:
+                if any(isinstance(op, SaveAttempt) for op in ops) and len(refused) < 2:
+                    refused.append(1)
+                    raise StoreError("writing to the store: permission denied for table "
+                                     "attempts")
+                return await write(*ops)
+
+            monkeypatch.setattr(engine.store, "write", misconfigured)
+            run = await engine.runner.wait_for(await engine.runner.start("push", {"id": 1}), 10)
+
+    assert len(refused) == 2
+    assert (run.status, run.error) == ("succeeded", None)
+    assert len(up.requests_to("/orders")) == 1

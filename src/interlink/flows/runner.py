@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 
 from interlink.connectors.client import ConnectorClient
-from interlink.errors import Conflict, RunError, StoreError, StoreUnavailable
+from interlink.errors import Conflict, RunError, StoreError, ValueRefused
 from interlink.expressions import Template
 from interlink.flows.steps import STEP_KINDS, Done, Failed, StepContext, StepOutcome, Wait
 from interlink.ids import derived_id, new_id
@@ -456,9 +456,7 @@ class FlowRunner:
                     ops.append(UpdateRun(run.id, progress))
                 try:
                     await ctx.flush(*ops)
-                except (Conflict, StoreUnavailable):
-                    raise
-                except StoreError as exc:  # refused (a value it cannot hold): the step fails
+                except ValueRefused as exc:  # a value it cannot hold: the step fails
                     # Its attempts' outcomes were not stored (an accepted one without the
                     # output it produced would pass for done): as after a crash, they stay
                     # unknown, and a re-drive sends again with the same key.
@@ -482,9 +480,7 @@ class FlowRunner:
                        Complete(item.id, owner, keep=False)]
                 try:
                     await ctx.flush(*ops)
-                except (Conflict, StoreUnavailable):
-                    raise
-                except StoreError as exc:
+                except ValueRefused as exc:
                     # What rode with the failure is what the store refuses: an attempt's
                     # record (text cannot be: `storable`). Written without the attempts,
                     # which stay unknown as after a crash; the run's start, its log lines
@@ -523,11 +519,14 @@ class FlowRunner:
     async def _run_step(self, ctx: StepContext, step: Any, bucket: list[Any]) -> StepOutcome:
         try:
             return await STEP_KINDS[step.type](ctx, step, bucket)
-        except (Conflict, StoreUnavailable):
+        except ValueRefused as exc:  # a value of the step's the store cannot hold
+            return Failed(f"step {step.id}: {exc}")
+        except StoreError:
             # Conflict: another process owns the run now. Unavailable: the store could not
-            # take a write (an outage); the step did not fail, so record nothing and let the
-            # item be claimed again, resuming the step from what the store has. Any other
-            # StoreError is the step's own (a value the store refuses): it fails below.
+            # take a write (an outage). Another refusal is the server's (a permission, a
+            # table missing), not the step's. The step did not fail: record nothing and let
+            # the item be claimed again (or set aside as broken), resuming the step from what
+            # the store has.
             raise
         except Exception as exc:
             log.exception("run %s step %s crashed", ctx.run.id, step.id)

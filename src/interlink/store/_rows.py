@@ -88,11 +88,19 @@ def _utf8(text: str) -> str:
 
 
 def _storable_data(value: Any) -> Any:
-    """JSON-like `value` with every string (keys too) `_utf8` (JSON escapes a NUL)."""
+    """JSON-like `value` with every string (string keys too) `_utf8` (JSON escapes a NUL);
+    `ValueRefused` if two keys of a mapping become one."""
     if isinstance(value, str):
         return _utf8(value)
     if isinstance(value, dict):
-        return {_storable_data(k): _storable_data(v) for k, v in value.items()}
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            key = _utf8(k) if isinstance(k, str) else k
+            if key in out:
+                raise ValueRefused(f"encoding a value for the store: keys {key!r} collide "
+                                   "once undecodable characters are replaced")
+            out[key] = _storable_data(v)
+        return out
     if isinstance(value, list | tuple):
         return [_storable_data(v) for v in value]
     return value

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from interlink.errors import Conflict, ExpressionError, ScriptError, StoreUnavailable
+from interlink.errors import ExpressionError, ScriptError, StoreError, ValueRefused
 from interlink.expressions import compile_expression, compile_interpolation
 from interlink.flows.decision import Decision, ResponseCode, classify, decision_for
 from interlink.flows.steps.base import Failed, StepContext, Wait
@@ -235,9 +235,9 @@ class Delivery:
 
         try:
             logged_in = await self.client.reauthenticate(exchange.credential_version, count_it)
-        except (Conflict, StoreUnavailable):
-            raise  # the store, not the login, failed: the run resumes later (FlowRunner)
         except Exception as exc:
+            if isinstance(exc, StoreError) and not isinstance(exc, ValueRefused):
+                raise  # the store, not the login, failed: the run resumes later (FlowRunner)
             if not flushed:
                 self.ctx.defer(SaveAttempt(attempt))
             return Failed(f"{self.where}: re-authenticating failed: {exc}")

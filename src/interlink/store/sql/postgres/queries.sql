@@ -208,21 +208,28 @@ DELETE FROM locks WHERE name = %(name)s AND owner = %(owner)s
 -- name: purge_items
 -- Each purge_* deletes at most %(limit)s rows (a batch, one statement each: no long statement
 -- behind a first purge of a big backlog).
+-- The condition again outside the subquery: a row changed meanwhile by another transaction
+-- (an item requeued, a dedupe key or a lock taken over) is checked anew before it is deleted,
+-- and kept; the subquery alone is not rechecked.
 DELETE FROM queue WHERE id IN (
     SELECT id FROM queue
     WHERE status IN ('done', 'failed') AND updated_at < %(before)s LIMIT %(limit)s)
+  AND status IN ('done', 'failed') AND updated_at < %(before)s
 
 -- name: purge_sessions
 DELETE FROM sessions WHERE id IN (
     SELECT id FROM sessions WHERE expires_at <= %(before)s LIMIT %(limit)s)
+  AND expires_at <= %(before)s
 
 -- name: purge_locks
 DELETE FROM locks WHERE name IN (
     SELECT name FROM locks WHERE expires_at <= %(before)s LIMIT %(limit)s)
+  AND expires_at <= %(before)s
 
 -- name: purge_nonces
 DELETE FROM nonces WHERE key IN (
     SELECT key FROM nonces WHERE expires_at <= %(before)s LIMIT %(limit)s)
+  AND expires_at <= %(before)s
 
 -- name: mark_seen
 -- A dedupe key: new (inserted), expired (taken over) or already this run's → a row changes;
@@ -248,10 +255,12 @@ WHERE id = %(id)s AND status = 'ready' AND run_at > %(now)s
 -- name: purge_dedupe
 DELETE FROM dedupe WHERE (scope, key) IN (
     SELECT scope, key FROM dedupe WHERE expires_at <= %(before)s LIMIT %(limit)s)
+  AND expires_at <= %(before)s
 
 -- name: purge_cache
 DELETE FROM cache WHERE (scope, key) IN (
     SELECT scope, key FROM cache WHERE expires_at <= %(before)s LIMIT %(limit)s)
+  AND expires_at <= %(before)s
 
 -- ui overview
 -- The web UI's overview (interlink.store._stats): runs and attempts since a time, counted.

@@ -200,18 +200,22 @@ DELETE FROM locks WHERE name = :name AND owner = :owner
 DELETE FROM queue WHERE id IN (
     SELECT id FROM queue INDEXED BY queue_finished
     WHERE status IN ('done', 'failed') AND updated_at < :before LIMIT :limit)
+  AND status IN ('done', 'failed') AND updated_at < :before
 
 -- name: purge_sessions
 DELETE FROM sessions WHERE rowid IN (
     SELECT rowid FROM sessions WHERE expires_at <= :before LIMIT :limit)
+  AND expires_at <= :before
 
 -- name: purge_locks
 DELETE FROM locks WHERE rowid IN (
     SELECT rowid FROM locks WHERE expires_at <= :before LIMIT :limit)
+  AND expires_at <= :before
 
 -- name: purge_nonces
 DELETE FROM nonces WHERE rowid IN (
     SELECT rowid FROM nonces WHERE expires_at <= :before LIMIT :limit)
+  AND expires_at <= :before
 
 -- name: mark_seen
 -- A dedupe key: new (inserted), expired (taken over) or already this run's → a row changes;
@@ -237,10 +241,12 @@ WHERE id = :id AND status = 'ready' AND run_at > :now
 -- name: purge_dedupe
 DELETE FROM dedupe WHERE rowid IN (
     SELECT rowid FROM dedupe WHERE expires_at <= :before LIMIT :limit)
+  AND expires_at <= :before
 
 -- name: purge_cache
 DELETE FROM cache WHERE rowid IN (
     SELECT rowid FROM cache WHERE expires_at <= :before LIMIT :limit)
+  AND expires_at <= :before
 
 -- name: claimed_runs
 -- The runs claimed items name, read in the claim's own job (SQLite only: its UPDATE … RETURNING
