@@ -28,6 +28,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "waiting": ([], ["--runs", "500"]),
     "scale": ([], ["--runs", "300", "--workers", "1,2", "--duration", "2", "--rounds", "1"]),
     "ui": ([], ["--runs", "20000", "--repeat", "5"]),
+    "client": ([], ["--calls", "2000", "--rounds", "1"]),
 }
 
 
