@@ -44,12 +44,26 @@ def all_css(browser: Any, selector: str) -> list[Any]:
 
 def until(browser: Any, what: str, check: Any, limit_s: float = 30) -> Any:
     """Wait until `check(browser)` is truthy; its value. An element that went stale (the
-    page it was found on was replaced meanwhile, as after a form's POST) is looked for again."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    page it was found on was replaced meanwhile, as after a form's POST) is looked for again
+    — also when chromedriver says so as "Node with given id does not belong to the
+    document", an unknown error rather than a stale element (seen once in CI)."""
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        WebDriverException,
+    )
     from selenium.webdriver.support.ui import WebDriverWait
 
+    def settled(b: Any) -> Any:
+        try:
+            return check(b)
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return False
+            raise
+
     return WebDriverWait(browser, limit_s, poll_frequency=0.1, ignored_exceptions=(
-        NoSuchElementException, StaleElementReferenceException)).until(check, what)
+        NoSuchElementException, StaleElementReferenceException)).until(settled, what)
 
 
 def sign_in(browser: Any, site: Served, token: str = TOKEN, path: str = "/") -> None:
