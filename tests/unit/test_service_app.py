@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_service_support import Caller, Runner, make_app, make_project, service
 
@@ -224,6 +224,9 @@ _header_values = st.text(st.characters(min_codepoint=32, max_codepoint=255), max
         _header_values, max_size=5),
     body=_bodies,
 )
+# A path that starts with `//` is a path, not a host (CI once drew `//[`: call_app raised).
+@example(method="GET", path="//[", query="", headers={}, body=b"")
+@example(method="POST", path="//json/1", query="?q=1", headers={}, body=b"{}")
 def test_no_unconfigured_5xx_and_no_internals(
     method: str, path: str, query: str, headers: dict[str, str], body: bytes
 ) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
@@ -53,15 +52,17 @@ async def call_app(
     `Content-Length` header out (like a chunked upload). `client` is the caller's address
     (a loopback one unless given).
     """
-    parts = urlsplit(url)
+    # A request target (`/path?query`), not a URL: `//x` or `//[` is a path here, where
+    # urlsplit would take it for a host (and raise on the bracket).
+    path, _, query = url.partition("#")[0].partition("?")
     raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in
                    (headers or {}).items()]
     if content_length and not any(k == b"content-length" for k, _ in raw_headers):
         raw_headers.append((b"content-length", str(len(body)).encode()))
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-        "method": method.upper(), "scheme": "http", "path": parts.path or "/",
-        "raw_path": (parts.path or "/").encode(), "query_string": parts.query.encode(),
+        "method": method.upper(), "scheme": "http", "path": path or "/",
+        "raw_path": (path or "/").encode(), "query_string": query.encode(),
         "root_path": "", "headers": raw_headers, "client": client,
         "server": ("127.0.0.1", 80),
     }
