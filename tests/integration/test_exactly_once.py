@@ -4,7 +4,9 @@ activity timeouts and stale credentials, against a real engine, worker, SQLite a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -333,29 +335,59 @@ async def test_a_run_in_a_durable_wait_is_left_to_the_workers(tmp_path: Path) ->
     assert len(up.requests_to("/orders")) == 2
 
 
+@contextlib.asynccontextmanager
+async def refusing_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    refusal: Callable[[tuple[Any, ...]], Exception | None], *,
+    statuses: list[int] | None = None, body: Any = None, retry: str = "{max_attempts: 1}",
+) -> AsyncIterator[tuple[Engine, Upstream]]:
+    """A running engine whose flow `push` posts to an upstream answering `statuses` (200 by
+    default); each write raises what `refusal(ops)` returns, or goes through on None. A
+    crashed item is claimed again at once."""
+    monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
+    async with Upstream() as up:
+        up.route("/orders", statuses=statuses, body={"ok": True} if body is None else body)
+        project = make(tmp_path, {"connectors/wh.yaml": connector(up.url, retry),
+                                  "flows/push.yaml": PUSH})
+        async with running_engine(project) as engine:
+            write = engine.store.write
+
+            async def refusing(*ops: Any) -> Any:
+                error = refusal(ops)
+                if error is not None:
+                    raise error
+                return await write(*ops)
+
+            monkeypatch.setattr(engine.store, "write", refusing)
+            yield engine, up
+
+
+async def push(engine: Engine) -> Any:
+    """Start a run of `push` and wait for its end."""
+    return await engine.runner.wait_for(await engine.runner.start("push", {"id": 1}), 10)
+
+
+def saves_an_attempt(ops: tuple[Any, ...], decision: str | None = None) -> bool:
+    return any(isinstance(op, SaveAttempt) and decision in (None, op.attempt.decision)
+               for op in ops)
+
+
 async def test_a_store_failure_during_a_step_leaves_the_run_to_be_resumed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A write refused by the store in mid-step (a lost connection) is not the step's failure:
     the run is not failed but resumed from its item, and the payload still arrives once."""
-    monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
-    async with Upstream() as up:
-        up.route("/orders", body={"ok": True})
-        project = make(tmp_path, {"connectors/wh.yaml": connector(up.url),
-                                  "flows/push.yaml": PUSH})
-        async with running_engine(project) as engine:
-            write = engine.store.write
-            refused: list[str] = []
+    refused: list[str] = []
 
-            async def flaky(*ops: Any) -> Any:
-                # The attempt's own save (before it is sent) fails once, as a store outage.
-                if not refused and any(isinstance(op, SaveAttempt) for op in ops):
-                    refused.append("once")
-                    raise StoreUnavailable("writing to the store: the connection is lost")
-                return await write(*ops)
+    def once(ops: tuple[Any, ...]) -> Exception | None:
+        # The attempt's own save (before it is sent) fails once, as a store outage.
+        if not refused and saves_an_attempt(ops):
+            refused.append("once")
+            return StoreUnavailable("writing to the store: the connection is lost")
+        return None
 
-            monkeypatch.setattr(engine.store, "write", flaky)
-            run = await engine.runner.wait_for(await engine.runner.start("push", {"id": 1}), 10)
+    async with refusing_store(tmp_path, monkeypatch, once) as (engine, up):
+        run = await push(engine)
 
     assert refused == ["once"]
     assert (run.status, run.error) == ("succeeded", None)
@@ -369,23 +401,16 @@ async def test_a_write_the_store_refuses_during_a_step_fails_the_run(
     fails the step and the run, saying why; the run is not left `running`. What was to ride
     with the refused write (the run's start, its log lines; for a run executed at once, the
     run itself) is written with the failure, not dropped."""
-    monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
-    async with Upstream() as up:
-        up.route("/orders", body={"ok": True})
-        project = make(tmp_path, {"connectors/wh.yaml": connector(up.url),
-                                  "flows/push.yaml": PUSH})
-        async with running_engine(project) as engine:
-            write = engine.store.write
 
-            async def refusing(*ops: Any) -> Any:
-                if any(isinstance(op, SaveAttempt) for op in ops):
-                    raise ValueRefused("writing to the store: invalid byte sequence")
-                return await write(*ops)
+    def attempts(ops: tuple[Any, ...]) -> Exception | None:
+        if saves_an_attempt(ops):
+            return ValueRefused("writing to the store: invalid byte sequence")
+        return None
 
-            monkeypatch.setattr(engine.store, "write", refusing)
-            run = await engine.runner.wait_for(await engine.runner.start("push", {"id": 1}), 10)
-            now = await engine.runner.run_now("push", {"id": 2}, trigger="service")
-            logs = [line.message for line in await engine.store.get_logs(now.id)]
+    async with refusing_store(tmp_path, monkeypatch, attempts) as (engine, _):
+        run = await push(engine)
+        now = await engine.runner.run_now("push", {"id": 2}, trigger="service")
+        logs = [line.message for line in await engine.store.get_logs(now.id)]
 
     assert run.status == "failed" and run.started_at is not None
     assert "invalid byte sequence" in (run.error or "")
@@ -400,25 +425,18 @@ async def test_an_outcome_the_store_refuses_leaves_the_attempt_unknown(
     hold): the step and the run fail, the call is not sent again, and the accepted attempt is
     not stored as accepted without its output (a re-drive would take a null for it): it stays
     unknown, as after a crash."""
-    monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
-    async with Upstream() as up:
-        up.route("/orders", statuses=[503, 200], body={"ok": True})
-        retry = "{max_attempts: 2, initial: 1ms}"
-        project = make(tmp_path, {"connectors/wh.yaml": connector(up.url, retry),
-                                  "flows/push.yaml": PUSH})
-        async with running_engine(project) as engine:
-            write = engine.store.write
 
-            async def refusing_outcomes(*ops: Any) -> Any:  # the step's output, say a Decimal
-                if any(isinstance(op, UpdateRun) and "bucket" in op.fields for op in ops):
-                    raise ValueRefused("encoding a value for the store: Type is not JSON "
-                                       "serializable: decimal.Decimal")
-                return await write(*ops)
+    def outcomes(ops: tuple[Any, ...]) -> Exception | None:  # the step's output, say a Decimal
+        if any(isinstance(op, UpdateRun) and "bucket" in op.fields for op in ops):
+            return ValueRefused("encoding a value for the store: Type is not JSON "
+                                "serializable: decimal.Decimal")
+        return None
 
-            monkeypatch.setattr(engine.store, "write", refusing_outcomes)
-            run = await engine.runner.wait_for(await engine.runner.start("push", {"id": 1}), 10)
-            attempts = await engine.store.get_attempts(run.id)
-            items = await engine.store.list_items()
+    async with refusing_store(tmp_path, monkeypatch, outcomes, statuses=[503, 200],
+                              retry="{max_attempts: 2, initial: 1ms}") as (engine, up):
+        run = await push(engine)
+        attempts = await engine.store.get_attempts(run.id)
+        items = await engine.store.list_items()
 
     assert run.status == "failed" and "saving its outcome" in (run.error or "")
     assert len(up.requests_to("/orders")) == 2
@@ -433,23 +451,16 @@ async def test_an_attempt_the_store_refuses_does_not_keep_the_run_from_failing(
     attempt's record), the failure is written without the attempt: the run ends `failed`
     with the upstream's answer named, not crashed again and again until its item is set
     aside; the call went out once."""
-    monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
-    async with Upstream() as up:
-        up.route("/orders", statuses=[400], body={"error": "bad order"})
-        project = make(tmp_path, {"connectors/wh.yaml": connector(up.url),
-                                  "flows/push.yaml": PUSH})
-        async with running_engine(project) as engine:
-            write = engine.store.write
 
-            async def refusing_attempts(*ops: Any) -> Any:
-                if any(isinstance(op, SaveAttempt) and op.attempt.decision == "fail"
-                       for op in ops):
-                    raise ValueRefused("writing to the store: value out of range")
-                return await write(*ops)
+    def failed_attempts(ops: tuple[Any, ...]) -> Exception | None:
+        if saves_an_attempt(ops, "fail"):
+            return ValueRefused("writing to the store: value out of range")
+        return None
 
-            monkeypatch.setattr(engine.store, "write", refusing_attempts)
-            run = await engine.runner.wait_for(await engine.runner.start("push", {"id": 1}), 10)
-            items = await engine.store.list_items()
+    async with refusing_store(tmp_path, monkeypatch, failed_attempts, statuses=[400],
+                              body={"error": "bad order"}) as (engine, up):
+        run = await push(engine)
+        items = await engine.store.list_items()
 
     assert run.status == "failed" and "HTTP 400" in (run.error or "")
     assert len(up.requests_to("/orders")) == 1
@@ -462,24 +473,16 @@ async def test_a_refusal_that_is_the_servers_does_not_fail_the_run(
     """A refusal that is no value's fault (a permission revoked, a table missing in a rolling
     deploy) does not fail the run: the item is tried again, and once the store is fixed the
     step resumes and the call goes out once."""
-    monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.0)
-    async with Upstream() as up:
-        up.route("/orders", body={"ok": True})
-        project = make(tmp_path, {"connectors/wh.yaml": connector(up.url),
-                                  "flows/push.yaml": PUSH})
-        async with running_engine(project) as engine:
-            write = engine.store.write
-            refused: list[int] = []
+    refused: list[int] = []
 
-            async def misconfigured(*ops: Any) -> Any:
-                if any(isinstance(op, SaveAttempt) for op in ops) and len(refused) < 2:
-                    refused.append(1)
-                    raise StoreError("writing to the store: permission denied for table "
-                                     "attempts")
-                return await write(*ops)
+    def misconfigured(ops: tuple[Any, ...]) -> Exception | None:
+        if saves_an_attempt(ops) and len(refused) < 2:
+            refused.append(1)
+            return StoreError("writing to the store: permission denied for table attempts")
+        return None
 
-            monkeypatch.setattr(engine.store, "write", misconfigured)
-            run = await engine.runner.wait_for(await engine.runner.start("push", {"id": 1}), 10)
+    async with refusing_store(tmp_path, monkeypatch, misconfigured) as (engine, up):
+        run = await push(engine)
 
     assert len(refused) == 2
     assert (run.status, run.error) == ("succeeded", None)

@@ -28,13 +28,13 @@ from interlink.store.records import (
 if TYPE_CHECKING:
     from interlink.redaction import Redactor
 
-__all__ = ["PURGE_BATCH", "PURGE_EXPIRED", "Store"]
+__all__ = ["PURGE_BATCH", "Store"]
 
 #: rows a purge deletes in one statement (one writer job on SQLite): a backlog goes in many
 #: short steps, not one long one that every other write waits behind
 PURGE_BATCH = 1000
 #: the named queries deleting expired rows, for `purge`
-PURGE_EXPIRED = ("purge_sessions", "purge_locks", "purge_nonces", "purge_dedupe",
+_PURGE_EXPIRED = ("purge_sessions", "purge_locks", "purge_nonces", "purge_dedupe",
                  "purge_cache")
 
 
@@ -190,7 +190,7 @@ class Store(abc.ABC):
         cached values expired by `expired` (default: `before`), `PURGE_BATCH` rows at a time.
         Returns the number of queue items deleted."""
         by = before if expired is None else expired
-        for name in PURGE_EXPIRED:
+        for name in _PURGE_EXPIRED:
             await self._purge_all(name, by)
         return await self._purge_all("purge_items", before)
 
