@@ -205,7 +205,10 @@ async def test_sigterm_ends_every_process_and_port_0_is_one_port_for_all(
             "server: {port: 0}\nadmin: {listen: {host: 127.0.0.1, port: 0}}\n")
     with interlink("serve", str(tmp_path), "--workers", "2", "--no-worker", log=log) as proc:
         port = await serving(log)
-        found = re.search(r"on http://127\.0\.0\.1:(\d+) only", log_text(log))
+        # The admin line is logged just after the serving line: wait for it too.
+        admin_at = re.compile(r"on http://127\.0\.0\.1:(\d+) only")
+        await wait_until("the admin line", lambda: admin_at.search(log_text(log)))
+        found = admin_at.search(log_text(log))
         assert found is not None
         admin = int(found[1])
         assert 0 not in (port, admin)
