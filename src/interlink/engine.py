@@ -121,7 +121,9 @@ class Engine:
         set)."""
         cfg = self.project.config.worker
         watch = self.notifications.watch
-        housekeeping = Housekeeping(self.store, self.owner, cfg.keep_finished)
+        housekeeping = Housekeeping(self.store, self.owner, cfg.keep_finished,
+                                    keep_runs_s=cfg.keep_runs,
+                                    keep_failed_runs_s=cfg.keep_failed_runs)
         return Worker(self.store, self.handlers(), owner=self.owner,
                       concurrency=cfg.concurrency, lease_s=cfg.lease, poll_s=cfg.poll,
                       notices=self.notifications.notices,

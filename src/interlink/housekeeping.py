@@ -8,7 +8,10 @@ renewing it — deletes the finished items older than `worker.keep_finished` and
 expired more than `EXPIRED_MARGIN_S` ago (`Store.purge`), a batch at a time. Without it those
 tables only grew: a webhook with HMAC replay protection left a nonce per call for ever.
 
-Runs, their steps, attempts and log lines are the run log: housekeeping never deletes them.
+Runs are the run log, kept longer: a run that succeeded or was stopped goes with its steps,
+attempts and log lines once older than `worker.keep_runs` (30 days), one that failed only after
+`worker.keep_failed_runs` (by default never: it waits for an operator). A run a queue item
+still works on or waits for, or the retry of a run still kept, stays (`Store.purge_runs`).
 """
 
 from __future__ import annotations
@@ -36,15 +39,24 @@ EXPIRED_MARGIN_S = 300.0
 LOCK = "housekeeping"
 
 
+#: the run statuses each retention setting covers
+_ENDED_WELL = ("succeeded", "stopped")
+_ENDED_BADLY = ("failed", "partial")
+
+
 class Housekeeping:
     """Purges `store` every `every_s` while `run` runs, when this worker (`owner`) holds the
-    lock; finished queue items are kept `keep_finished_s`."""
+    lock; finished queue items are kept `keep_finished_s`, runs that succeeded or were
+    stopped `keep_runs_s`, runs that failed `keep_failed_runs_s` (None: for ever)."""
 
     def __init__(self, store: Store, owner: str, keep_finished_s: float,
-                 every_s: float | None = None) -> None:
+                 every_s: float | None = None, *, keep_runs_s: float | None = None,
+                 keep_failed_runs_s: float | None = None) -> None:
         self.store = store
         self.owner = owner
         self.keep_finished_s = keep_finished_s
+        self.keep_runs_s = keep_runs_s
+        self.keep_failed_runs_s = keep_failed_runs_s
         self.every_s = EVERY_S if every_s is None else every_s
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -75,11 +87,20 @@ class Housekeeping:
             now = time.time()
             deleted = await self.store.purge(before=now - self.keep_finished_s,
                                              expired=now - EXPIRED_MARGIN_S)
+            runs = 0
+            for keep, statuses in ((self.keep_runs_s, _ENDED_WELL),
+                                   (self.keep_failed_runs_s, _ENDED_BADLY)):
+                if keep is not None:
+                    runs += await self.store.purge_runs(before=now - keep, statuses=statuses)
         except Exception:
             log.exception("housekeeping: purging the store failed; trying again in %gs",
                           self.every_s)
             return None
-        if deleted:
-            log.info("housekeeping: deleted %d finished queue item%s", deleted,
-                     "" if deleted == 1 else "s")
+        if deleted or runs:
+            log.info("housekeeping: deleted %s and %s", _count(deleted, "finished queue item"),
+                     _count(runs, "run"))
         return deleted
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'' if n == 1 else 's'}"

@@ -42,6 +42,7 @@ from interlink.scripts import Isolation, ScriptOutcome, ScriptPool
 from interlink.spec import Project
 from interlink.spec.flow import FlowSpec
 from interlink.store import (
+    ENDED,
     Complete,
     Enqueue,
     InsertRun,
@@ -64,7 +65,7 @@ log = logging.getLogger("interlink.flows")
 #: queue item kind of a run to start or resume
 RUN_KIND = "run"
 #: statuses a run never leaves
-TERMINAL = frozenset({"succeeded", "failed", "stopped", "partial"})
+TERMINAL = ENDED
 
 
 class FlowRunner:

@@ -8,6 +8,7 @@ syntax error is a validation error with a location, never a surprise at request 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
@@ -37,6 +38,13 @@ class Spec(BaseModel):
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _decimal(number: float) -> str:
+    """`number` exactly, in plain decimals: 30.0 → `30`, 2592000.0 → `2592000`, 1e-05 →
+    `0.00001`."""
+    text = f"{Decimal(repr(number)):f}"
+    return text.removesuffix(".0")
 
 
 def parse_duration(value: Any) -> float:
@@ -97,8 +105,9 @@ def _check_interpolation(source: str, info: ValidationInfo) -> str:
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
-    # Dumped back as text so a dumped spec (kept with each run) validates again.
-    PlainSerializer(lambda seconds: f"{seconds:g}s", return_type=str),
+    # Dumped back as text so a dumped spec (kept with each run) validates again: exact, and
+    # never with an exponent (`:g` wrote 14 days as 1.2096e+06s, which is no duration).
+    PlainSerializer(lambda seconds: f"{_decimal(seconds)}s", return_type=str),
     WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h|d)$"}),
 ]
 """A duration written `500ms`, `10s`, `5m`, `1h`, `1d`; held as seconds."""

@@ -211,6 +211,13 @@ class WorkerConfig(Spec):
     keep_finished: Duration = duration_field(
         "7d", "how long a finished queue item (a service request's answer, a notification "
         "sent) is kept before housekeeping deletes it")
+    keep_runs: Duration | None = duration_field(
+        "30d", "how long a run that succeeded or was stopped is kept (its steps, attempts and "
+        "log lines with it) before housekeeping deletes it; null: for ever. A webhook "
+        "delivery repeated after that starts a new run")
+    keep_failed_runs: Duration | None = Field(
+        None, description="the same for runs that failed or partly failed (they wait for an "
+        "operator's retry); null (the default): kept for ever")
 
 
 class ScriptsConfig(Spec):

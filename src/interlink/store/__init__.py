@@ -38,6 +38,7 @@ from interlink.store.ops import (
     WriteOp,
 )
 from interlink.store.records import (
+    ENDED,
     RUN_STATUSES,
     UNKNOWN_DECISION,
     AttemptOutcome,
@@ -55,6 +56,7 @@ from interlink.store.records import (
 )
 
 __all__ = [
+    "ENDED",
     "RUN_STATUSES",
     "UNKNOWN_DECISION",
     "AttemptOutcome",

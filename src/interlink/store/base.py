@@ -8,11 +8,12 @@ it: the write raises `LeaseLost` and applies nothing.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from interlink.store.ops import Enqueue, WriteOp
 from interlink.store.records import (
+    ENDED,
     AttemptOutcome,
     AttemptRecord,
     Credential,
@@ -191,21 +192,34 @@ class Store(abc.ABC):
         Returns the number of queue items deleted."""
         by = before if expired is None else expired
         for name in _PURGE_EXPIRED:
-            await self._purge_all(name, by)
-        return await self._purge_all("purge_items", before)
+            await self._purge_all(name, {"before": by})
+        return await self._purge_all("purge_items", {"before": before})
 
-    async def _purge_all(self, name: str, before: float) -> int:
+    async def purge_runs(self, *, before: float, statuses: Collection[str]) -> int:
+        """Delete the runs that ended with one of `statuses`, created and last updated before
+        `before`, with their steps, attempts and log lines, `PURGE_BATCH` runs at a time; a
+        run that a queue item still works on, waits for or holds `broken` is kept. Returns
+        the number of runs deleted."""
+        if not statuses:
+            return 0
+        if not ENDED.issuperset(statuses):
+            raise ValueError(f"only ended runs are purged, not {sorted(set(statuses) - ENDED)}")
+        return await self._purge_all("purge_runs", {"before": before,
+                                                    "statuses": sorted(statuses)})
+
+    async def _purge_all(self, name: str, params: dict[str, Any]) -> int:
         deleted = 0
         while True:
-            n = await self._purge_batch(name, before, PURGE_BATCH)
+            n = await self._purge_batch(name, {**params, "limit": PURGE_BATCH})
             deleted += n
             if n < PURGE_BATCH:
                 return deleted
 
     @abc.abstractmethod
-    async def _purge_batch(self, name: str, before: float, limit: int) -> int:
-        """Run purge query `name` once (one writer job, one statement): at most `limit` rows
-        deleted; how many were."""
+    async def _purge_batch(self, name: str, params: dict[str, Any]) -> int:
+        """Run purge query `name` once with `params` (one writer job, one statement, or on
+        SQLite a run purge's statements): at most `params["limit"]` rows (runs) deleted;
+        how many were."""
 
     # the web UI's overview and links (store/_stats.py)
 

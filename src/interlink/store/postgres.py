@@ -225,8 +225,8 @@ class PostgresStore(NamedQueryReads):
         except psycopg.Error as exc:
             raise store_error(f"writing to the store ({name})", exc) from exc
 
-    async def _purge_batch(self, name: str, before: float, limit: int) -> int:
-        return await self._execute(name, {"before": before, "limit": limit})
+    async def _purge_batch(self, name: str, params: dict[str, Any]) -> int:
+        return await self._execute(name, params)
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 (Store's API)
         """Return on a NOTIFY for the queue (from any process), or after `timeout`."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 __all__ = [
+    "ENDED",
     "RUN_STATUSES",
     "UNKNOWN_DECISION",
     "AttemptOutcome",
@@ -28,6 +29,8 @@ RunStatus = Literal["queued", "running", "waiting", "succeeded", "failed", "stop
 QueueStatus = Literal["ready", "leased", "done", "failed", "broken"]
 #: every `RunStatus`, in the order a run goes through them
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
+#: the statuses a run ends with (nothing runs it again unless someone retries it)
+ENDED: frozenset[str] = frozenset({"succeeded", "failed", "stopped", "partial"})
 
 
 @dataclass(frozen=True, slots=True)

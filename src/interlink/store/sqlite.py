@@ -387,11 +387,22 @@ class SqliteStore(NamedQueryReads):
 
         await self._submit(unlock)
 
-    async def _purge_batch(self, name: str, before: float, limit: int) -> int:
+    async def _purge_batch(self, name: str, params: dict[str, Any]) -> int:
         query = self._queries[name]
+        if "statuses" in params:
+            params = {**params, "statuses": orjson.dumps(params["statuses"]).decode()}
 
         def batch(conn: sqlite3.Connection, _now: float) -> int:
-            return int(conn.execute(query, {"before": before, "limit": limit}).rowcount)
+            cursor = conn.execute(query, params)
+            if name != "purge_runs":
+                return int(cursor.rowcount)
+            # The runs' own rows go in the same job: no reader sees a run without its steps.
+            ids = [row[0] for row in cursor]
+            if ids:
+                listed = {"ids": orjson.dumps(ids).decode()}
+                for rows in _RUN_ROWS:
+                    conn.execute(self._queries[rows], listed)
+            return len(ids)
 
         deleted: int = await self._submit(batch)
         return deleted
@@ -430,6 +441,10 @@ class SqliteStore(NamedQueryReads):
 
     async def _select(self, sql: str, params: dict[str, Any]) -> list[Any]:
         return await self._read(lambda conn: conn.execute(sql, params).fetchall())
+
+
+#: the queries deleting a purged run's steps, attempts and log lines (`purge_runs`)
+_RUN_ROWS = ("purge_run_steps", "purge_run_attempts", "purge_run_logs")
 
 
 def _apply(conn: sqlite3.Connection, planned: list[list[Statement]]) -> list[Any]:

@@ -216,6 +216,35 @@ DELETE FROM queue WHERE id IN (
     WHERE status IN ('done', 'failed') AND updated_at < %(before)s LIMIT %(limit)s)
   AND status IN ('done', 'failed') AND updated_at < %(before)s
 
+-- name: purge_runs
+-- Retention (worker.keep_runs): ended runs with one of the statuses given, created and last
+-- updated before the cut-off, found by runs_status_created, never one a queue item still
+-- works on or waits for (index queue_run), never the retry of a run still kept (a bulk retry
+-- would take that run for one never retried); deleted with their steps, attempts and log lines
+-- in one statement, whose row count is the runs deleted. The conditions again outside the
+-- subquery: a run re-driven meanwhile (queued again) is checked anew, and kept.
+WITH gone AS (
+    -- `= ANY(ARRAY(…))`: the batch's ids first, then each run by its key (an `IN` was
+    -- hash-joined with a scan of runs); the checks as scalar subqueries are index probes per
+    -- candidate (a NOT EXISTS was hashed over every live item, or every run).
+    DELETE FROM runs WHERE id = ANY(ARRAY(
+        SELECT id FROM runs
+        WHERE status = ANY(%(statuses)s) AND created_at < %(before)s
+          AND coalesce(updated_at, created_at) < %(before)s
+          AND NOT (SELECT EXISTS (SELECT 1 FROM queue
+                                  WHERE (payload::jsonb) ->> 'run_id' = runs.id
+                                    AND status IN ('ready', 'leased', 'broken')))
+          AND NOT (SELECT EXISTS (SELECT 1 FROM runs AS first WHERE first.id = runs.retry_of))
+        LIMIT %(limit)s))
+      AND status = ANY(%(statuses)s) AND coalesce(updated_at, created_at) < %(before)s
+      AND NOT (SELECT EXISTS (SELECT 1 FROM queue WHERE (payload::jsonb) ->> 'run_id' = runs.id
+                              AND status IN ('ready', 'leased', 'broken')))
+    RETURNING id),
+  steps_gone AS (DELETE FROM steps WHERE run_id IN (SELECT id FROM gone)),
+  attempts_gone AS (DELETE FROM attempts WHERE run_id IN (SELECT id FROM gone)),
+  logs_gone AS (DELETE FROM logs WHERE run_id IN (SELECT id FROM gone))
+SELECT id FROM gone
+
 -- name: purge_sessions
 DELETE FROM sessions WHERE id IN (
     SELECT id FROM sessions WHERE expires_at <= %(before)s LIMIT %(limit)s)

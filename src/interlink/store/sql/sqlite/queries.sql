@@ -202,6 +202,32 @@ DELETE FROM queue WHERE id IN (
     WHERE status IN ('done', 'failed') AND updated_at < :before LIMIT :limit)
   AND status IN ('done', 'failed') AND updated_at < :before
 
+-- name: purge_runs
+-- Retention (worker.keep_runs): ended runs with one of :statuses (a JSON list) created and last
+-- updated before :before, found by runs_status_created, never one a queue item still works on
+-- or waits for (index queue_run), never the retry of a run still kept (a bulk retry would
+-- take that run for one never retried); RETURNING their ids for the purge_run_* of the job.
+DELETE FROM runs WHERE id IN (
+    SELECT id FROM runs INDEXED BY runs_status_created
+    WHERE status IN (SELECT value FROM json_each(:statuses)) AND created_at < :before
+      AND coalesce(updated_at, created_at) < :before
+      -- `+runs.id`: without the column's affinity, so queue_run is searched, not scanned.
+      AND NOT EXISTS (SELECT 1 FROM queue INDEXED BY queue_run
+                      WHERE json_extract(payload, '$.run_id') = +runs.id
+                      AND status IN ('ready', 'leased', 'broken'))
+      AND NOT EXISTS (SELECT 1 FROM runs AS first WHERE first.id = runs.retry_of)
+    LIMIT :limit)
+RETURNING id
+
+-- name: purge_run_steps
+DELETE FROM steps WHERE run_id IN (SELECT value FROM json_each(:ids))
+
+-- name: purge_run_attempts
+DELETE FROM attempts WHERE run_id IN (SELECT value FROM json_each(:ids))
+
+-- name: purge_run_logs
+DELETE FROM logs WHERE run_id IN (SELECT value FROM json_each(:ids))
+
 -- name: purge_sessions
 DELETE FROM sessions WHERE rowid IN (
     SELECT rowid FROM sessions WHERE expires_at <= :before LIMIT :limit)
