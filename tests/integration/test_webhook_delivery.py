@@ -178,6 +178,22 @@ async def test_a_signed_call_sent_again_gets_its_run_a_replay_without_key_is_ref
     assert len(await runs_of(engine.store, "stamped")) == 2
 
 
+async def test_an_integer_past_64_bits_is_refused_not_passed_on_as_a_float(
+    served: tuple[ASGIApp, Engine]
+) -> None:
+    """orjson would read 2**64 as 1.8446744073709552e+19, and the run would send that on: the
+    call is refused when its body is read, and starts nothing."""
+    app, engine = served
+    status, body = await hook(app, "plain", {"Content-Type": "application/json"},
+                              b'{"order": {"id": 18446744073709551616}}')
+    assert status == 400
+    assert body["error"]["phase"] == "mapping"
+    assert "past 64 bits" in body["error"]["message"]
+    assert await runs_of(engine.store, "plain") == []
+    status, _ = await hook(app, "plain", {}, b'{"order": {"id": 18446744073709551615}}')
+    assert status == 202  # the widest integer the store holds
+
+
 async def test_a_body_the_store_refuses_is_a_422_not_a_503_to_retry(
     served: tuple[ASGIApp, Engine], monkeypatch: pytest.MonkeyPatch
 ) -> None:

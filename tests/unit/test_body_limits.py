@@ -41,7 +41,8 @@ def _attributes(count: int) -> bytes:
     ("json", b"[" * 300 + b"]" * 300, "json_too_deep"),
     ("xml", _deep_xml(300), "xml_too_deep"),
     ("xml", _attributes(60_000), "xml_too_large"),
-], ids=["json-object-300", "json-array-300", "xml-300", "xml-60000-attributes"])
+    ("json", b'{"order": {"id": 18446744073709551616}}', "number_too_wide"),
+], ids=["json-object-300", "json-array-300", "xml-300", "xml-60000-attributes", "json-2**64"])
 async def test_hostile_bodies_are_mapping_errors(
     tmp_path: Path, kind: str, body: bytes, error_type: str
 ) -> None:
@@ -69,6 +70,30 @@ def test_json_depth_is_exact_at_the_default() -> None:
     for body in (b"[" * 65 + b"]" * 65, b'[{"a":' * 33 + b"1" + b"}]" * 33):
         with pytest.raises(MappingFailure, match="deeper than 64"):
             json_value(body)
+
+
+@pytest.mark.parametrize("number", [2**64, -(2**63) - 1, 10**40, -(10**30)])
+def test_an_integer_past_64_bits_is_refused_not_read_as_a_float(number: int) -> None:
+    """orjson reads it as the nearest float: the value passed on would not be the one sent."""
+    with pytest.raises(MappingFailure, match="past 64 bits") as raised:
+        json_value(b'{"items": [1, {"id": %d}]}' % number)
+    assert raised.value.kind == "number_too_wide"
+
+
+def test_integers_within_64_bits_and_long_digits_elsewhere_are_kept() -> None:
+    """The edges of the range, 19+ digits in a string, and a float with a long fraction."""
+    body = (b'{"max": 18446744073709551615, "min": -9223372036854775808, '
+            b'"phone": "12345678901234567890123", "pi": 3.14159265358979323846}')
+    assert json_value(body) == {"max": 2**64 - 1, "min": -(2**63),
+                                "phone": "12345678901234567890123", "pi": 3.141592653589793}
+
+
+def test_upstream_json_keeps_every_integer_exact() -> None:
+    from interlink import json_numbers
+
+    assert json_numbers.loads('{"id": 1267650600228229401496703205376, "n": 1}') == \
+        {"id": 2**100, "n": 1}
+    assert json_numbers.loads(b"[18446744073709551616]") == [2**64]
 
 
 def test_wide_json_with_many_brackets_is_not_too_deep() -> None:

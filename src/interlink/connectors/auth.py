@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from interlink import json_numbers
 from interlink.connectors.credentials import BeforeLogin, SharedCredential
 from interlink.connectors.exchange import excerpt
 from interlink.connectors.transport import describe_error, join_url
@@ -316,7 +317,7 @@ class SessionAuth(TokenAuth):
             what, login.method, str(url), **kwargs
         )
         try:
-            parsed: Any = orjson.loads(text)
+            parsed: Any = json_numbers.loads(text)
         except orjson.JSONDecodeError:
             parsed = None
         response = {"status": status, "headers": response_headers, "body": text, "json": parsed}

@@ -25,6 +25,7 @@ import orjson
 from multidict import CIMultiDict
 from yarl import URL
 
+from interlink import json_numbers
 from interlink.connectors.auth import AuthProvider, auth_provider
 from interlink.connectors.credentials import BeforeLogin
 from interlink.connectors.exchange import Exchange, ExchangeRequest, ExchangeResponse, excerpt
@@ -273,7 +274,7 @@ def _response(status: int, headers: dict[str, str], text: str) -> ExchangeRespon
     has_json = False
     if text.strip():
         try:
-            parsed = orjson.loads(text)
+            parsed = json_numbers.loads(text)  # an id past 64 bits stays that id
             has_json = True
         except orjson.JSONDecodeError:
             pass

@@ -36,6 +36,7 @@ import orjson
 from lxml import etree
 from starlette.types import Receive
 
+from interlink import json_numbers
 from interlink.services.failures import BodyTooLarge, MappingFailure
 from interlink.spec.project import ServerLimits
 from interlink.spec.service import content_type_charset
@@ -237,7 +238,8 @@ def xml_to_data(raw: bytes, limits: ServerLimits = _DEFAULT_LIMITS,
 
 def json_value(raw: bytes, limits: ServerLimits = _DEFAULT_LIMITS) -> Any:
     """Parse JSON; nesting deeper than `max_json_depth` is a mapping error (the store could
-    not write it back, and a deep walk is a cost the caller chose)."""
+    not write it back, and a deep walk is a cost the caller chose), and so is an integer past
+    64 bits (orjson would read it as a float: the value passed on would not be the one sent)."""
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -249,6 +251,10 @@ def json_value(raw: bytes, limits: ServerLimits = _DEFAULT_LIMITS) -> Any:
         and _nests_deeper(value, limit)
     ):
         raise MappingFailure("json_too_deep", f"JSON nests deeper than {limit} levels")
+    try:
+        json_numbers.refuse_wide(raw)  # after the depth check: Python's json recurses
+    except json_numbers.WideInteger as exc:
+        raise MappingFailure("number_too_wide", f"request body: {exc}") from None
     return value
 
 
