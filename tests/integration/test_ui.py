@@ -48,6 +48,12 @@ def files(url: str, admin: str) -> dict[str, str]:
             steps:
               - {id: push, type: connector, connector: wh, endpoint: create_order}
             """,
+        "flows/shaped.yaml": """
+            name: shaped
+            steps:
+              - {id: shape, type: map, value: "{'order': payload.n, 'kind': 'shaped'}"}
+              - {id: push, type: connector, connector: wh, endpoint: create_order}
+            """,
         "flows/later.yaml": """
             name: later
             steps:
@@ -298,6 +304,24 @@ async def test_pages_render_payloads_readably_and_cut_large_ones(tmp_path: Path)
         whole = await ui.get(f"{UI}/runs/{run_id}/download/input")
         assert whole.status == 200 and "attachment" in whole.headers["content-disposition"]
         assert whole.body.count(b"SKU-") == 2000
+
+
+async def test_each_step_shows_its_input_and_output(tmp_path: Path) -> None:
+    """A map step then a connector step: the first step's output is the second's input, the
+    second's output the upstream's answer; each step's bucket downloads whole."""
+    async with served(tmp_path) as (engine, up, ui):
+        up.route("/orders", statuses=[201], body={"ack": "A-77"})
+        run_id = await engine.runner.start("shaped", {"n": 77})
+        assert await ended(engine, run_id) == "succeeded"
+        await ui.sign_in(TOKEN)
+        html = unescape((await ui.get(f"{UI}/runs/{run_id}")).body.decode())
+        shaped = html.index('"kind": "shaped"')
+        # The map's output, the push's input, and the body its attempt sent.
+        assert html.count('"kind": "shaped"') == 3
+        assert '"ack": "A-77"' in html[shaped:]
+        for index, value in ((0, b'"kind": "shaped"'), (1, b'"ack": "A-77"')):
+            whole = await ui.get(f"{UI}/runs/{run_id}/download/step-{index}")
+            assert whole.status == 200 and value in whole.body, whole.body
 
 
 async def test_the_overview_counts_runs_and_attempts_per_connector(tmp_path: Path) -> None:

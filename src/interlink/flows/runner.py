@@ -447,9 +447,11 @@ class FlowRunner:
                 if outcome.variables:
                     variables.update(outcome.variables)
                     progress["variables"] = variables
+                # The step keeps its output (the run's bucket is the last step's only): the
+                # run's page shows each step's input and output.
                 ops: list[WriteOp] = [
                     SaveStep(StepRecord(run.id, index, step.id, "succeeded", started,
-                                        time.time(), output=None))]
+                                        time.time(), output=bucket))]
                 if last:  # the progress and the end in one update
                     ops += [*self._ending(run, "succeeded", None, progress),
                             Complete(item.id, owner, keep=False)]
