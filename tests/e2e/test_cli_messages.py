@@ -78,3 +78,26 @@ def test_init_tells_how_to_call_interlink_when_it_is_not_on_path(
     assert "  interlink check other" in shown.stdout
     assert "not on your PATH" not in shown.stdout
     assert cli(tmp_path / "acme", "check").returncode == 0
+
+
+def test_a_file_that_cannot_be_read_is_an_error_line_not_a_traceback(tmp_path: Path) -> None:
+    """`--payload` and `--body` naming a missing file or a folder: `error: OPTION FILE: why`,
+    exit 1; a payload the engine cannot hold (an integer past 64 bits) the same."""
+    service = ("name: echo\nmethod: POST\npath: /echo\n"
+               "responses:\n  - {on: default, status: 200}\n")
+    write_project(tmp_path, {**FILES, "services/echo.yaml": service})
+    (tmp_path / "wide.json").write_text('{"id": 18446744073709551616}')
+    for args, said in (
+        (["run", "greet", "--payload", "/nonexistent"],
+         "error: --payload /nonexistent: No such file or directory"),
+        (["run", "greet", "--payload", str(tmp_path)],
+         f"error: --payload {tmp_path}: Is a directory"),
+        (["call", "echo", "--body", "/nonexistent"],
+         "error: --body /nonexistent: No such file or directory"),
+        (["run", "greet", "--payload", "wide.json"],
+         "error: --payload wide.json: request body: the integer 18446744073709551616 is past "
+         "64 bits"),
+    ):
+        done = cli(tmp_path, *args)
+        assert (done.returncode, done.stderr.strip()) == (1, said), args
+        assert "Traceback" not in done.stderr

@@ -73,6 +73,17 @@ def fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
+def read_source(source: str, option: str) -> bytes:
+    """The bytes of `option`'s FILE, or of standard input for `-`; a file that cannot be read
+    is an `error:` line and exit 1, not a traceback."""
+    if source == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(source).read_bytes()
+    except OSError as exc:
+        fail(f"{option} {source}: {exc.strerror or exc}")
+
+
 def load(project: Path, *, warn: bool = False) -> Project:
     """Load a project, or print its errors (`FILE:LINE: message`) and exit 1.
 

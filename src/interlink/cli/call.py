@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,14 @@ import click
 
 from interlink import _loop
 from interlink.cli._app import main
-from interlink.cli._common import fail, json_option, load, print_json, project_argument
+from interlink.cli._common import (
+    fail,
+    json_option,
+    load,
+    print_json,
+    project_argument,
+    read_source,
+)
 from interlink.engine import Engine
 from interlink.errors import InterlinkError
 
@@ -65,7 +71,7 @@ def call(service: str, project: Path, headers: tuple[str, ...], query: tuple[str
     url = f"{target}?{query_string}" if query_string else target
     body = b""
     if body_source is not None:
-        body = sys.stdin.buffer.read() if body_source == "-" else Path(body_source).read_bytes()
+        body = read_source(body_source, "--body")
 
     async def go() -> Any:
         async with Engine(loaded) as engine:

@@ -23,6 +23,7 @@ from interlink.cli._common import (
     project_argument,
     project_option,
     project_override_option,
+    read_source,
     run_store_command,
     warn_without_workers,
     with_store,
@@ -33,6 +34,7 @@ from interlink.engine import Engine
 from interlink.errors import InterlinkError
 from interlink.flows.report import format_run, format_runs, iso, run_json, run_summary
 from interlink.payloads import parse_payload
+from interlink.services.failures import MappingFailure
 from interlink.store import RunQuery, RunRecord, Store
 
 __all__ = ["run_flow", "runs", "runs_retry", "runs_show", "runs_stop"]
@@ -41,8 +43,10 @@ __all__ = ["run_flow", "runs", "runs_retry", "runs_show", "runs_stop"]
 def _read_payload(source: str | None) -> Any:
     if source is None:
         return None
-    raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
-    return parse_payload(raw)
+    try:
+        return parse_payload(read_source(source, "--payload"))
+    except MappingFailure as exc:  # too deep, an integer past 64 bits
+        fail(f"--payload {source}: {exc.message}")
 
 
 @main.command("run")
