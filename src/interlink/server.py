@@ -36,6 +36,7 @@ from interlink.access_log import AccessLog
 from interlink.admin import AdminAccess
 from interlink.engine import Engine
 from interlink.engine_api import EngineApi
+from interlink.errors import ServerError
 from interlink.flows.schedule import Scheduler
 from interlink.http_limits import limited_protocol
 from interlink.redaction import RedactingFilter, Redactor
@@ -49,11 +50,13 @@ from interlink.webhooks import Webhooks
 from interlink.worker import Worker
 
 __all__ = [
+    "BACKLOG",
     "admin_line",
     "build_admin_app",
     "build_app",
     "configure_logging",
     "guarded",
+    "listen",
     "run_worker",
     "serve",
     "serve_sockets",
@@ -63,6 +66,8 @@ __all__ = [
 log = logging.getLogger("interlink.server")
 
 _DEFAULT_LIMITS = ServerLimits()
+#: pending connections a listening socket holds (uvicorn's default)
+BACKLOG = 2048
 
 
 def build_app(engine: Engine, worker: Worker | None) -> ASGIApp:
@@ -140,12 +145,12 @@ def uvicorn_config(app: ASGIApp, host: str, port: int,
     )
 
 
-async def _serve(project: Project, host: str | None, port: int | None, with_worker: bool,
-                 log_format: str, sockets: Sequence[socket.socket] | None = None,
-                 ready: Callable[[], None] | None = None) -> None:
-    """Serve until SIGINT/SIGTERM. With `sockets` (the main listener's, then `admin.listen`'s,
-    bound by `server_processes`) uvicorn serves those instead of binding, the parent has
-    said where, and `ready()` is called once the listeners and the worker run."""
+async def _serve(project: Project, sockets: Sequence[socket.socket], with_worker: bool,
+                 log_format: str, ready: Callable[[], None] | None = None) -> None:
+    """Serve on `sockets` (the main listener's, then `admin.listen`'s, bound before: a port in
+    use is refused before anything starts) until SIGINT/SIGTERM. Once the listeners and the
+    worker run, `ready()` is called (a child of `server_processes`, whose parent says where it
+    serves), or where it serves is logged."""
     engine = Engine(project)
     redact_logs(engine.redactor)
     async with engine:
@@ -160,32 +165,28 @@ async def _serve(project: Project, host: str | None, port: int | None, with_work
             logged.append(AccessLog(app, engine.redactor, json=log_format == "json"))
             return logged[-1]
 
-        main = uvicorn_config(listener(build_app(engine, worker)), host or server_config.host,
-                              server_config.port if port is None else port,
-                              server_config.limits)
-        configs = [main]
+        apps = [build_app(engine, worker)]
         if admin.listen is not None:
-            configs.append(uvicorn_config(listener(build_admin_app(engine, worker)),
-                                          admin.listen.host, admin.listen.port,
-                                          server_config.limits))
-        servers = [_Server(config) for config in configs]
+            apps.append(build_admin_app(engine, worker))
+        servers = [_Server(uvicorn_config(listener(app), sock.getsockname()[0],
+                                          sock.getsockname()[1], server_config.limits))
+                   for app, sock in zip(apps, sockets, strict=True)]
         _stop_on_signals(servers)
         _loop.settle_memory()
         # The servers and the worker run until stopped; the scheduler ends at once without
         # scheduled flows, so it is not one of the tasks whose end ends the process.
-        if sockets is None:
-            lasting = [asyncio.create_task(server.serve()) for server in servers]
-        else:
-            lasting = [asyncio.create_task(server.serve(sockets=[sock]))
-                       for server, sock in zip(servers, sockets, strict=True)]
+        lasting = [asyncio.create_task(server.serve(sockets=[sock]))
+                   for server, sock in zip(servers, sockets, strict=True)]
         if worker is not None:
             lasting.append(asyncio.create_task(worker.run(stop)))
         scheduler = asyncio.create_task(Scheduler(engine.runner, project.flows).run(stop))
-        if sockets is None:
-            log.info("serving %s on http://%s:%s", project.name, main.host, main.port)
-            log.info("%s", admin_line(admin))
-        if ready is not None and await _started(servers, worker, lasting):
-            ready()
+        if await _started(servers, worker, lasting):
+            if ready is not None:
+                ready()
+            else:
+                host, port = sockets[0].getsockname()[:2]
+                log.info("serving %s on http://%s:%s", project.name, host, port)
+                log.info("%s", admin_line(admin, sockets[-1].getsockname()[1]))
         await asyncio.wait(lasting, return_when=asyncio.FIRST_COMPLETED)
         # uvicorn returns on SIGINT/SIGTERM; the worker then finishes what it holds.
         stop.set()
@@ -311,9 +312,36 @@ def _masked_exception(logger: Any, method: str,
 def serve(project: Project, *, host: str | None = None, port: int | None = None,
           with_worker: bool = True, log_format: str | None = None) -> None:
     """Serve `project` until interrupted; log lines as `log_format` ("plain" or "json";
-    default: INTERLINK_LOG_FORMAT, else plain)."""
+    default: INTERLINK_LOG_FORMAT, else plain). Raises `ServerError` when a port cannot be
+    bound (before anything starts)."""
     fmt = configure_logging(log_format)
-    _loop.run(_serve(project, host, port, with_worker, fmt))
+    server, admin = project.config.server, project.config.admin
+    sockets: list[socket.socket] = []
+    try:
+        sockets.append(listen(project.name, host or server.host,
+                              server.port if port is None else port))
+        if admin.listen is not None:
+            sockets.append(listen(project.name, admin.listen.host, admin.listen.port))
+        _loop.run(_serve(project, sockets, with_worker, fmt))
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def listen(name: str, host: str, port: int) -> socket.socket:
+    """A listening TCP socket on `host:port` (port 0: any free one), bound as uvicorn binds
+    one; `ServerError` when it cannot be."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise ServerError(f"serving {name}: binding {host}:{port}: "
+                          f"{exc.strerror or exc}") from exc
+    return sock
 
 
 def serve_sockets(project: Project, sockets: Sequence[socket.socket], *, with_worker: bool,
@@ -321,7 +349,7 @@ def serve_sockets(project: Project, sockets: Sequence[socket.socket], *, with_wo
     """Serve `project` on listening sockets another process bound (`server_processes`): the
     main listener's, then `admin.listen`'s when configured; `ready()` once they serve."""
     fmt = configure_logging(log_format)
-    _loop.run(_serve(project, None, None, with_worker, fmt, sockets, ready))
+    _loop.run(_serve(project, sockets, with_worker, fmt, ready))
 
 
 def run_worker(project: Project, *, log_format: str | None = None) -> None:

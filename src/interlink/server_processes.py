@@ -60,7 +60,7 @@ from types import FrameType
 
 from interlink.errors import InterlinkError, ServerError
 from interlink.redaction import Redactor
-from interlink.server import admin_line, configure_logging, redact_logs, serve_sockets
+from interlink.server import admin_line, configure_logging, listen, redact_logs, serve_sockets
 from interlink.spec import Project, load_project
 from interlink.store import backend_of
 
@@ -77,8 +77,6 @@ STABLE_S = 10.0
 #: a SIGINT this soon after the first is the same one (`timeout -s INT` sends it to the
 #: process and then to its group)
 SAME_SIGNAL_S = 0.5
-#: pending connections a listening socket holds (uvicorn's default)
-BACKLOG = 2048
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 #: what a child sends its parent once it serves (anything else it sends is why it cannot)
@@ -116,9 +114,9 @@ def serve_processes(project: Project, workers: int, *, host: str | None = None,
         log.info("%s", admin_line(admin, admin_port))
 
     try:
-        sockets.append(_listen(project.name, host, server.port if port is None else port))
+        sockets.append(listen(project.name, host, server.port if port is None else port))
         if admin.listen is not None:
-            sockets.append(_listen(project.name, admin.listen.host, admin.listen.port))
+            sockets.append(listen(project.name, admin.listen.host, admin.listen.port))
         child = _ChildArgs(project.root, sockets, with_worker, log_format, os.getpid(),
                            project.config.store)
         reason = _Supervisor(child, workers, serving).run()
@@ -128,21 +126,6 @@ def serve_processes(project: Project, workers: int, *, host: str | None = None,
     if reason is not None:
         raise ServerError(f"serving {project.name} with {workers} processes: {reason}")
     log.info("the %d server processes of %s have stopped", workers, project.name)
-
-
-def _listen(name: str, host: str, port: int) -> socket.socket:
-    """A listening TCP socket on `host:port`, bound as uvicorn binds one."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(BACKLOG)
-    except OSError as exc:
-        sock.close()
-        raise ServerError(f"serving {name}: binding {host}:{port}: "
-                          f"{exc.strerror or exc}") from exc
-    return sock
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tests.projects import write_project
 
 REPO = Path(__file__).resolve().parents[2]
 SHOP = REPO / "examples" / "shop"
@@ -111,3 +113,18 @@ def test_informational_commands_succeed(args: list[str]) -> None:
     done = interlink(*args)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
+
+
+def test_serve_on_a_port_in_use_says_why_and_exits_1(tmp_path: Path) -> None:
+    """Nothing is served, so nothing says it serves: one `error:` line, exit 1 (uvicorn's own
+    bind logged an error after "serving …" and the process exited 3)."""
+    write_project(tmp_path, {})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = interlink("serve", str(tmp_path), "--port", str(port))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: serving test: binding 127.0.0.1:{port}: Address already in use")
+    assert "serving test on" not in done.stderr
