@@ -128,7 +128,7 @@ class Webhooks:
                                 scope)
             if not auth.needs_body:
                 raw = await read_body(receive, length, limit)
-            payload = await payload_of(raw, self.limits)
+            payload = await payload_of(raw, self.limits, headers.get("content-type"))
         except SecurityFailure as failure:
             await _refuse(send, failure)
             return

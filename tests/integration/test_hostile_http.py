@@ -103,6 +103,18 @@ async def test_too_deep_json_is_400_and_starts_no_run(served: Served, path: str)
     assert await served.run_count() == 0
 
 
+@pytest.mark.parametrize("path", TARGETS[:2], ids=["webhook", "engine"])
+async def test_broken_json_said_to_be_json_is_400_and_starts_no_run(served: Served,
+                                                                    path: str) -> None:
+    """`Content-Type: application/json` with a body that is not JSON: 400, nothing runs (it
+    started a run with the broken text as its payload)."""
+    answer = await exchange(served.port, post(path, b'{"id": 1, "sku": '))
+    assert status_of(answer) == 400
+    assert body_of(answer) == {"error": {"phase": "mapping",
+                                         "message": "request body is not valid JSON"}}
+    assert await served.run_count() == 0
+
+
 async def test_too_deep_json_is_a_service_mapping_error(served: Served) -> None:
     """A service answers too-deep JSON with its `on: mapping_error` rule; its flow never runs."""
     answer = await exchange(served.port, post("/orders", b'{"a":' * 17 + b"1" + b"}" * 17)

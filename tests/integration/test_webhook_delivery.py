@@ -194,6 +194,22 @@ async def test_an_integer_past_64_bits_is_refused_not_passed_on_as_a_float(
     assert status == 202  # the widest integer the store holds
 
 
+async def test_a_body_said_to_be_json_must_be_json(served: tuple[ASGIApp, Engine]) -> None:
+    """`Content-Type: application/json` (or `+json`) with a truncated body: 400, no run — it
+    used to start a run whose payload was the broken text. Without a JSON type, text is a
+    text payload."""
+    app, engine = served
+    for kind in ("application/json", "application/vnd.api+json; charset=utf-8"):
+        status, body = await hook(app, "plain", {"Content-Type": kind}, b'{"id":')
+        assert (status, body["error"]) == (400, {"phase": "mapping",
+                                                 "message": "request body is not valid JSON"})
+    assert await runs_of(engine.store, "plain") == []
+    status, body = await hook(app, "plain", {"Content-Type": "text/plain"}, b'{"id":')
+    assert status == 202
+    run = await engine.store.get_run(body["run_id"])
+    assert run is not None and run.input == '{"id":'
+
+
 async def test_a_body_the_store_refuses_is_a_422_not_a_503_to_retry(
     served: tuple[ASGIApp, Engine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
