@@ -42,7 +42,9 @@ def _attributes(count: int) -> bytes:
     ("xml", _deep_xml(300), "xml_too_deep"),
     ("xml", _attributes(60_000), "xml_too_large"),
     ("json", b'{"order": {"id": 18446744073709551616}}', "number_too_wide"),
-], ids=["json-object-300", "json-array-300", "xml-300", "xml-60000-attributes", "json-2**64"])
+    ("json", b'{"note": "\xff\xfe"}', "invalid_text"),
+], ids=["json-object-300", "json-array-300", "xml-300", "xml-60000-attributes", "json-2**64",
+        "json-not-utf-8"])
 async def test_hostile_bodies_are_mapping_errors(
     tmp_path: Path, kind: str, body: bytes, error_type: str
 ) -> None:

@@ -290,7 +290,12 @@ def parse_body(kind: str, raw: bytes, limits: ServerLimits = _DEFAULT_LIMITS,
     if kind == "json":
         if charset is not None and charset != "utf-8":
             raw = _text(raw, charset).encode()
-        return json_value(raw, limits)
+        try:
+            return json_value(raw, limits)
+        except MappingFailure as exc:
+            if exc.kind == "invalid_json":
+                _text(raw, None)  # bytes that are not UTF-8 are `invalid_text`, as for text
+            raise
     if kind == "xml":
         return xml_to_data(raw, limits, charset)
     if kind == "form":
