@@ -201,7 +201,7 @@ class EngineApi:
                     await runner.stop(run_id)
                     return _json({"run_id": run_id, "status": "stopped"})
         except RunError as exc:
-            return _error(409, "activity", self.engine.redactor.text(str(exc)))
+            return _error(409, "run", self.engine.redactor.text(str(exc)))
         return _error(404, "routing", "no such action (retry, redrive, stop)")
 
     async def requeue(self, request: Request) -> Response:
@@ -212,7 +212,7 @@ class EngineApi:
             item = await self.engine.store.get_item(item_id)
             if item is None:
                 return _error(404, "routing", "no such queue item")
-            return _error(409, "activity", f"the item is {item.status}; only broken or "
+            return _error(409, "queue", f"the item is {item.status}; only broken or "
                                            "failed items can be requeued")
         return _json({"id": item_id, "status": "ready"})
 

@@ -98,16 +98,21 @@ def test_retry_several_bulk_and_from_the_failed_step(tmp_path: Path) -> None:
     write_project(tmp_path, FILES)
     one = started(tmp_path, "broken", '{"n": 1}')
     two = started(tmp_path, "broken", '{"n": 2}')
-    ok = started(tmp_path, "greet", '{"n": 3}')
+    three = started(tmp_path, "broken", '{"n": 3}')
+    ok = started(tmp_path, "greet", '{"n": 4}')
 
-    several = cli(tmp_path, "runs", "retry", one, ok)
+    several = cli(tmp_path, "runs", "retry", one, three)
     assert several.returncode == 0, several.stderr
     new_ids = several.stdout.split()
     assert len(new_ids) == 2
     assert "no worker is running: start `interlink worker` (or `interlink serve`)" in \
         several.stderr
     shown = [json.loads(cli(tmp_path, "runs", "show", i, "--json").stdout) for i in new_ids]
-    assert [(r["retry_of"], r["status"]) for r in shown] == [(one, "queued"), (ok, "queued")]
+    assert [(r["retry_of"], r["status"]) for r in shown] == [(one, "queued"), (three, "queued")]
+    succeeded = cli(tmp_path, "runs", "retry", ok)  # delivered: a retry would deliver again
+    assert succeeded.returncode == 1
+    assert "it succeeded; only a failed, stopped or partial run can be retried" in \
+        succeeded.stderr
 
     again_one = cli(tmp_path, "runs", "retry", one)
     assert again_one.stdout.split() == new_ids[:1]  # a run has one retry
@@ -119,7 +124,7 @@ def test_retry_several_bulk_and_from_the_failed_step(tmp_path: Path) -> None:
     bulk_ids = bulk.stdout.split()
     retry_of = {json.loads(cli(tmp_path, "runs", "show", i, "--json").stdout)["retry_of"]
                 for i in bulk_ids}
-    assert retry_of == {two}  # `one` has its retry already
+    assert retry_of == {two}  # `one` and `three` have their retries already
 
     redriven = cli(tmp_path, "runs", "retry", "--from-step", two)
     assert redriven.returncode == 0, redriven.stderr
@@ -142,7 +147,7 @@ def test_retry_several_bulk_and_from_the_failed_step(tmp_path: Path) -> None:
 def test_stop_a_queued_run(tmp_path: Path) -> None:
     """`runs stop` ends a queued run `stopped`; a run that ended cannot be stopped."""
     write_project(tmp_path, FILES)
-    done = started(tmp_path, "greet", "{}")
+    done = started(tmp_path, "broken", "{}")
     queued = cli(tmp_path, "runs", "retry", done).stdout.strip()
     stopped = cli(tmp_path, "runs", "stop", queued)
     assert (stopped.returncode, stopped.stdout.strip()) == (0, f"stopped {queued}")

@@ -224,20 +224,25 @@ async def test_a_bad_script_fails_its_step_and_the_engine_goes_on(
 
 async def test_each_run_keeps_its_flow_definition(tmp_path: Path) -> None:
     """A run retried after the flow file changed runs the definition it started with."""
+    ready = tmp_path / "ready"  # script a fails until this file exists
     files = {
         "flows/f.yaml": "name: f\nsteps:\n  - {id: a, type: script, script: scripts/a.py}\n",
-        "scripts/a.py": "def handle(data):\n    data['payload'] = 'a'\n    return data\n",
+        "scripts/a.py": "import pathlib\n\ndef handle(data):\n"
+                        f"    if not pathlib.Path({str(ready)!r}).exists():\n"
+                        "        raise RuntimeError('not ready')\n"
+                        "    data['payload'] = 'a'\n    return data\n",
         "scripts/b.py": "def handle(data):\n    data['payload'] = 'b'\n    return data\n",
     }
     project = write_project(tmp_path, files)
     async with running_engine(project) as engine:
         first = await finished(engine, await engine.runner.start("f", None))
+    assert first["status"] == "failed"
+    ready.touch()
     files["flows/f.yaml"] = files["flows/f.yaml"].replace("scripts/a.py", "scripts/b.py")
     changed = write_project(tmp_path, files)
     async with running_engine(changed) as engine:
         retried = await finished(engine, await engine.runner.retry(first["id"]))
         fresh = await finished(engine, await engine.runner.start("f", None))
-    assert first["output"] == ["a"]
     assert retried["output"] == ["a"]
     assert retried["retry_of"] == first["id"]
     assert fresh["output"] == ["b"]

@@ -54,6 +54,20 @@ async def test_a_run_has_one_retry_however_often_it_is_asked_for(tmp_path: Path)
     assert len(up.requests_to("/orders")) == 2
 
 
+async def test_a_run_that_succeeded_is_not_retried(tmp_path: Path) -> None:
+    """Its payloads were delivered; a retry (new keys) would deliver them a second time."""
+    async with Upstream() as up:
+        up.route("/orders", statuses=[200])
+        async with running_engine(shop(tmp_path, up)) as engine:
+            ok = await finished(engine, await engine.runner.start("push", {"id": 1}))
+            assert ok["status"] == "succeeded"
+            with pytest.raises(RunError, match="it succeeded; only a failed, stopped or "
+                                               "partial run can be retried"):
+                await engine.runner.retry(ok["id"])
+            assert len(await engine.store.list_runs()) == 1
+    assert len(up.requests_to("/orders")) == 1
+
+
 async def test_retrying_a_run_that_has_not_ended_is_refused(tmp_path: Path) -> None:
     async with Upstream() as up, Engine(shop(tmp_path, up)) as engine:
         run_id = await engine.runner.start("push", {"id": 1})  # no worker: it stays queued

@@ -57,6 +57,9 @@ async def test_runs_pages_filters_counts_and_actions(tmp_path: Path) -> None:
             again = await call_app(app, "POST", f"/_interlink/runs/{failed[0]['id']}/retry")
             assert (again.status, again.json()) == (
                 200, {"run_id": one.json()["run_id"], "status": "succeeded", "new": False})
+            succeeded = await call_app(app, "POST", f"/_interlink/runs/{retried['id']}/retry")
+            assert (succeeded.status, succeeded.json()["error"]["phase"]) == (409, "run")
+            assert "it succeeded" in succeeded.json()["error"]["message"]
             other = await call_app(app, "POST", "/_interlink/runs/retry?status=succeeded")
             assert other.json() == {"retried": 0, "run_ids": []}
             bulk = await call_app(app, "POST", "/_interlink/runs/retry?flow=push")

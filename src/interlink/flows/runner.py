@@ -302,6 +302,10 @@ class FlowRunner:
         if old.status not in TERMINAL:
             raise RunError(f"retrying run {run_id}: it is {old.status}; only a run that ended "
                            "can be retried")
+        if old.status == "succeeded":
+            # Its payloads were delivered: a retry would deliver them again, with new keys.
+            raise RunError(f"retrying run {run_id}: it succeeded; only a failed, stopped or "
+                           "partial run can be retried")
         await self.store.write(*self._retry_ops(old, delay=0.0))
         return self.retry_id(old)
 
