@@ -4,11 +4,16 @@ ended run alone (`--json` stays clean)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+from tests.integration.test_store import a_run
 from tests.processes import cli
 from tests.projects import push_to, write_project
 from tests.upstream import Upstream
+
+from interlink.cli.progress import Progress
+from interlink.store import AttemptRecord, InsertRun, SaveAttempt, SaveStep, StepRecord, Store
 
 
 async def test_attempts_and_in_place_waits_are_told_on_stderr(tmp_path: Path) -> None:
@@ -60,3 +65,24 @@ async def test_quiet_says_nothing_while_it_waits(tmp_path: Path) -> None:
         code, out, err = await cli("run", "push", str(tmp_path), "--quiet", "--json")
     assert (code, err) == (0, "")
     assert json.loads(out)["status"] == "succeeded"
+
+
+async def test_one_look_tells_a_steps_attempts_before_its_end(store: Store) -> None:
+    """Two steps sent, answered and ended between two looks: attempts, end, attempts, end —
+    it told every step's end first, then the attempts."""
+    run = replace(a_run("r1", created_at=100.0),
+                  flow_spec={"steps": [{"id": "a"}, {"id": "b"}]})
+    sent = {"method": "POST", "url": "http://up/x"}
+    await store.write(
+        InsertRun(run),
+        SaveAttempt(AttemptRecord("r1", "a", 1, sent, {"status": 201}, 0, "continue", 101.0)),
+        SaveStep(StepRecord("r1", 0, "a", "succeeded", 100.5, 101.5)),
+        SaveAttempt(AttemptRecord("r1", "b", 1, sent, {"status": 200}, 0, "continue", 102.0)),
+        SaveStep(StepRecord("r1", 1, "b", "succeeded", 101.6, 102.5)))
+    said: list[str] = []
+    await Progress(store, "r1", said.append).look()
+    assert said[1:] == [
+        "step a (1 of 2): attempt 1: POST http://up/x", "step a: attempt 1: HTTP 201 → continue",
+        "step a: succeeded in 1.00s",
+        "step b (2 of 2): attempt 1: POST http://up/x", "step b: attempt 1: HTTP 200 → continue",
+        "step b: succeeded in 0.90s"]

@@ -48,35 +48,45 @@ class Progress:
         ended = run.status in TERMINAL
         if changed and not ended:  # queued, running, waiting: before what it brought
             self.echo(await self._run_line(run))
+        # What one look found is told in the order it happened: a step's attempts before its
+        # end (a fast step is sent, answered and ended between two looks).
+        told: list[tuple[float, int, str]] = []
         for step in await self.store.get_steps(self.run_id):
             if step.status == "waiting" or (step.step_id, step.status) in self._steps:
                 continue
             self._steps.add((step.step_id, step.status))
             took = f" in {step.finished_at - step.started_at:.2f}s" if step.finished_at else ""
-            self.echo(f"step {step.step_id}: {step.status}{took}")
+            told.append((step.finished_at or step.started_at, len(told),
+                         f"step {step.step_id}: {step.status}{took}"))
         for attempt in await self.store.get_attempts(self.run_id):
-            self._attempt(run, attempt)
+            told += [(attempt.created_at, len(told) + n, line)
+                     for n, line in enumerate(self._attempt(run, attempt))]
+        for _, _, line in sorted(told):
+            self.echo(line)
         if changed and ended:  # after the steps that led to it
             self.echo(await self._run_line(run))
 
-    def _attempt(self, run: RunRecord, a: AttemptRecord) -> None:
+    def _attempt(self, run: RunRecord, a: AttemptRecord) -> list[str]:
+        """The lines not told yet of attempt `a`: it was sent, and what came of it."""
         key = (a.step_id, a.item, a.page, a.n)
         decided = a.decision != UNKNOWN_DECISION
         told = self._attempts.get(key)
+        lines = []
         if told is None:
             steps = run.flow_spec.get("steps", [])
             where = next((f" ({i + 1} of {len(steps)})" for i, s in enumerate(steps)
                           if s.get("id") == a.step_id), "")
-            self.echo(f"step {a.step_id}{where}: attempt {a.n}{_item(a)}: "
-                      f"{a.request.get('method', '-')} {a.request.get('url', '-')}")
+            lines.append(f"step {a.step_id}{where}: attempt {a.n}{_item(a)}: "
+                         f"{a.request.get('method', '-')} {a.request.get('url', '-')}")
         if decided and not told:
             self._attempts[key] = True
             answer = f"HTTP {a.response['status']}" if a.response else (a.error or "no answer")
             wait = f", waiting {a.wait_s:g}s" if a.wait_s else ""
-            self.echo(f"step {a.step_id}: attempt {a.n}{_item(a)}: {answer} → "
-                      f"{a.decision}{wait}")
+            lines.append(f"step {a.step_id}: attempt {a.n}{_item(a)}: {answer} → "
+                         f"{a.decision}{wait}")
         else:
             self._attempts.setdefault(key, False)
+        return lines
 
     async def _run_line(self, run: RunRecord) -> str:
         if run.status == "waiting":
