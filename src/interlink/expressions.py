@@ -295,7 +295,7 @@ class Expression:
         try:
             self._fn = _PLAIN.compile_expression(source, undefined_to_none=True)
         except jinja2.TemplateSyntaxError as exc:
-            raise ExpressionError(f"invalid expression {source!r}: {exc.message}") from exc
+            raise _invalid(source, exc) from exc
         self._path = _plain_path(source)
         self._compare: tuple[_Path, bool, Any] | None = None
         match = _COMPARISON.match(source)
@@ -336,6 +336,16 @@ class Expression:
         return f"Expression({self.source!r})"
 
 
+def _invalid(source: str, exc: jinja2.TemplateSyntaxError) -> ExpressionError:
+    """The error for an expression that does not parse; one written as a `{{ … }}`
+    placeholder is told what to write instead."""
+    hint = ""
+    text = source.strip()
+    if text.startswith("{{") and text.endswith("}}"):
+        hint = f" (this is an expression, not a template: write {text[2:-2].strip()!r})"
+    return ExpressionError(f"invalid expression {source!r}: {exc.message}{hint}")
+
+
 def _defined(value: Any) -> Any:
     """`value` with every Undefined inside a dict or list replaced by None."""
     if isinstance(value, jinja2.Undefined):
@@ -369,7 +379,7 @@ class Condition:
         try:
             self._fn = _CONDITIONS.compile_expression(source, undefined_to_none=False)
         except jinja2.TemplateSyntaxError as exc:
-            raise ExpressionError(f"invalid expression {source!r}: {exc.message}") from exc
+            raise _invalid(source, exc) from exc
         self._path = _plain_path(source)
         self._compare: tuple[_Path, Callable[[Any, Any], bool], Any] | None = None
         match = _ORDERED_COMPARISON.match(source)

@@ -9,6 +9,7 @@ import pytest
 from interlink.errors import ExpressionError
 from interlink.expressions import (
     Template,
+    compile_condition,
     compile_expression,
     compile_interpolation,
     compile_template,
@@ -146,3 +147,11 @@ def test_no_unsafe_globals() -> None:
     """Only pure helpers are global: no lipsum, cycler, joiner or namespace."""
     for name in ("lipsum", "cycler", "joiner", "namespace"):
         assert compile_expression(f"{name} is defined").evaluate({}) is False
+
+
+def test_an_expression_written_as_a_placeholder_is_told_what_to_write() -> None:
+    """`body: "{{ payload }}"` is an expression field: the error says to write `payload`."""
+    with pytest.raises(ExpressionError, match=r"not a template: write 'payload\.id'"):
+        compile_expression("{{ payload.id }}")
+    with pytest.raises(ExpressionError, match=r"not a template: write 'x > 1'"):
+        compile_condition("{{ x > 1 }}")
