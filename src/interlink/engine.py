@@ -52,9 +52,12 @@ class Engine:
         self._stack.push_async_callback(self.store.close)
         self._stack.push_async_callback(self.scripts.close)
         # One connection pool for every connector; limits are per connector (their semaphores).
+        # No cookie jar: a cookie an upstream set would ride on later calls of this process
+        # only — state in memory, so a call would depend on the process making it and on what
+        # ran before (credentials are headers, from the store). It also costs every call.
         self._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
-            timeout=aiohttp.ClientTimeout(total=None),
+            timeout=aiohttp.ClientTimeout(total=None), cookie_jar=aiohttp.DummyCookieJar(),
         )
         self._stack.push_async_callback(self._http.close)
         connectors = {

@@ -11,7 +11,7 @@ from tests.upstream import Upstream
 
 from interlink.engine import Engine
 from interlink.flows.report import run_json
-from interlink.spec import Project
+from interlink.spec import Project, load_project
 
 CHECK_RESPONSE = '''
 def handle(data):
@@ -70,6 +70,24 @@ async def test_503_then_200_succeeds_and_logs_both_attempts(tmp_path: Path) -> N
     assert sent[0].json == {"id": 7}
     assert sent[0].headers["Idempotency-Key"] == sent[1].headers["Idempotency-Key"]
     assert run["output"][0]["attempt"] == 2  # the upstream's echo is the step's output
+
+
+async def test_an_upstreams_cookie_is_not_sent_back(tmp_path: Path) -> None:
+    """A `Set-Cookie` in one answer is not replayed on the next call: state kept in one
+    process's memory would make a call depend on which process makes it, and what ran before
+    it (credentials go in headers, from the store)."""
+    async with Upstream() as up:
+        up.route("/orders", statuses=[200], headers={"Set-Cookie": "session=s3cr3t; Path=/"})
+        project = shop(tmp_path, up)
+        # A host name, not an IP address (aiohttp's jar keeps no cookie from an IP address).
+        wh = tmp_path / "connectors" / "wh.yaml"
+        wh.write_text(wh.read_text().replace("127.0.0.1", "localhost"))
+        project = load_project(tmp_path)
+        async with running_engine(project) as engine:
+            for n in range(2):
+                run = await finished(engine, await engine.runner.start("push", {"id": n}))
+                assert run["status"] == "succeeded"
+    assert [r.headers.get("Cookie") for r in up.requests_to("/orders")] == [None, None]
 
 
 async def test_invalid_session_reauthenticates_once(tmp_path: Path) -> None:
