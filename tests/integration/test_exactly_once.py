@@ -22,7 +22,7 @@ from interlink.errors import StoreError, StoreUnavailable, ValueRefused
 from interlink.server import build_app
 from interlink.services import call_app
 from interlink.spec import Project
-from interlink.store import SaveAttempt, UpdateRun
+from interlink.store import Release, SaveAttempt, UpdateRun
 
 CONFIG = "name: test\nstore: sqlite:///.interlink/test.db\nworker: {poll: 50ms}\n"
 
@@ -441,6 +441,29 @@ async def test_an_outcome_the_store_refuses_leaves_the_attempt_unknown(
     assert run.status == "failed" and "saving its outcome" in (run.error or "")
     assert len(up.requests_to("/orders")) == 2
     assert [(a.n, a.decision) for a in attempts][-1] == (2, "unknown")
+    assert all(item.status != "broken" for item in items)
+
+
+async def test_a_wait_the_store_refuses_fails_the_run_instead_of_crashing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 503 whose backoff is a durable wait, and the wait's cursor is what the store cannot
+    hold: the step fails with the store's message (claimed again, the item would be refused
+    again and again until set aside broken); the call went out once."""
+
+    def waits(ops: tuple[Any, ...]) -> Exception | None:
+        if any(isinstance(op, Release) for op in ops):
+            return ValueRefused("encoding a value for the store: Integer exceeds 64-bit range")
+        return None
+
+    async with refusing_store(tmp_path, monkeypatch, waits, statuses=[503, 200],
+                              retry="{max_attempts: 2, initial: 2s, jitter: none}"
+                              ) as (engine, up):
+        run = await push(engine)
+        items = await engine.store.list_items()
+
+    assert run.status == "failed" and "saving its wait" in (run.error or "")
+    assert len(up.requests_to("/orders")) == 1
     assert all(item.status != "broken" for item in items)
 
 

@@ -474,6 +474,21 @@ class FlowRunner:
                         self.metrics.run_ended(run.flow, "succeeded")
                     cursor = None
                     continue
+            if isinstance(outcome, Wait):
+                ctx.log(outcome.reason, "warning")
+                try:
+                    await ctx.flush(
+                        SaveStep(StepRecord(run.id, index, step.id, "waiting", started)),
+                        UpdateRun(run.id, {"status": "waiting", "updated_at": time.time()}),
+                        Release(item.id, owner, outcome.until,
+                                payload={"run_id": run.id, "cursor": {**outcome.cursor,
+                                                                      "started_at": started}},
+                                replace_payload=True),
+                    )
+                    return
+                except ValueRefused as exc:  # the cursor holds what the store cannot hold:
+                    # claimed again, the item would be refused again until set aside broken
+                    outcome = Failed(f"step {step.id}: saving its wait: {exc}")
             if isinstance(outcome, Failed):
                 ctx.log(outcome.reason, "error")
                 retry = self._flow_retry(ctx, flow, outcome)
@@ -498,16 +513,6 @@ class FlowRunner:
                     await ctx.flush(*ops)
                 self.metrics.run_ended(run.flow, "failed")
                 break
-            ctx.log(outcome.reason, "warning")
-            await ctx.flush(
-                SaveStep(StepRecord(run.id, index, step.id, "waiting", started)),
-                UpdateRun(run.id, {"status": "waiting", "updated_at": time.time()}),
-                Release(item.id, owner, outcome.until,
-                        payload={"run_id": run.id, "cursor": {**outcome.cursor,
-                                                              "started_at": started}},
-                        replace_payload=True),
-            )
-            return
         self._announce(run.id)
 
     def _flow_of(self, run: RunRecord) -> FlowSpec:
