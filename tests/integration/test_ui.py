@@ -324,6 +324,18 @@ async def test_each_step_shows_its_input_and_output(tmp_path: Path) -> None:
             assert whole.status == 200 and value in whole.body, whole.body
 
 
+async def test_a_filter_that_cannot_be_read_is_a_400_page(tmp_path: Path) -> None:
+    """An unknown status or a time that is none: the page says which, as the API does,
+    rather than "No runs match"."""
+    async with served(tmp_path) as (_, _, ui):
+        await ui.sign_in(TOKEN)
+        for query, said in (("status=bogus", "no status &#39;bogus&#39;: one of queued"),
+                            ("since=soonish", "soonish")):
+            answer = await ui.get(f"{UI}/runs?{query}")
+            assert answer.status == 400, query
+            assert "Bad filter" in answer.body.decode() and said in answer.body.decode(), query
+
+
 async def test_the_overview_counts_runs_and_attempts_per_connector(tmp_path: Path) -> None:
     """The overview names the flow with its runs and success rate, a bar chart, and the
     connector's attempts by decision."""

@@ -45,7 +45,10 @@ class RunFilter:
         return cls(**{f.name: args.get(f.name, "").strip()[:200] for f in fields(cls)})
 
     def query(self, now: float) -> RunQuery:
-        """The store's query; ValueError for a time that does not parse."""
+        """The store's query; ValueError for a time that does not parse or a status there is
+        not (the runs API answers both 400; "no runs match" would hide the typo)."""
+        if self.status and self.status not in STATUSES:
+            raise ValueError(f"no status {self.status!r}: one of {', '.join(STATUSES)}")
         return RunQuery(flow=self.flow or None, status=self.status or None,
                         trigger=self.trigger or None, since=parse_time(self.since, now),
                         until=parse_time(self.until, now), search=self.q or None)
