@@ -101,3 +101,13 @@ def test_a_file_that_cannot_be_read_is_an_error_line_not_a_traceback(tmp_path: P
         done = cli(tmp_path, *args)
         assert (done.returncode, done.stderr.strip()) == (1, said), args
         assert "Traceback" not in done.stderr
+
+
+def test_runs_of_a_flow_the_project_does_not_have_say_so(tmp_path: Path) -> None:
+    """`runs --flow nope` finds nothing and says the flow is not in the project (a typo);
+    a real flow with no runs is just "no runs"."""
+    write_project(tmp_path, FILES)
+    done = cli(tmp_path, "runs", "--flow", "nope")
+    assert (done.returncode, done.stderr.strip()) == (
+        0, "no runs (flow nope); the project has no flow named 'nope'")
+    assert cli(tmp_path, "runs", "--flow", "greet").stderr.strip() == "no runs (flow greet)"

@@ -147,12 +147,15 @@ def runs(ctx: click.Context, project: Path, flow: str | None, status: str | None
             if not every or after is None:
                 return found, after
 
-    found, more = with_store(load(project), find)
+    loaded = load(project)
+    found, more = with_store(loaded, find)
     filters = [f"{name} {value}" for name, value in (
         ("flow", flow), ("status", status), ("trigger", trigger), ("search", search),
         ("since", iso(since)), ("until", iso(until))) if value]
     empty = "no runs" + (f" ({', '.join(filters)})" if filters else "") + (
         " after this cursor" if cursor else "")
+    if flow and flow not in loaded.flows:  # a typo, or a flow removed since its runs
+        empty += f"; the project has no flow named {flow!r}"
     print_list([run_summary(r) for r in found], as_json, format_runs, empty=empty)
     if more is not None:
         click.echo(f"more runs: add --cursor {more} for the next page (or --all)", err=True)
