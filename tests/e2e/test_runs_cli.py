@@ -43,7 +43,8 @@ def cli(root: Path, *args: str, stdin: str | None = None) -> subprocess.Complete
 
 
 def test_run_runs_show_and_retry(tmp_path: Path) -> None:
-    """A run started from the CLI is listed, shown with the FORMAT.md fields, and retried."""
+    """A run started from the CLI is listed and shown with the FORMAT.md fields; a failed one
+    is retried."""
     write_project(tmp_path, FILES)
     done = cli(tmp_path, "run", "greet", "--payload", "-", "--json", stdin='{"name": "Ada"}')
     assert done.returncode == 0, done.stderr
@@ -55,9 +56,10 @@ def test_run_runs_show_and_retry(tmp_path: Path) -> None:
     assert [(s["id"], s["status"]) for s in run["steps"]] == [("greet", "succeeded")]
     assert [line["message"] for line in run["logs"]] == ["greeted"]
 
-    failed = cli(tmp_path, "run", "broken", "--json")
+    failed = cli(tmp_path, "run", "broken", "--payload", "-", "--json", stdin='{"n": 9}')
     assert failed.returncode == 1
-    assert "raised RuntimeError: no" in json.loads(failed.stdout)["error"]
+    broken: dict[str, Any] = json.loads(failed.stdout)
+    assert "raised RuntimeError: no" in broken["error"]
 
     listed = json.loads(cli(tmp_path, "runs", "--json").stdout)
     assert [r["flow"] for r in listed] == ["broken", "greet"]
@@ -70,12 +72,12 @@ def test_run_runs_show_and_retry(tmp_path: Path) -> None:
     text = cli(tmp_path, "runs", "show", run["id"]).stdout
     assert f"run {run['id']}  flow greet  SUCCEEDED" in text
 
-    retried = cli(tmp_path, "runs", "retry", run["id"])
+    retried = cli(tmp_path, "runs", "retry", broken["id"])
     assert retried.returncode == 0, retried.stderr
     retry_id = retried.stdout.strip()
     queued = json.loads(cli(tmp_path, "runs", "show", retry_id, "--json").stdout)
     assert (queued["status"], queued["retry_of"], queued["input"]) == (
-        "queued", run["id"], {"name": "Ada"})
+        "queued", broken["id"], {"n": 9})
     items = json.loads(cli(tmp_path, "queue", "--json").stdout)
     assert [(i["kind"], i["status"]) for i in items] == [("run", "ready")]
 
