@@ -56,7 +56,7 @@ __all__ = [
     "build_app",
     "configure_logging",
     "guarded",
-    "listen",
+    "listeners",
     "run_worker",
     "serve",
     "serve_sockets",
@@ -315,20 +315,30 @@ def serve(project: Project, *, host: str | None = None, port: int | None = None,
     default: INTERLINK_LOG_FORMAT, else plain). Raises `ServerError` when a port cannot be
     bound (before anything starts)."""
     fmt = configure_logging(log_format)
+    with listeners(project, host, port) as sockets:
+        _loop.run(_serve(project, sockets, with_worker, fmt))
+
+
+@contextlib.contextmanager
+def listeners(project: Project, host: str | None = None,
+              port: int | None = None) -> Iterator[list[socket.socket]]:
+    """The listening sockets of `project`, bound now (`ServerError` when one cannot be) and
+    closed when the block ends: the main listener's (`host`, `port`, by default the
+    project's), then `admin.listen`'s when configured."""
     server, admin = project.config.server, project.config.admin
     sockets: list[socket.socket] = []
     try:
-        sockets.append(listen(project.name, host or server.host,
-                              server.port if port is None else port))
+        sockets.append(_listen(project.name, host or server.host,
+                               server.port if port is None else port))
         if admin.listen is not None:
-            sockets.append(listen(project.name, admin.listen.host, admin.listen.port))
-        _loop.run(_serve(project, sockets, with_worker, fmt))
+            sockets.append(_listen(project.name, admin.listen.host, admin.listen.port))
+        yield sockets
     finally:
         for sock in sockets:
             sock.close()
 
 
-def listen(name: str, host: str, port: int) -> socket.socket:
+def _listen(name: str, host: str, port: int) -> socket.socket:
     """A listening TCP socket on `host:port` (port 0: any free one), bound as uvicorn binds
     one; `ServerError` when it cannot be."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -60,7 +60,13 @@ from types import FrameType
 
 from interlink.errors import InterlinkError, ServerError
 from interlink.redaction import Redactor
-from interlink.server import admin_line, configure_logging, listen, redact_logs, serve_sockets
+from interlink.server import (
+    admin_line,
+    configure_logging,
+    listeners,
+    redact_logs,
+    serve_sockets,
+)
 from interlink.spec import Project, load_project
 from interlink.store import backend_of
 
@@ -103,26 +109,18 @@ def serve_processes(project: Project, workers: int, *, host: str | None = None,
     configure_logging(log_format)
     # What a child says (why it could not start) is logged here: masked as in the child.
     redact_logs(Redactor(project.masked()))
-    server, admin = project.config.server, project.config.admin
-    host = host or server.host
-    sockets: list[socket.socket] = []
+    with listeners(project, host, port) as sockets:
 
-    def serving() -> None:
-        log.info("serving %s on http://%s:%s with %d processes", project.name, host,
-                 sockets[0].getsockname()[1], workers)
-        admin_port = sockets[1].getsockname()[1] if len(sockets) > 1 else None
-        log.info("%s", admin_line(admin, admin_port))
+        def serving() -> None:
+            main_host, main_port = sockets[0].getsockname()[:2]
+            log.info("serving %s on http://%s:%s with %d processes", project.name, main_host,
+                     main_port, workers)
+            admin_port = sockets[1].getsockname()[1] if len(sockets) > 1 else None
+            log.info("%s", admin_line(project.config.admin, admin_port))
 
-    try:
-        sockets.append(listen(project.name, host, server.port if port is None else port))
-        if admin.listen is not None:
-            sockets.append(listen(project.name, admin.listen.host, admin.listen.port))
         child = _ChildArgs(project.root, sockets, with_worker, log_format, os.getpid(),
                            project.config.store)
         reason = _Supervisor(child, workers, serving).run()
-    finally:
-        for sock in sockets:
-            sock.close()
     if reason is not None:
         raise ServerError(f"serving {project.name} with {workers} processes: {reason}")
     log.info("the %d server processes of %s have stopped", workers, project.name)
