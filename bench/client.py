@@ -1,18 +1,18 @@
-"""How much CPU an outbound call costs: aiohttp's client against a bare httptools client.
+"""How much CPU an outbound call costs: aiohttp's client, the connectors' own client
+(`interlink.connectors.pool`), and a bare httptools loop.
 
     .venv/bin/python bench/client.py [--calls 20000] [--concurrency 50] [--rounds 3]
 
-Not a bench of Interlink: a measurement for a design decision (issue 13, goal 1). The engine
-calls upstreams through aiohttp; the bare loop of `bench/flows.py` is that client alone, about
-half of a durable run's CPU. This measures what a client of our own could save: the same
-POSTs (JSON body, `Idempotency-Key`, keep-alive, 50 in flight) to the same loopback upstream
-(aiohttp.web, its own process), once through `aiohttp.ClientSession` and once through a
-minimal HTTP/1.1 client (uvloop transports, `httptools.HttpResponseParser`, one connection per
+The measurement behind decision 0016 (issue 13, goal 1): the same POSTs (JSON body,
+`Idempotency-Key`, keep-alive, 50 in flight) to the same loopback upstream (aiohttp.web, its
+own process), through `aiohttp.ClientSession` (what connectors used, and what the bare loop of
+`bench/flows.py` still is), through `ConnectionPool.request` (what connectors use), and through
+a minimal HTTP/1.1 loop (uvloop transports, `httptools.HttpResponseParser`, one connection per
 slot). Rounds alternate; the figure is CPU µs per call of this process (the upstream's CPU is
-not counted), median of the rounds, and the ratio bare / aiohttp.
+not counted), median of the rounds, and the ratios to aiohttp.
 
-The bare client is a lower bound, not a product: no TLS, no redirects, no proxies, no
-chunked request bodies, no timeouts, no connection errors handled.
+The bare loop is a lower bound, not a product: no TLS, no timeouts, no connection errors
+handled, no pool.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ import httptools
 import orjson
 import uvloop
 from _summary import figure
+from yarl import URL
+
+from interlink.connectors.pool import ConnectionPool
 
 BODY = orjson.dumps({"order": {"id": "A-1", "lines": [1, 2, 3]}, "country": "FR"})
 
@@ -68,6 +71,32 @@ async def with_aiohttp(url: str, calls: int, concurrency: int) -> float:
         started = time.process_time()
         await asyncio.gather(*(one() for _ in range(concurrency)))
         return time.process_time() - started
+
+
+async def with_pool(url: str, calls: int, concurrency: int) -> float:
+    """CPU seconds of `calls` POSTs through the connectors' `ConnectionPool`."""
+    pool = ConnectionPool()
+    target = URL(url)
+    n = 0
+
+    async def one() -> None:
+        nonlocal n
+        while n < calls:
+            n += 1
+            answer = await pool.request("POST", target, {
+                "Content-Type": "application/json", "Idempotency-Key": f"k-{n}"}, BODY,
+                timeout=30)
+            orjson.loads(answer.body)
+            assert answer.status == 200
+
+    try:
+        await one()
+        n = 0
+        started = time.process_time()
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+        return time.process_time() - started
+    finally:
+        await pool.close()
 
 
 class _Response(asyncio.Protocol):
@@ -144,11 +173,13 @@ def main() -> None:
     time.sleep(1.0)
     url = f"http://{host}:{port}/orders"
     uvloop.install()
-    sides: dict[str, list[float]] = {"aiohttp": [], "httptools": []}
+    sides: dict[str, list[float]] = {"aiohttp": [], "pool": [], "httptools": []}
     try:
         for _ in range(args.rounds):
             sides["aiohttp"].append(asyncio.run(
                 with_aiohttp(url, args.calls, args.concurrency)) / args.calls * 1e6)
+            sides["pool"].append(asyncio.run(
+                with_pool(url, args.calls, args.concurrency)) / args.calls * 1e6)
             sides["httptools"].append(asyncio.run(
                 with_httptools(host, port, args.calls, args.concurrency)) / args.calls * 1e6)
     finally:
@@ -159,11 +190,13 @@ def main() -> None:
     for name, values in sides.items():
         each = ", ".join(f"{v:.1f}" for v in values)
         print(f"  {name:10} {medians[name]:7.1f} µs per call (rounds: {each})")
-    ratio = medians["httptools"] / medians["aiohttp"]
-    print(f"  bare / aiohttp: {ratio:.2f}")
+    ratio = medians["pool"] / medians["aiohttp"]
+    bare = medians["httptools"] / medians["aiohttp"]
+    print(f"  pool / aiohttp: {ratio:.2f}   bare / aiohttp: {bare:.2f}")
     figure("client", "aiohttp client: CPU per call", medians["aiohttp"], "µs")
-    figure("client", "bare httptools client: CPU per call", medians["httptools"], "µs")
-    figure("client", "bare / aiohttp", ratio, "ratio")
+    figure("client", "connectors' pool: CPU per call", medians["pool"], "µs")
+    figure("client", "bare httptools loop: CPU per call", medians["httptools"], "µs")
+    figure("client", "pool / aiohttp", ratio, "ratio")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 
 from interlink.activities import ProjectActivities, RequestProcessor
 from interlink.connectors.client import ConnectorClient
+from interlink.connectors.pool import ConnectionPool
 from interlink.flows.runner import RUN_KIND, FlowRunner
 from interlink.housekeeping import Housekeeping
 from interlink.metrics import Metrics
@@ -60,9 +61,13 @@ class Engine:
             timeout=aiohttp.ClientTimeout(total=None), cookie_jar=aiohttp.DummyCookieJar(),
         )
         self._stack.push_async_callback(self._http.close)
+        # Connector calls, the hot path, have a client of their own (connectors.pool); logins,
+        # notifications and `notify` steps go through aiohttp's.
+        pool = ConnectionPool()
+        self._stack.push_async_callback(pool.close)
         connectors = {
             name: ConnectorClient(spec, self.store, self._http, owner=self.owner,
-                                  redactor=self.redactor)
+                                  redactor=self.redactor, pool=pool)
             for name, spec in self.project.connectors.items()
         }
         cfg = self.project.config.worker

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,16 +29,11 @@ from interlink import json_numbers
 from interlink.connectors.auth import AuthProvider, auth_provider
 from interlink.connectors.credentials import BeforeLogin
 from interlink.connectors.exchange import Exchange, ExchangeRequest, ExchangeResponse, excerpt
+from interlink.connectors.pool import CallFailed, ConnectionPool, check_header
 from interlink.connectors.ratelimit import RateLimiter
 from interlink.connectors.retry import RetryPolicy
-from interlink.connectors.transport import (
-    client_timeout,
-    describe_error,
-    encode_body,
-    error_kind,
-    join_url,
-)
-from interlink.errors import AuthError, ConnectorError
+from interlink.connectors.transport import encode_body, join_url
+from interlink.errors import AuthError, ConnectorError, ExpressionError
 from interlink.expressions import compile_interpolation
 from interlink.redaction import Redactor
 from interlink.spec.connector import ConnectorSpec
@@ -64,9 +59,6 @@ class PreparedRequest:
     credential_version: int | None = None
     #: why it cannot be sent (getting credentials failed); `transmit` then sends nothing
     error: str | None = None
-_NO_CONTENT_TYPE = ("Content-Type",)
-
-
 class ConnectorClient:
     """Outbound calls to one connector, sharing its auth, rate limit and concurrency cap.
 
@@ -81,9 +73,13 @@ class ConnectorClient:
         *,
         owner: str,
         redactor: Redactor | None = None,
+        pool: ConnectionPool | None = None,
     ) -> None:
         self.spec = spec
         self.http = http
+        #: the calls' connections (the engine shares one pool; without one, the client's own)
+        self.pool = pool if pool is not None else ConnectionPool()
+        self._owns_pool = pool is None
         #: secrets of this connector (and tokens it obtains) are added to it
         self.redactor = redactor if redactor is not None else Redactor()
         self.auth: AuthProvider = auth_provider(
@@ -104,6 +100,11 @@ class ConnectorClient:
     def name(self) -> str:
         """The connector's name."""
         return self.spec.name
+
+    async def close(self) -> None:
+        """Close the client's own connections (a shared pool is its owner's to close)."""
+        if self._owns_pool:
+            await self.pool.close()
 
     async def send(
         self,
@@ -176,6 +177,11 @@ class ConnectorClient:
             all_headers.update(applied.headers)
             all_query.update(applied.query)
             version = applied.version
+        for name, value in all_headers.items():
+            try:
+                check_header(name, value)
+            except ValueError as exc:  # a value rendered from data, or a token, with a newline
+                raise ExpressionError(self.redactor.text(str(exc))) from None
         if all_query:
             full = full.update_query(all_query)
         return PreparedRequest(
@@ -195,22 +201,18 @@ class ConnectorClient:
                 await self._limiter.acquire()
             started = time.monotonic()
             try:
-                async with self.http.request(
-                    prepared.method, prepared.url, headers=prepared.headers, data=prepared.data,
-                    timeout=client_timeout(prepared.timeout),
-                    # no body: do not let aiohttp claim one is application/octet-stream
-                    skip_auto_headers=_NO_CONTENT_TYPE if prepared.data is None else None,
-                ) as raw:
-                    text = await raw.text(errors="replace")
-                    response_headers = _flatten(raw.headers)
-                    status = raw.status
-            except (TimeoutError, aiohttp.ClientError) as exc:
+                answer = await self.pool.request(
+                    prepared.method, prepared.url, prepared.headers, prepared.data,
+                    timeout=prepared.timeout)
+            except CallFailed as exc:
                 return Exchange(
-                    self.name, endpoint, request,
-                    error=describe_error(exc, prepared.timeout), error_type=error_kind(exc),
+                    self.name, endpoint, request, error=exc.message, error_type=exc.kind,
                     elapsed=time.monotonic() - started, waited=started - waited_start,
                     credential_version=prepared.credential_version,
                 )
+            text = answer.text()
+            response_headers = _flatten(answer.headers)
+            status = answer.status
         elapsed = time.monotonic() - started
         response = _response(status, response_headers, text)
         return Exchange(
@@ -257,13 +259,13 @@ class ConnectorClient:
         return self.redactor.text(url.human_repr())
 
 
-def _flatten(headers: Mapping[str, str]) -> dict[str, str]:
+def _flatten(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
     """Headers as a plain dict; repeated names are joined with `, ` (RFC 9110 §5.3)."""
     flat: dict[str, str] = {}
     lower_to_name: dict[str, str] = {}
-    items = headers.items()
+    items = headers.items() if isinstance(headers, Mapping) else headers
     for name, value in items:
-        # str(): aiohttp's names are `istr`, which JSON encoders refuse as keys
+        # str(): multidict's names are `istr`, which JSON encoders refuse as keys
         key = lower_to_name.setdefault(name.lower(), str(name))
         flat[key] = f"{flat[key]}, {value}" if key in flat else value
     return flat

@@ -1,0 +1,373 @@
+"""Pooled HTTP/1.1 connections: how a connector call goes on the wire.
+
+```
+pool = ConnectionPool()
+answer = await pool.request("POST", URL("https://api.example/orders"), headers, body, timeout=10)
+answer.status, answer.headers, answer.body, answer.text()     # or raises CallFailed(kind, …)
+await pool.close()
+```
+
+Our own, not aiohttp's client (docs/decisions/0016-connector-calls-on-httptools.md): a connector
+call through aiohttp cost 90–140 µs of CPU, a fifth of a durable run, where the
+same call on uvloop's transports and `httptools` (the parser uvicorn uses) costs about a third
+of that (`bench/client.py`).
+
+What it does: HTTP/1.1 over TCP or TLS (the system's CA store; the host name is checked),
+keep-alive connections reused per (scheme, host, port) and dropped after `KEEPALIVE_S` idle,
+response bodies framed by Content-Length, chunked encoding or the connection's end, gzip and
+deflate decoded (sent only if the caller asked for them with `Accept-Encoding`), informational
+(1xx) answers skipped, and one total timeout covering connecting, sending and the whole answer.
+
+What it does not, on purpose: follow redirects (a 3xx is the answer: the response script or the
+classifier decides, and credentials never travel to a host nobody configured), resend a request
+by itself (every request sent is one attempt the caller counted), cookies, proxies, HTTP/2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import socket
+import ssl
+import time
+import zlib
+from collections.abc import Mapping
+from typing import cast
+
+import httptools
+from yarl import URL
+
+from interlink import __version__
+from interlink.connectors.transport import format_seconds
+from interlink.errors import ConnectorError
+
+__all__ = ["KEEPALIVE_S", "Answer", "CallFailed", "ConnectionPool", "check_header"]
+
+#: an idle connection is closed after this long (aiohttp's default; most servers keep longer)
+KEEPALIVE_S = 15.0
+_USER_AGENT = f"interlink/{__version__}"
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_FORBIDDEN = ("\r", "\n", "\0")
+_FRAMING = frozenset({"content-length", "transfer-encoding"})
+
+
+class CallFailed(ConnectorError):
+    """A call got no complete answer. `kind` is what response scripts see as `error.type`:
+    `timeout`, `dns`, `connect`, `disconnected`, `protocol` or `network`."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def check_header(name: str, value: str) -> None:
+    """Refuse a header that would split the request (a line break or NUL): `ValueError`."""
+    for text in (name, value):
+        if any(c in text for c in _FORBIDDEN):
+            raise ValueError(f"header {name!r} contains a line break or NUL: it cannot be sent")
+    if not name or " " in name or ":" in name:
+        raise ValueError(f"header name {name!r} is not a valid HTTP token")
+
+
+class Answer:
+    """A complete response: status, headers as received (in order), body (decoded if it was
+    gzip or deflate)."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (any case), or None."""
+        name = name.lower()
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+    def text(self) -> str:
+        """The body as text: the Content-Type's charset (UTF-8 if none or unknown), with
+        undecodable bytes replaced."""
+        return self.body.decode(_charset(self.header("Content-Type")), "replace")
+
+
+def _charset(content_type: str | None) -> str:
+    if content_type:
+        for part in content_type.split(";")[1:]:
+            key, _, value = part.partition("=")
+            if key.strip().lower() == "charset":
+                name = value.strip().strip('"')
+                try:
+                    return codecs.lookup(name).name
+                except LookupError:
+                    break
+    return "utf-8"
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection: one request at a time, its answer parsed as it arrives."""
+
+    def __init__(self, key: tuple[str, str, int]) -> None:
+        self.key = key
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._waiter: asyncio.Future[Answer] | None = None
+        self._head_only = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self._status = 0
+        self._headers: list[tuple[str, str]] = []
+        self._body: list[bytes] = []
+        self._got_bytes = False
+        self._headers_done = False
+        self._framed = False
+        self._keep_alive = False
+
+    # --- asyncio.Protocol -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is one, unregistered
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None or self._waiter.done():
+            self.close()  # bytes nobody asked for: the connection's framing cannot be trusted
+            return
+        self._got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(CallFailed("protocol", "malformed response: an upgrade was not asked for"))
+        except httptools.HttpParserError as exc:
+            self._fail(CallFailed("protocol", f"malformed response: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._waiter is None or self._waiter.done():
+            return
+        if self._headers_done and not self._framed:
+            self._finish()  # a body delimited by the connection's end (RFC 9112 §6.3)
+        elif self._headers_done:
+            self._fail(CallFailed("protocol", "the response body was cut short"))
+        elif not self._got_bytes:
+            self._fail(CallFailed("disconnected",
+                                  "the server closed the connection without answering"))
+        else:
+            self._fail(CallFailed("protocol", "the response was cut short"))
+
+    # --- httptools callbacks --------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.decode("latin-1"), value.decode("utf-8", "replace")))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            return  # informational: the real answer follows (on_message_complete resets)
+        self._status = status
+        self._headers_done = True
+        for name, value in self._headers:
+            lowered = name.lower()
+            if lowered == "content-length" or (
+                    lowered == "transfer-encoding" and "chunked" in value.lower()):
+                self._framed = True
+        if self._head_only:
+            # A HEAD answer has no body whatever Content-Length says; the parser does not
+            # know the method, so this connection is not reused.
+            self._finish()
+            self.close()
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if not self._headers_done:  # the end of a 1xx answer
+            self._headers = []
+            return
+        # Only known while the parser is at the end of a message (llhttp_should_keep_alive).
+        self._keep_alive = self.parser.should_keep_alive()
+        self._finish()
+
+    # --- requests -------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        try:
+            body = _decoded(b"".join(self._body), self._headers)
+        except CallFailed as exc:
+            self._fail(exc)
+            return
+        waiter.set_result(Answer(self._status, self._headers, body))
+
+    def _fail(self, exc: CallFailed) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(exc)
+        self.close()
+
+    def reusable(self) -> bool:
+        return not self.closed and self._keep_alive
+
+    async def exchange(self, data: bytes, *, head_only: bool) -> Answer:
+        assert self.transport is not None
+        self._reset()
+        self._head_only = head_only
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            self.transport.write(data)
+            return await self._waiter
+        except BaseException:
+            self.close()  # cancelled or timed out mid-answer: what follows cannot be parsed
+            raise
+        finally:
+            self._waiter = None
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _decoded(body: bytes, headers: list[tuple[str, str]]) -> bytes:
+    encoding = next((v.strip().lower() for k, v in headers if k.lower() == "content-encoding"),
+                    "identity")
+    if encoding in ("gzip", "x-gzip", "deflate") and body:
+        try:
+            # 47: zlib or gzip, told apart by their header; raw deflate (what some servers
+            # send as "deflate") needs -15.
+            return zlib.decompress(body, 47)
+        except zlib.error:
+            try:
+                return zlib.decompress(body, -15)
+            except zlib.error as exc:
+                raise CallFailed("protocol",
+                                 f"the response body could not be decoded ({encoding}): {exc}"
+                                 ) from None
+    return body
+
+
+class ConnectionPool:
+    """Keep-alive HTTP/1.1 connections shared by every connector of a process.
+
+    No limit of its own: each connector caps its calls in flight (`concurrency`), so a host
+    has at most that many connections. `ssl_context` replaces the default one (the system's
+    CA store, host names checked) — for tests with a private CA.
+    """
+
+    def __init__(self, *, ssl_context: ssl.SSLContext | None = None,
+                 keepalive_s: float = KEEPALIVE_S) -> None:
+        self._ssl = ssl_context
+        self._keepalive_s = keepalive_s
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._open: set[_Connection] = set()
+        self._closed = False
+
+    async def request(self, method: str, url: URL, headers: Mapping[str, str],
+                      body: bytes | None, *, timeout: float,  # noqa: ASYNC109 (per call)
+                      ) -> Answer:
+        """Send one request and read its whole answer. Raises `CallFailed`, and `ValueError`
+        for a header that cannot be sent (`check_header`)."""
+        if url.scheme not in ("http", "https") or not url.raw_host:
+            raise CallFailed("connect", f"cannot call {url.scheme or '?'}: URLs over HTTP")
+        key = (url.scheme, url.raw_host, url.port or (443 if url.scheme == "https" else 80))
+        data = _request_bytes(method, url, headers, body)
+        conn: _Connection | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                conn = self._take(key) or await self._connect(key)
+                answer = await conn.exchange(data, head_only=method == "HEAD")
+        except BaseException as exc:
+            if conn is not None:
+                self._open.discard(conn)  # exchange() closed it
+            if isinstance(exc, TimeoutError):
+                raise CallFailed("timeout", f"timed out after {format_seconds(timeout)}"
+                                 ) from None
+            raise
+        if conn.reusable() and not self._closed:
+            conn.idle_since = time.monotonic()
+            self._idle.setdefault(key, []).append(conn)
+        else:
+            conn.close()
+            self._open.discard(conn)
+        return answer
+
+    def _take(self, key: tuple[str, str, int]) -> _Connection | None:
+        idle = self._idle.get(key)
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()  # the most recent: the least likely to have been closed
+            if not conn.closed and now - conn.idle_since < self._keepalive_s:
+                return conn
+            conn.close()
+            self._open.discard(conn)
+        return None
+
+    async def _connect(self, key: tuple[str, str, int]) -> _Connection:
+        scheme, host, port = key
+        context = None
+        if scheme == "https":
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            context = self._ssl
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await loop.create_connection(
+                lambda: _Connection(key), host, port, ssl=context,
+                server_hostname=host if context is not None else None)
+        except OSError as exc:
+            raise _connect_failed(exc, host, port) from None
+        self._open.add(conn)
+        return conn
+
+    async def close(self) -> None:
+        """Close every connection (idle or not); later answers are not kept."""
+        self._closed = True
+        for conn in self._open:
+            conn.close()
+        self._open.clear()
+        self._idle.clear()
+        await asyncio.sleep(0)  # let the transports' close callbacks run
+
+
+def _connect_failed(exc: OSError, host: str, port: int) -> CallFailed:
+    if isinstance(exc, socket.gaierror):
+        return CallFailed("dns", f"cannot resolve host {host}")
+    where = f"{host}:{port}"
+    if isinstance(exc, ConnectionRefusedError):
+        return CallFailed("connect", f"connection refused ({where})")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return CallFailed("connect", f"cannot connect to {where}: TLS: certificate verify "
+                                     f"failed: {exc.verify_message}")
+    if isinstance(exc, ssl.SSLError):
+        return CallFailed("connect", f"cannot connect to {where}: TLS: {exc.reason or exc}")
+    return CallFailed("connect", f"cannot connect to {where}: {exc.strerror or exc}")
+
+
+def _request_bytes(method: str, url: URL, headers: Mapping[str, str],
+                   body: bytes | None) -> bytes:
+    lines = [f"{method} {url.raw_path_qs or '/'} HTTP/1.1",
+             f"Host: {url.host_port_subcomponent}"]
+    named: set[str] = set()
+    for name, value in headers.items():
+        check_header(name, value)
+        lowered = name.lower()
+        if lowered in _FRAMING:
+            # The body's framing is ours to say: a second, different one would let the
+            # upstream read another request out of this one's body.
+            continue
+        if lowered == "host":
+            lines[1] = f"Host: {value}"
+            continue
+        named.add(lowered)
+        lines.append(f"{name}: {value}")
+    if "user-agent" not in named:
+        lines.append(f"User-Agent: {_USER_AGENT}")
+    if body is not None or method in _BODY_METHODS:
+        lines.append(f"Content-Length: {len(body or b'')}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return head + body if body else head
+

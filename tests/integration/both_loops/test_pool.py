@@ -1,0 +1,357 @@
+"""The connectors' HTTP/1.1 client (`connectors.pool`) against raw loopback servers that
+answer with chosen bytes: framing, keep-alive, failures, TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+import trustme
+from yarl import URL
+
+from interlink.connectors.pool import CallFailed, ConnectionPool
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "RawServer"], Awaitable[None]]
+
+
+class RawServer:
+    """A loopback TCP server whose `handler` writes raw answers; it counts connections and
+    keeps every request it read (`read_request`)."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.closed_by_client = asyncio.Event()
+        self.port = 0
+
+    async def read_request(self, reader: asyncio.StreamReader) -> bytes | None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            self.closed_by_client.set()
+            return None
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        request = head + (await reader.readexactly(length) if length else b"")
+        self.requests.append(request)
+        return request
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            await self.handler(reader, writer, self)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+@asynccontextmanager
+async def raw_server(handler: Handler, *,
+                     tls: ssl.SSLContext | None = None) -> AsyncIterator[RawServer]:
+    server = RawServer(handler)
+    listening = await asyncio.start_server(server._serve, "127.0.0.1", 0, ssl=tls)
+    server.port = listening.sockets[0].getsockname()[1]
+    try:
+        yield server
+    finally:
+        listening.close()
+
+
+def answer(status: str = "200 OK", body: bytes = b'{"ok":true}', *extra: str) -> bytes:
+    head = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", *extra]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def keep_answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                         server: RawServer) -> None:
+    """Answer every request on the connection with a small JSON."""
+    while await server.read_request(reader) is not None:
+        writer.write(answer("200 OK", b'{"ok":true}', "Content-Type: application/json"))
+        await writer.drain()
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[ConnectionPool]:
+    opened = ConnectionPool()
+    yield opened
+    await opened.close()
+
+
+def url(server: RawServer, path: str = "/orders", scheme: str = "http") -> URL:
+    return URL(f"{scheme}://127.0.0.1:{server.port}{path}")
+
+
+async def test_requests_reuse_one_keep_alive_connection(pool: ConnectionPool) -> None:
+    """Two calls in a row go over one connection; the request carries Host, a User-Agent,
+    the caller's headers, Content-Length and the body."""
+    async with raw_server(keep_answering) as server:
+        for n in (1, 2):
+            got = await pool.request("POST", url(server, "/orders?x=a%20b"),
+                                     {"Idempotency-Key": f"k{n}"}, b'{"id":1}', timeout=5)
+            assert (got.status, got.body, got.text()) == (200, b'{"ok":true}', '{"ok":true}')
+            assert got.header("content-type") == "application/json"
+    assert server.connections == 1
+    first = server.requests[0]
+    assert first.startswith(b"POST /orders?x=a%20b HTTP/1.1\r\n")
+    assert f"Host: 127.0.0.1:{server.port}\r\n".encode() in first
+    assert b"Idempotency-Key: k1\r\n" in first
+    assert b"User-Agent: interlink/" in first
+    assert first.endswith(b"Content-Length: 8\r\n\r\n{\"id\":1}")
+
+
+async def test_a_post_without_a_body_says_content_length_0(pool: ConnectionPool) -> None:
+    async with raw_server(keep_answering) as server:
+        await pool.request("POST", url(server), {}, None, timeout=5)
+        await pool.request("GET", url(server), {}, None, timeout=5)
+    post, get = server.requests
+    assert b"Content-Length: 0\r\n" in post
+    assert b"Content-Length" not in get
+
+
+async def test_the_caller_cannot_set_the_framing(pool: ConnectionPool) -> None:
+    """A Content-Length or Transfer-Encoding from the caller is not sent: a second framing
+    would let the upstream read another request out of the body (request smuggling)."""
+    async with raw_server(keep_answering) as server:
+        await pool.request("POST", url(server), {"Content-Length": "0",
+                                                 "Transfer-Encoding": "chunked"},
+                           b"GET /admin HTTP/1.1\r\n\r\n", timeout=5)
+    [sent] = server.requests
+    assert sent.count(b"Content-Length") == 1
+    assert b"Content-Length: 23\r\n" in sent
+    assert b"Transfer-Encoding" not in sent
+
+
+@pytest.mark.parametrize("value", ["a\r\nX-Evil: 1", "a\nb", "a\0b"])
+async def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(
+        pool: ConnectionPool, value: str) -> None:
+    async with raw_server(keep_answering) as server:
+        with pytest.raises(ValueError, match="line break or NUL"):
+            await pool.request("GET", url(server), {"X-Note": value}, None, timeout=5)
+    assert server.connections == 0
+
+
+async def test_chunked_and_gzip_bodies_are_assembled_and_decoded(pool: ConnectionPool) -> None:
+    packed = gzip.compress(b'{"items":[1,2,3]}')
+
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      server: RawServer) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                     b"Content-Encoding: gzip\r\nContent-Type: application/json\r\n\r\n")
+        for start in range(0, len(packed), 7):  # small chunks, in separate packets
+            piece = packed[start:start + 7]
+            writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    async with raw_server(chunked) as server:
+        got = await pool.request("GET", url(server), {"Accept-Encoding": "gzip"}, None,
+                                 timeout=5)
+    assert got.body == b'{"items":[1,2,3]}'
+
+
+async def test_a_body_ended_by_the_connection_close(pool: ConnectionPool) -> None:
+    """No Content-Length and no chunking: the body is what came before the close (RFC 9112
+    §6.3), and that connection is not reused."""
+    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                          server: RawServer) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of ")
+        await writer.drain()
+        await asyncio.sleep(0.01)
+        writer.write(b"it")
+
+    async with raw_server(until_close) as server:
+        first = await pool.request("GET", url(server), {}, None, timeout=5)
+        second = await pool.request("GET", url(server), {}, None, timeout=5)
+    assert first.body == second.body == b"all of it"
+    assert server.connections == 2
+
+
+async def test_informational_answers_are_skipped_and_head_has_no_body(
+        pool: ConnectionPool) -> None:
+    async def hints(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    server: RawServer) -> None:
+        while (request := await server.read_request(reader)) is not None:
+            if request.startswith(b"HEAD"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            else:
+                writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+                             + answer("201 Created", b"made"))
+            await writer.drain()
+
+    async with raw_server(hints) as server:
+        got = await pool.request("POST", url(server), {}, b"x", timeout=5)
+        head = await pool.request("HEAD", url(server), {}, None, timeout=5)
+    assert (got.status, got.body, got.header("Link")) == (201, b"made", None)
+    assert (head.status, head.body) == (200, b"")
+
+
+async def test_a_redirect_is_the_answer(pool: ConnectionPool) -> None:
+    """Redirects are not followed: the caller's script or classifier sees the 3xx."""
+    async def moved(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    server: RawServer) -> None:
+        while await server.read_request(reader) is not None:
+            writer.write(answer("302 Found", b"", "Location: http://elsewhere.example/"))
+
+    async with raw_server(moved) as server:
+        got = await pool.request("POST", url(server), {"Authorization": "Bearer t"}, b"{}",
+                                 timeout=5)
+    assert (got.status, got.header("Location")) == (302, "http://elsewhere.example/")
+    assert len(server.requests) == 1
+
+
+async def test_an_idle_connection_the_server_closed_is_not_used(pool: ConnectionPool) -> None:
+    """The upstream closes a keep-alive connection between calls: the next call opens a new
+    one instead of failing on the dead one."""
+    async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   server: RawServer) -> None:
+        await server.read_request(reader)
+        writer.write(answer())  # keep-alive by default in HTTP/1.1, then closes anyway
+
+    async with raw_server(once) as server:
+        await pool.request("GET", url(server), {}, None, timeout=5)
+        await asyncio.sleep(0.05)  # the close reaches the client
+        got = await pool.request("GET", url(server), {}, None, timeout=5)
+    assert got.status == 200
+    assert server.connections == 2
+
+
+async def test_an_idle_connection_expires(pool: ConnectionPool) -> None:
+    short = ConnectionPool(keepalive_s=0.05)
+    try:
+        async with raw_server(keep_answering) as server:
+            await short.request("GET", url(server), {}, None, timeout=5)
+            await asyncio.sleep(0.1)
+            await short.request("GET", url(server), {}, None, timeout=5)
+            await asyncio.wait_for(server.closed_by_client.wait(), 5)
+        assert server.connections == 2
+    finally:
+        await short.close()
+
+
+async def test_bytes_sent_while_idle_retire_the_connection(pool: ConnectionPool) -> None:
+    """An answer nobody asked for means the framing cannot be trusted: the connection is
+    closed and the next call gets a fresh one (never that stale answer)."""
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     server: RawServer) -> None:
+        await server.read_request(reader)
+        writer.write(answer(body=b"first"))
+        await writer.drain()
+        await asyncio.sleep(0.02)
+        writer.write(answer(body=b"unasked"))
+        await writer.drain()
+        if await server.read_request(reader) is not None:
+            writer.write(answer(body=b"wrong"))
+        await reader.read()
+
+    async def fresh(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    server: RawServer) -> None:
+        if server.connections == 1:
+            await chatty(reader, writer, server)
+        else:
+            await keep_answering(reader, writer, server)
+
+    async with raw_server(fresh) as server:
+        first = await pool.request("GET", url(server), {}, None, timeout=5)
+        await asyncio.sleep(0.1)
+        second = await pool.request("GET", url(server), {}, None, timeout=5)
+    assert (first.body, second.body) == (b"first", b'{"ok":true}')
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(("reply", "kind", "message"), [
+    (b"", "disconnected", "the server closed the connection without answering"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "protocol",
+     "the response body was cut short"),
+    (b"HTTP/1.1 200 OK\r\nContent-Le", "protocol", "the response was cut short"),
+    (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nnotgz",
+     "protocol", "the response body could not be decoded (gzip)"),
+    (b"SMTP ready\r\n\r\n", "protocol", "malformed response"),
+])
+async def test_a_broken_answer_is_a_call_failure(pool: ConnectionPool, reply: bytes,
+                                                 kind: str, message: str) -> None:
+    async def broken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     server: RawServer) -> None:
+        await server.read_request(reader)
+        writer.write(reply)
+        await writer.drain()
+
+    async with raw_server(broken) as server:
+        with pytest.raises(CallFailed) as caught:
+            await pool.request("GET", url(server), {}, None, timeout=5)
+    assert caught.value.kind == kind
+    assert caught.value.message.startswith(message)
+
+
+async def test_a_timeout_covers_the_whole_answer_and_drops_the_connection(
+        pool: ConnectionPool) -> None:
+    """Headers arrive, the body never does: `timed out after 200ms`, and the connection is
+    closed (its late bytes could be taken for the next call's answer)."""
+    async def stalls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     server: RawServer) -> None:
+        if server.connections == 1:
+            await server.read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab")
+            await writer.drain()
+            await reader.read()
+            server.closed_by_client.set()
+        else:
+            await keep_answering(reader, writer, server)
+
+    async with raw_server(stalls) as server:
+        with pytest.raises(CallFailed) as caught:
+            await pool.request("GET", url(server), {}, None, timeout=0.2)
+        await asyncio.wait_for(server.closed_by_client.wait(), 5)
+        again = await pool.request("GET", url(server), {}, None, timeout=5)
+    assert (caught.value.kind, caught.value.message) == ("timeout", "timed out after 200ms")
+    assert again.body == b'{"ok":true}'
+    assert server.connections == 2
+
+
+async def test_nothing_listening_and_no_such_host(pool: ConnectionPool) -> None:
+    async with raw_server(keep_answering) as server:
+        port = server.port
+    with pytest.raises(CallFailed) as refused:
+        await pool.request("GET", URL(f"http://127.0.0.1:{port}/"), {}, None, timeout=5)
+    assert (refused.value.kind, refused.value.message) == (
+        "connect", f"connection refused (127.0.0.1:{port})")
+    with pytest.raises(CallFailed) as unknown:
+        await pool.request("GET", URL("http://no-such-host.invalid/"), {}, None, timeout=5)
+    assert unknown.value.kind in ("dns", "timeout")  # a resolver may be unreachable here
+    if unknown.value.kind == "dns":
+        assert unknown.value.message == "cannot resolve host no-such-host.invalid"
+
+
+async def test_tls_is_verified(tmp_path: object) -> None:
+    """Over https the certificate is checked against the CA store (the default one refuses a
+    private CA) and then the call works like any other."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    strict, private = ConnectionPool(), ConnectionPool(ssl_context=trusting)
+    try:
+        async with raw_server(keep_answering, tls=server_context) as server:
+            with pytest.raises(CallFailed) as refused:
+                await strict.request("GET", url(server, scheme="https"), {}, None, timeout=5)
+            got = await private.request("POST", url(server, scheme="https"), {}, b"{}",
+                                        timeout=5)
+    finally:
+        await strict.close()
+        await private.close()
+    assert refused.value.kind == "connect"
+    assert "certificate verify failed" in refused.value.message
+    assert got.status == 200
