@@ -41,10 +41,12 @@ from interlink import __version__
 from interlink.connectors.transport import format_seconds
 from interlink.errors import ConnectorError
 
-__all__ = ["KEEPALIVE_S", "Answer", "CallFailed", "ConnectionPool", "check_header"]
+__all__ = ["KEEPALIVE_S", "MAX_HEADER_BYTES", "Answer", "CallFailed", "ConnectionPool", "check_header"]
 
 #: an idle connection is closed after this long (aiohttp's default; most servers keep longer)
 KEEPALIVE_S = 15.0
+#: an answer whose headers are longer than this is refused (aiohttp refused 8 KiB per line)
+MAX_HEADER_BYTES = 64 * 1024
 _USER_AGENT = f"interlink/{__version__}"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _FORBIDDEN = ("\r", "\n", "\0")
@@ -121,6 +123,7 @@ class _Connection(asyncio.Protocol):
     def _reset(self) -> None:
         self._status = 0
         self._headers: list[tuple[str, str]] = []
+        self._header_bytes = 0
         self._body: list[bytes] = []
         self._got_bytes = False
         self._headers_done = False
@@ -141,8 +144,16 @@ class _Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(CallFailed("protocol", "malformed response: an upgrade was not asked for"))
+            return
         except httptools.HttpParserError as exc:
             self._fail(CallFailed("protocol", f"malformed response: {exc}"))
+            return
+        if not self._headers_done:  # all of `data` was head
+            # httptools has no limit of its own: a head that never ends would fill memory.
+            self._header_bytes += len(data)
+            if self._header_bytes > MAX_HEADER_BYTES:
+                self._fail(CallFailed("protocol", "malformed response: headers over "
+                                                  f"{MAX_HEADER_BYTES // 1024} KiB"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

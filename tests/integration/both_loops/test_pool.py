@@ -279,6 +279,8 @@ async def test_bytes_sent_while_idle_retire_the_connection(pool: ConnectionPool)
     (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nnotgz",
      "protocol", "the response body could not be decoded (gzip)"),
     (b"SMTP ready\r\n\r\n", "protocol", "malformed response"),
+    (b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 300_000, "protocol",  # a head without end
+     "malformed response: headers over 64 KiB"),
 ])
 async def test_a_broken_answer_is_a_call_failure(pool: ConnectionPool, reply: bytes,
                                                  kind: str, message: str) -> None:
@@ -293,6 +295,21 @@ async def test_a_broken_answer_is_a_call_failure(pool: ConnectionPool, reply: by
             await pool.request("GET", url(server), {}, None, timeout=5)
     assert caught.value.kind == kind
     assert caught.value.message.startswith(message)
+
+
+async def test_a_large_answer_in_one_packet_is_not_taken_for_long_headers(
+        pool: ConnectionPool) -> None:
+    big = b"x" * 300_000
+
+    async def large(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    server: RawServer) -> None:
+        while await server.read_request(reader) is not None:
+            writer.write(answer(body=big))
+            await writer.drain()
+
+    async with raw_server(large) as server:
+        got = await pool.request("GET", url(server), {}, None, timeout=5)
+    assert got.body == big
 
 
 async def test_a_timeout_covers_the_whole_answer_and_drops_the_connection(
