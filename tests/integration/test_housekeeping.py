@@ -186,12 +186,12 @@ DAY = 86_400.0
 
 
 async def ended(store: Store, run_id: str, status: str, *, days_ago: float = 40,
-                retry_of: str | None = None) -> None:
+                retry_of: str | None = None, parent: str | None = None) -> None:
     """A run created and ended `days_ago`, with a step, an attempt and a log line."""
     at = time.time() - days_ago * DAY
     run = replace(a_run(run_id, created_at=at), retry_of=retry_of)
     await store.write(
-        InsertRun(run), SaveStep(StepRecord(run_id, 0, "s1", status, at, at)),
+        InsertRun(run, parent=parent), SaveStep(StepRecord(run_id, 0, "s1", status, at, at)),
         SaveAttempt(AttemptRecord(run_id, "s1", 1, {"url": "http://x"}, {"status": 200}, 200,
                                   "continue", at)),
         InsertLogs([LogLine(run_id, "sent", at, step_id="s1")]))
@@ -222,14 +222,19 @@ async def test_ended_runs_go_after_their_keep_time_with_their_rows(store: Store)
     await ended(store, "waited", "succeeded")
     await store.write(Enqueue("wake-waited", "run", {"run_id": "waited"}))
     await ended(store, "retry", "succeeded", retry_of="failed")
-    everything = ("ok", "stopped", "failed", "partial", "busy", "recent", "waited", "retry")
+    # A run_flow child: kept while its parent is (a re-drive of the parent would start it
+    # again, delivering what it delivered a second time).
+    await ended(store, "child", "succeeded", parent="partial")
+    everything = ("ok", "stopped", "failed", "partial", "busy", "recent", "waited", "retry",
+                  "child")
 
     cut = time.time() - 30 * DAY
     assert await store.purge_runs(before=cut, statuses=("succeeded", "stopped")) == 2
     assert await kept(store, *everything) == set(everything) - {"ok", "stopped"}
-    # Failed runs by their own setting; the retry goes once the run it retried has gone.
+    # Failed runs by their own setting; the retry and the child go once the run they hang
+    # on has gone.
     assert await store.purge_runs(before=cut, statuses=("failed", "partial")) == 2
-    assert await store.purge_runs(before=cut, statuses=("succeeded",)) == 1
+    assert await store.purge_runs(before=cut, statuses=("succeeded",)) == 2
     assert await kept(store, *everything) == {"busy", "recent", "waited"}
     with pytest.raises(ValueError, match="only ended runs"):
         await store.purge_runs(before=cut, statuses=("running",))

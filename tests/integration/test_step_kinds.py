@@ -4,7 +4,9 @@ run_flow, notify, delay) end to end: a real engine and worker, SQLite, a loopbac
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -289,6 +291,30 @@ async def test_a_failed_child_fails_the_parent(tmp_path: Path) -> None:
     assert parent["status"] == "failed"
     assert "of child failed: calling wh.fail: HTTP 500" in parent["error"]
 
+
+
+async def test_a_child_outlives_keep_runs_while_its_parent_is_kept(tmp_path: Path) -> None:
+    """Past `keep_runs`, a succeeded child of a failed (kept) parent is not purged: re-driving
+    the parent at its run_flow step would find it gone and run it again — its order sent a
+    second time, long after any upstream remembers the key."""
+    flows = {"parent": PARENT, "child": CHILD}
+    async with Upstream() as up:
+        up.route("/orders", answer=lambda req: (400 if req.json["id"] == 2 else 200, {}, {}))
+        async with running_engine(project(tmp_path, up.url, flows)) as engine:
+            parent = await finished(engine, "parent", [{"id": 1}, {"id": 2}])
+            assert parent["status"] == "failed"
+            # 40 days on (only the children: a parent's time is part of its children's ids)
+            with sqlite3.connect(tmp_path / ".interlink" / "test.db") as db:
+                db.execute("UPDATE runs SET created_at = created_at - :d, "
+                           "updated_at = updated_at - :d WHERE flow = 'child'",
+                           {"d": 40 * 86_400})
+            purged = await engine.store.purge_runs(before=time.time() - 30 * 86_400,
+                                                   statuses=("succeeded", "stopped"))
+            assert await engine.runner.redrive(parent["id"]) == parent["id"]
+            again = await engine.runner.wait_for(parent["id"], 20)
+    assert sorted(r.json["id"] for r in up.requests_to("/orders")) == [1, 2]
+    assert purged == 0
+    assert again.status == "failed"  # the child that failed still has
 
 NOTIFYING = """
 name: notifying

@@ -81,14 +81,15 @@ class Planner:
         """The statements that apply `op`, in order."""
         q, enc = self.queries, self.encode
         match op:
-            case InsertRun(run, exclusive, key):
+            case InsertRun(run, exclusive, key, parent):
                 conflict = None
                 if exclusive:
                     conflict = Conflict(f"creating run {run.id}: it exists already")
                 elif key is not None:
                     conflict = Conflict(f"creating a run for {key}: one exists already")
                 return [Statement(q["insert_run"], {**_rows.run_params(run, enc),
-                                                    "start_key": key}, must_change=conflict)]
+                                                    "start_key": key, "parent_id": parent},
+                                  must_change=conflict)]
             case UpdateRun(run_id, fields, expect):
                 return [self._update_run(run_id, fields, expect, now)]
             case SaveStep(step):

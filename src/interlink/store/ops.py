@@ -52,11 +52,14 @@ class InsertRun:
 
     With `key` (a scheduled flow's fire time) there is at most one run per key, whatever its
     id: when a run with that key exists, the write raises `Conflict` and applies nothing.
+    `parent` is the run that started it (a `run_flow` step's): retention keeps the run as long
+    as its parent.
     """
 
     run: RunRecord
     exclusive: bool = False
     key: str | None = None
+    parent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

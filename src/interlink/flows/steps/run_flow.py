@@ -92,7 +92,8 @@ async def _start(ctx: StepContext, step: RunFlowStep, bucket: list[Any],
                                        run_id=run_id)
         if step.wait:
             child = replace(child, wake=ctx.item_id)
-        ops += [InsertRun(child), Enqueue(derived_id("q_", ctx.run.created_at, run_id),
-                                          _RUN_KIND, {"run_id": run_id})]
+        ops += [InsertRun(child, parent=ctx.run.id),
+                Enqueue(derived_id("q_", ctx.run.created_at, run_id), _RUN_KIND,
+                        {"run_id": run_id})]
     await ctx.flush(*ops)
     return None

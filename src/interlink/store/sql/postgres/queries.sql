@@ -6,10 +6,10 @@
 -- schedulers firing the same time insert one run (the second changes no row).
 INSERT INTO runs (id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count,
                   step_index, bucket, error, started_at, finished_at, updated_at, redrive,
-                  variables, wake, start_key)
+                  variables, wake, start_key, parent_id)
 VALUES (%(id)s, %(flow)s, %(status)s, %(trigger)s, %(input)s, %(flow_spec)s, %(created_at)s, %(retry_of)s, %(retry_count)s,
         %(step_index)s, %(bucket)s, %(error)s, %(started_at)s, %(finished_at)s, %(updated_at)s,
-        %(redrive)s, %(variables)s, %(wake)s, %(start_key)s)
+        %(redrive)s, %(variables)s, %(wake)s, %(start_key)s, %(parent_id)s)
 ON CONFLICT DO NOTHING
 
 -- name: save_step
@@ -220,7 +220,8 @@ DELETE FROM queue WHERE id IN (
 -- Retention (worker.keep_runs): ended runs with one of the statuses given, created and last
 -- updated before the cut-off, found by runs_status_created, never one a queue item still
 -- works on or waits for (index queue_run), never the retry of a run still kept (a bulk retry
--- would take that run for one never retried); deleted with their steps, attempts and log lines
+-- would take that run for one never retried), never a child of a run still kept (a re-drive
+-- of the parent would start it again); deleted with their steps, attempts and log lines
 -- in one statement, whose row count is the runs deleted. The conditions again outside the
 -- subquery: a run re-driven meanwhile (queued again) is checked anew, and kept.
 WITH gone AS (
@@ -235,6 +236,7 @@ WITH gone AS (
                                   WHERE (payload::jsonb) ->> 'run_id' = runs.id
                                     AND status IN ('ready', 'leased', 'broken')))
           AND NOT (SELECT EXISTS (SELECT 1 FROM runs AS first WHERE first.id = runs.retry_of))
+          AND NOT (SELECT EXISTS (SELECT 1 FROM runs AS parent WHERE parent.id = runs.parent_id))
         LIMIT %(limit)s))
       AND status = ANY(%(statuses)s) AND coalesce(updated_at, created_at) < %(before)s
       AND NOT (SELECT EXISTS (SELECT 1 FROM queue WHERE (payload::jsonb) ->> 'run_id' = runs.id

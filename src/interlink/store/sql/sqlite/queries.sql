@@ -6,10 +6,10 @@
 -- schedulers firing the same time insert one run (the second changes no row).
 INSERT INTO runs (id, flow, status, trigger, input, flow_spec, created_at, retry_of, retry_count,
                   step_index, bucket, error, started_at, finished_at, updated_at, redrive,
-                  variables, wake, start_key)
+                  variables, wake, start_key, parent_id)
 VALUES (:id, :flow, :status, :trigger, :input, :flow_spec, :created_at, :retry_of, :retry_count,
         :step_index, :bucket, :error, :started_at, :finished_at, :updated_at,
-        :redrive, :variables, :wake, :start_key)
+        :redrive, :variables, :wake, :start_key, :parent_id)
 ON CONFLICT DO NOTHING
 
 -- name: save_step
@@ -206,7 +206,8 @@ DELETE FROM queue WHERE id IN (
 -- Retention (worker.keep_runs): ended runs with one of :statuses (a JSON list) created and last
 -- updated before :before, found by runs_status_created, never one a queue item still works on
 -- or waits for (index queue_run), never the retry of a run still kept (a bulk retry would
--- take that run for one never retried); RETURNING their ids for the purge_run_* of the job.
+-- take that run for one never retried), never a child of a run still kept (a re-drive of the
+-- parent would start it again); RETURNING their ids for the purge_run_* of the job.
 DELETE FROM runs WHERE id IN (
     SELECT id FROM runs INDEXED BY runs_status_created
     WHERE status IN (SELECT value FROM json_each(:statuses)) AND created_at < :before
@@ -216,6 +217,7 @@ DELETE FROM runs WHERE id IN (
                       WHERE json_extract(payload, '$.run_id') = +runs.id
                       AND status IN ('ready', 'leased', 'broken'))
       AND NOT EXISTS (SELECT 1 FROM runs AS first WHERE first.id = runs.retry_of)
+      AND NOT EXISTS (SELECT 1 FROM runs AS parent WHERE parent.id = runs.parent_id)
     LIMIT :limit)
 RETURNING id
 
