@@ -41,7 +41,8 @@ from interlink import __version__
 from interlink.connectors.transport import format_seconds
 from interlink.errors import ConnectorError
 
-__all__ = ["KEEPALIVE_S", "MAX_HEADER_BYTES", "Answer", "CallFailed", "ConnectionPool", "check_header"]
+__all__ = ["KEEPALIVE_S", "MAX_HEADER_BYTES", "Answer", "CallFailed", "ConnectionPool",
+           "check_header"]
 
 #: an idle connection is closed after this long (aiohttp's default; most servers keep longer)
 KEEPALIVE_S = 15.0
