@@ -59,6 +59,8 @@ class PreparedRequest:
     credential_version: int | None = None
     #: why it cannot be sent (getting credentials failed); `transmit` then sends nothing
     error: str | None = None
+
+
 class ConnectorClient:
     """Outbound calls to one connector, sharing its auth, rate limit and concurrency cap.
 
@@ -77,9 +79,9 @@ class ConnectorClient:
     ) -> None:
         self.spec = spec
         self.http = http
-        #: the calls' connections (the engine shares one pool; without one, the client's own)
+        #: the calls' connections: the engine shares one pool (and closes it); without one the
+        #: client has its own, whose connections end with the upstream's or the process's
         self.pool = pool if pool is not None else ConnectionPool()
-        self._owns_pool = pool is None
         #: secrets of this connector (and tokens it obtains) are added to it
         self.redactor = redactor if redactor is not None else Redactor()
         self.auth: AuthProvider = auth_provider(
@@ -100,11 +102,6 @@ class ConnectorClient:
     def name(self) -> str:
         """The connector's name."""
         return self.spec.name
-
-    async def close(self) -> None:
-        """Close the client's own connections (a shared pool is its owner's to close)."""
-        if self._owns_pool:
-            await self.pool.close()
 
     async def send(
         self,

@@ -1,4 +1,6 @@
-"""The wire-level pieces of an outbound call: URLs, request bodies, failure messages."""
+"""The wire-level pieces of an outbound call: URLs, request bodies, and the failure messages
+of the calls made through aiohttp (logins, notifications; connector calls have their own in
+`connectors.pool`)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ from yarl import URL
 
 __all__ = [
     "EncodedBody",
-    "client_timeout",
     "describe_error",
     "encode_body",
     "error_kind",
@@ -29,12 +30,6 @@ def join_url(base_url: str, path: str) -> URL:
     if not path:
         return URL(base_url)
     return URL(base_url.rstrip("/") + "/" + path.lstrip("/"))
-
-
-@functools.lru_cache(maxsize=64)
-def client_timeout(total: float) -> aiohttp.ClientTimeout:
-    """An aiohttp timeout object (immutable, so one per value is shared)."""
-    return aiohttp.ClientTimeout(total=total)
 
 
 class EncodedBody:
