@@ -15,7 +15,7 @@ from tests.upstream import Upstream
 
 from interlink.connectors import ConnectorClient
 from interlink.connectors.exchange import EXCERPT_LIMIT
-from interlink.errors import ConnectorError
+from interlink.errors import ConnectorError, ExpressionError
 from interlink.flows.decision import classify
 from interlink.redaction import MASK
 from interlink.spec.connector import ConnectorSpec
@@ -295,3 +295,17 @@ async def test_unknown_endpoint_is_a_connector_error(
     client = ConnectorClient(connector(upstream.url), store, http, owner="t")
     with pytest.raises(ConnectorError, match=r"calling wh.nope: no such endpoint \(known: echo\)"):
         await client.send("nope", {}, None)
+
+
+async def test_a_header_rendered_with_a_line_break_is_never_sent(
+    upstream: Upstream, store: Store, http: aiohttp.ClientSession
+) -> None:
+    """A header value built from the payload that holds CR/LF would split the request (a
+    second request, or a forged header, smuggled in): the call is refused before anything
+    leaves, as a failure to build the request (the step fails; it is not retried)."""
+    spec = connector(upstream.url, endpoints={"echo": {
+        "method": "POST", "path": "/echo", "headers": {"X-Note": "{{ payload.note }}"}}})
+    client = ConnectorClient(spec, store, http, owner="t")
+    with pytest.raises(ExpressionError, match="'X-Note' contains a line break or NUL"):
+        await client.send("echo", {"payload": {"note": "hi\r\nX-Admin: yes"}}, None)
+    assert upstream.requests == []
