@@ -309,3 +309,18 @@ async def test_a_header_rendered_with_a_line_break_is_never_sent(
     with pytest.raises(ExpressionError, match="'X-Note' contains a line break or NUL"):
         await client.send("echo", {"payload": {"note": "hi\r\nX-Admin: yes"}}, None)
     assert upstream.requests == []
+
+
+async def test_an_answer_over_max_response_fails_the_attempt(
+    upstream: Upstream, store: Store, http: aiohttp.ClientSession
+) -> None:
+    """`max_response` bounds what an answer may hold in memory: over it, no response, an
+    error the classifier retries like any failed call (`protocol`)."""
+    upstream.route("/echo", body={"pad": "x" * 3000})
+    client = ConnectorClient(connector(upstream.url, max_response="2KB"), store, http,
+                             owner="t")
+    exchange = await client.send("echo", {}, None)
+    assert exchange.response is None
+    assert (exchange.error_type, exchange.error) == (
+        "protocol", "the response body is over 2KB (the connector's max_response)")
+    assert classify(None, exchange.error, 0, 1, None).name == "retry_step"

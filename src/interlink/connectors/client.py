@@ -200,7 +200,7 @@ class ConnectorClient:
             try:
                 answer = await self.pool.request(
                     prepared.method, prepared.url, prepared.headers, prepared.data,
-                    timeout=prepared.timeout)
+                    timeout=prepared.timeout, max_body=self.spec.max_response)
             except CallFailed as exc:
                 return Exchange(
                     self.name, endpoint, request, error=exc.message, error_type=exc.kind,

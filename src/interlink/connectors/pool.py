@@ -119,6 +119,7 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._waiter: asyncio.Future[Answer] | None = None
         self._head_only = False
+        self._max_body: int | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -126,6 +127,7 @@ class _Connection(asyncio.Protocol):
         self._headers: list[tuple[str, str]] = []
         self._header_bytes = 0
         self._body: list[bytes] = []
+        self._body_bytes = 0
         self._got_bytes = False
         self._headers_done = False
         self._framed = False
@@ -193,6 +195,10 @@ class _Connection(asyncio.Protocol):
             self.close()
 
     def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self._max_body is not None and self._body_bytes > self._max_body:
+            self._fail(_too_large(self._max_body))
+            return
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -210,7 +216,7 @@ class _Connection(asyncio.Protocol):
         if waiter is None or waiter.done():
             return
         try:
-            body = _decoded(b"".join(self._body), self._headers)
+            body = _decoded(b"".join(self._body), self._headers, self._max_body)
         except CallFailed as exc:
             self._fail(exc)
             return
@@ -224,10 +230,11 @@ class _Connection(asyncio.Protocol):
     def reusable(self) -> bool:
         return not self.closed and self._keep_alive
 
-    async def exchange(self, data: bytes, *, head_only: bool) -> Answer:
+    async def exchange(self, data: bytes, *, head_only: bool, max_body: int | None) -> Answer:
         assert self.transport is not None
         self._reset()
         self._head_only = head_only
+        self._max_body = max_body
         self._waiter = asyncio.get_running_loop().create_future()
         try:
             self.transport.write(data)
@@ -244,22 +251,42 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
-def _decoded(body: bytes, headers: list[tuple[str, str]]) -> bytes:
+def _decoded(body: bytes, headers: list[tuple[str, str]], max_body: int | None) -> bytes:
     encoding = next((v.strip().lower() for k, v in headers if k.lower() == "content-encoding"),
                     "identity")
-    if encoding in ("gzip", "x-gzip", "deflate") and body:
+    if encoding not in ("gzip", "x-gzip", "deflate") or not body:
+        return body
+    # 47: zlib or gzip, told apart by their header; raw deflate (what some servers send as
+    # "deflate") needs -15. Decoded up to the limit and no further: a small body can unpack
+    # to gigabytes.
+    limit = 0 if max_body is None else max_body + 1
+    why = ""
+    for wbits in (47, -15) if encoding == "deflate" else (47,):
+        unpack = zlib.decompressobj(wbits)
         try:
-            # 47: zlib or gzip, told apart by their header; raw deflate (what some servers
-            # send as "deflate") needs -15.
-            return zlib.decompress(body, 47)
-        except zlib.error:
-            try:
-                return zlib.decompress(body, -15)
-            except zlib.error as exc:
-                raise CallFailed("protocol",
-                                 f"the response body could not be decoded ({encoding}): {exc}"
-                                 ) from None
-    return body
+            decoded = unpack.decompress(body, limit)
+        except zlib.error as exc:
+            why = str(exc)
+            continue
+        if max_body is not None and len(decoded) > max_body:
+            raise _too_large(max_body)
+        if unpack.eof:
+            return decoded
+        why = "the compressed stream is cut short"
+    raise CallFailed("protocol", f"the response body could not be decoded ({encoding}): {why}")
+
+
+def _too_large(max_body: int) -> CallFailed:
+    return CallFailed("protocol", f"the response body is over {_size(max_body)} "
+                                  "(the connector's max_response)")
+
+
+def _size(n: int) -> str:
+    """`16777216` → `16MB`, as sizes are written in the project files."""
+    for unit, factor in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if n >= factor and n % factor == 0:
+            return f"{n // factor}{unit}"
+    return f"{n}B"
 
 
 class ConnectionPool:
@@ -280,9 +307,10 @@ class ConnectionPool:
 
     async def request(self, method: str, url: URL, headers: Mapping[str, str],
                       body: bytes | None, *, timeout: float,  # noqa: ASYNC109 (per call)
-                      ) -> Answer:
-        """Send one request and read its whole answer. Raises `CallFailed`, and `ValueError`
-        for a header that cannot be sent (`check_header`)."""
+                      max_body: int | None = None) -> Answer:
+        """Send one request and read its whole answer (a body over `max_body` bytes, once
+        decoded, fails it). Raises `CallFailed`, and `ValueError` for a header that cannot
+        be sent (`check_header`)."""
         if url.scheme not in ("http", "https") or not url.raw_host:
             raise CallFailed("connect", f"cannot call {url.scheme or '?'}: URLs over HTTP")
         key = (url.scheme, url.raw_host, url.port or (443 if url.scheme == "https" else 80))
@@ -291,7 +319,8 @@ class ConnectionPool:
         try:
             async with asyncio.timeout(timeout):
                 conn = self._take(key) or await self._connect(key)
-                answer = await conn.exchange(data, head_only=method == "HEAD")
+                answer = await conn.exchange(data, head_only=method == "HEAD",
+                                             max_body=max_body)
         except BaseException as exc:
             if conn is not None:
                 self._open.discard(conn)  # exchange() closed it

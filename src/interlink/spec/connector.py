@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from interlink.spec._base import Duration, Expr, Interp, Name, Spec, duration_field
+from interlink.spec._base import ByteSize, Duration, Expr, Interp, Name, Spec, duration_field
 from interlink.spec.paginate import Paginate
 
 __all__ = [
@@ -142,4 +142,7 @@ class ConnectorSpec(Spec):
     retry: RetryPolicySpec = Field(default_factory=RetryPolicySpec)
     rate_limit: RateLimit | None = None
     concurrency: int = Field(50, ge=1, description="requests in flight at once; more wait")
+    max_response: ByteSize = Field(
+        16 * 1024 * 1024, description="largest answer body (once decoded); a larger one fails "
+        "the attempt (error type protocol)", json_schema_extra={"default": "16MB"})
     endpoints: dict[str, Endpoint] = Field(min_length=1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import ssl
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -161,6 +162,28 @@ async def test_chunked_and_gzip_bodies_are_assembled_and_decoded(pool: Connectio
     assert got.body == b'{"items":[1,2,3]}'
 
 
+def _raw_deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(wbits=-15)
+    return packer.compress(data) + packer.flush()
+
+
+@pytest.mark.parametrize(("encoding", "packed"), [
+    ("deflate", zlib.compress(b"plain")),      # as RFC 9110 says: zlib
+    ("deflate", _raw_deflate(b"plain")),       # as some servers send it: raw deflate
+    ("x-gzip", gzip.compress(b"plain")),
+])
+async def test_deflate_either_way_and_x_gzip(pool: ConnectionPool, encoding: str,
+                                             packed: bytes) -> None:
+    async def packs(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    server: RawServer) -> None:
+        while await server.read_request(reader) is not None:
+            writer.write(answer("200 OK", packed, f"Content-Encoding: {encoding}"))
+
+    async with raw_server(packs) as server:
+        got = await pool.request("GET", url(server), {}, None, timeout=5)
+    assert got.body == b"plain"
+
+
 async def test_a_body_ended_by_the_connection_close(pool: ConnectionPool) -> None:
     """No Content-Length and no chunking: the body is what came before the close (RFC 9112
     §6.3), and that connection is not reused."""
@@ -278,6 +301,9 @@ async def test_bytes_sent_while_idle_retire_the_connection(pool: ConnectionPool)
     (b"HTTP/1.1 200 OK\r\nContent-Le", "protocol", "the response was cut short"),
     (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nnotgz",
      "protocol", "the response body could not be decoded (gzip)"),
+    (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 12\r\n\r\n"
+     + gzip.compress(b"a long enough text")[:12], "protocol",
+     "the response body could not be decoded (gzip): the compressed stream is cut short"),
     (b"SMTP ready\r\n\r\n", "protocol", "malformed response"),
     (b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 300_000, "protocol",  # a head without end
      "malformed response: headers over 64 KiB"),
@@ -310,6 +336,28 @@ async def test_a_large_answer_in_one_packet_is_not_taken_for_long_headers(
     async with raw_server(large) as server:
         got = await pool.request("GET", url(server), {}, None, timeout=5)
     assert got.body == big
+
+
+@pytest.mark.parametrize(("encoding", "body"), [
+    (None, b"x" * 2000),
+    ("gzip", gzip.compress(b"x" * 10_000_000)),  # 10 KB that would unpack to 10 MB
+])
+async def test_a_body_over_the_limit_fails_the_call(pool: ConnectionPool, encoding: str | None,
+                                                     body: bytes) -> None:
+    async def big(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                  server: RawServer) -> None:
+        while await server.read_request(reader) is not None:
+            extra = [f"Content-Encoding: {encoding}"] if encoding else []
+            writer.write(answer("200 OK", body, *extra))
+            await writer.drain()
+
+    async with raw_server(big) as server:
+        with pytest.raises(CallFailed) as caught:
+            await pool.request("GET", url(server), {}, None, timeout=5, max_body=1024)
+        small = await pool.request("GET", url(server), {}, None, timeout=5, max_body=20_000_000)
+    assert (caught.value.kind, caught.value.message) == (
+        "protocol", "the response body is over 1KB (the connector's max_response)")
+    assert len(small.body) == (2000 if encoding is None else 10_000_000)
 
 
 async def test_a_timeout_covers_the_whole_answer_and_drops_the_connection(
