@@ -39,6 +39,11 @@ async def test_in_place_retries_have_a_log_line_each(tmp_path: Path) -> None:
     assert lines[0].endswith("(in place)")
     assert "(attempt 2 of 3); retrying in" in lines[1]
     assert lines[2].endswith("(attempt 3 of 3); accepted")
+    # The wait each line names is the one slept and recorded, to the millisecond (a 1 ms
+    # backoff read "retrying in 0.0s").
+    waits = [a["wait_s"] for a in run["steps"][0]["attempts"][:2]]
+    for line, wait in zip(lines[:2], waits, strict=True):
+        assert line.endswith(f"; retrying in {wait:g}s (in place)"), (line, wait)
     assert [line["level"] for line in run["logs"]] == ["warning", "warning", "info"]
     assert all(line["step"] == "push" for line in run["logs"])
 

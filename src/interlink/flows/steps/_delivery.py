@@ -203,7 +203,7 @@ class Delivery:
                            message: str) -> Wait | None:
         wait = self.policy.delay(self.tally.used, decision.retry_after)
         self._record(exchange, decision, started, wait=wait)
-        why = f"{message} {self._of()}; retrying in {wait:.1f}s"
+        why = f"{message} {self._of()}; retrying in {round(wait, 3):g}s"
         if wait > INLINE_WAIT_S:
             return Wait(time.time() + wait, {"index": self.index}, why)  # the runner logs it
         # A short wait is slept in place: only this line tells the run log about it.

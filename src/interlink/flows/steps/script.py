@@ -107,7 +107,7 @@ async def run(ctx: StepContext, step: ScriptStep, bucket: list[Any]) -> StepOutc
                     item=index, redrive=ctx.run.redrive)))
                 return Failed(f"step {step.id}: {reason} {of}; no attempts left")
             wait = policy.delay(attempts)
-            ctx.log(f"step {step.id}: {reason} {of}; retrying in {wait:.1f}s (in place)",
+            ctx.log(f"step {step.id}: {reason} {of}; retrying in {round(wait, 3):g}s (in place)",
                     "warning")
             # Written at once: the count must survive a crash during the backoff.
             await ctx.flush(SaveAttempt(AttemptRecord(
