@@ -8,6 +8,7 @@ session, a client per connector, the script pool, the flow runner, and the worke
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from types import TracebackType
 
 import aiohttp
@@ -34,14 +35,15 @@ class Engine:
     """Everything a project needs at run time; `async with Engine(project) as engine: …`."""
 
     def __init__(self, project: Project, *, store_url: str | None = None,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None, metrics_dir: Path | None = None) -> None:
         self.project = project
         self.owner = owner or worker_name()
         self.store: Store = open_store(store_url or project.config.store, project.root)
         self.redactor = Redactor(project.masked())
         self.store.redact_with(self.redactor)
         self.scripts = ScriptPool(project.root, project.config.scripts)
-        self.metrics = Metrics()
+        #: `metrics_dir`: the folder the processes of `serve --workers N` share their numbers in
+        self.metrics = Metrics(metrics_dir)
         self._stack = contextlib.AsyncExitStack()
         self._http: aiohttp.ClientSession | None = None
         self._runner: FlowRunner | None = None

@@ -25,6 +25,7 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -146,12 +147,14 @@ def uvicorn_config(app: ASGIApp, host: str, port: int,
 
 
 async def _serve(project: Project, sockets: Sequence[socket.socket], with_worker: bool,
-                 log_format: str, ready: Callable[[], None] | None = None) -> None:
+                 log_format: str, ready: Callable[[], None] | None = None,
+                 metrics_dir: Path | None = None) -> None:
     """Serve on `sockets` (the main listener's, then `admin.listen`'s, bound before: a port in
     use is refused before anything starts) until SIGINT/SIGTERM. Once the listeners and the
     worker run, `ready()` is called (a child of `server_processes`, whose parent says where it
-    serves), or where it serves is logged."""
-    engine = Engine(project)
+    serves), or where it serves is logged. `metrics_dir`: the folder the processes of one
+    server share their metrics in."""
+    engine = Engine(project, metrics_dir=metrics_dir)
     redact_logs(engine.redactor)
     async with engine:
         stop = asyncio.Event()
@@ -180,6 +183,9 @@ async def _serve(project: Project, sockets: Sequence[socket.socket], with_worker
         if worker is not None:
             lasting.append(asyncio.create_task(worker.run(stop)))
         scheduler = asyncio.create_task(Scheduler(engine.runner, project.flows).run(stop))
+        beside = [scheduler]
+        if metrics_dir is not None:
+            beside.append(asyncio.create_task(engine.metrics.keep_publishing(stop)))
         if await _started(servers, worker, lasting):
             if ready is not None:
                 ready()
@@ -192,7 +198,7 @@ async def _serve(project: Project, sockets: Sequence[socket.socket], with_worker
         stop.set()
         for server in servers:
             server.should_exit = True
-        await asyncio.gather(*lasting, scheduler)
+        await asyncio.gather(*lasting, *beside)
         for access in logged:
             access.flush()
         count = sum(a.requests for a in logged)
@@ -355,11 +361,13 @@ def _listen(name: str, host: str, port: int) -> socket.socket:
 
 
 def serve_sockets(project: Project, sockets: Sequence[socket.socket], *, with_worker: bool,
-                  log_format: str | None, ready: Callable[[], None]) -> None:
+                  log_format: str | None, ready: Callable[[], None],
+                  metrics_dir: Path | None = None) -> None:
     """Serve `project` on listening sockets another process bound (`server_processes`): the
-    main listener's, then `admin.listen`'s when configured; `ready()` once they serve."""
+    main listener's, then `admin.listen`'s when configured; `ready()` once they serve; the
+    metrics shared with the other processes in `metrics_dir`."""
     fmt = configure_logging(log_format)
-    _loop.run(_serve(project, sockets, with_worker, fmt, ready))
+    _loop.run(_serve(project, sockets, with_worker, fmt, ready, metrics_dir))
 
 
 def run_worker(project: Project, *, log_format: str | None = None) -> None:

@@ -50,6 +50,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -118,9 +119,11 @@ def serve_processes(project: Project, workers: int, *, host: str | None = None,
             admin_port = sockets[1].getsockname()[1] if len(sockets) > 1 else None
             log.info("%s", admin_line(project.config.admin, admin_port))
 
-        child = _ChildArgs(project.root, sockets, with_worker, log_format, os.getpid(),
-                           project.config.store)
-        reason = _Supervisor(child, workers, serving).run()
+        # Whichever process a scrape reaches answers the numbers of them all (metrics.py).
+        with tempfile.TemporaryDirectory(prefix="interlink-metrics-") as metrics_dir:
+            child = _ChildArgs(project.root, sockets, with_worker, log_format, os.getpid(),
+                               project.config.store, Path(metrics_dir))
+            reason = _Supervisor(child, workers, serving).run()
     if reason is not None:
         raise ServerError(f"serving {project.name} with {workers} processes: {reason}")
     log.info("the %d server processes of %s have stopped", workers, project.name)
@@ -137,6 +140,8 @@ class _ChildArgs:
     parent: int
     #: the store URL the parent started with: a replacement must use the same
     store: str
+    #: where the processes share their metrics
+    metrics_dir: Path
 
 
 def _child_main(args: _ChildArgs, said: Connection) -> None:
@@ -165,7 +170,7 @@ def _child_main(args: _ChildArgs, said: Connection) -> None:
         redactor = Redactor(project.masked())
         _check_unchanged(project, args)
         serve_sockets(project, args.sockets, with_worker=args.with_worker,
-                      log_format=args.log_format, ready=serves)
+                      log_format=args.log_format, ready=serves, metrics_dir=args.metrics_dir)
     except InterlinkError as exc:
         if ready:
             log.error("server process %s stopped: %s", os.getpid(), exc)

@@ -111,6 +111,19 @@ async def post_orders(port: int, numbers: range) -> list[str]:
     return accepted
 
 
+async def scraped(port: int, series: str) -> float:
+    """The value of `series` (name and labels, as exposed) in one scrape of /metrics, on a
+    new connection (so any of the processes may answer); 0 when it is not there yet."""
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as http, \
+            http.get(f"http://127.0.0.1:{port}/metrics") as r:
+        assert r.status == 200, await r.text()
+        for line in (await r.text()).splitlines():
+            if line.startswith(series + " "):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def stop(proc: subprocess.Popen[bytes], children: set[int]) -> None:
     """SIGTERM `serve`: it exits 0, and every child is gone with it."""
     proc.send_signal(signal.SIGTERM)
@@ -147,7 +160,15 @@ async def test_two_processes_from_the_config_serve_and_run_each_run_once(
             await present(store, children)  # each child's worker is claiming
             accepted = await post_orders(port, range(60))
             ended = await wait_all_ended(store, 60)
+            # The runs ended in both processes; every scrape, whichever answers, counts all.
+            series = 'interlink_runs_ended_total{flow="push",status="succeeded"}'
+            deadline = time.monotonic() + 10  # each process publishes every second
+            while await scraped(port, series) != 60:
+                assert time.monotonic() < deadline, "the runs of one process only"
+                await asyncio.sleep(0.1)
+            counts = [await scraped(port, series) for _ in range(8)]
             stop(proc, children)
+    assert counts == [60] * 8
     assert sorted(r.id for r in ended) == sorted(accepted)
     assert {r.status for r in ended} == {"succeeded"}
     sent = Counter(r.headers["Idempotency-Key"].split(":")[0] for r in up.requests_to("/orders"))

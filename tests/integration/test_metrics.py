@@ -7,6 +7,7 @@ from pathlib import Path
 from tests.projects import running_engine, write_project
 from tests.upstream import Upstream
 
+from interlink.metrics import Metrics
 from interlink.server import build_app
 from interlink.services import call_app
 
@@ -45,8 +46,6 @@ def test_phase_histograms_are_cumulative() -> None:
     """Bucket counts are cumulative and end at the observation count, as Prometheus expects."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from interlink.metrics import Metrics
-
     metrics = Metrics()
     for seconds in (0.0001, 0.003, 0.003, 7.0, 100.0):
         metrics.request("s", "success", {"activity": seconds})
@@ -57,3 +56,32 @@ def test_phase_histograms_are_cumulative() -> None:
         1.0, 3.0, 4.0, 5.0)
     [total] = [s.value for s in family.samples if s.name.endswith("_sum")]
     assert total == 0.0001 + 0.003 + 0.003 + 7.0 + 100.0
+
+
+async def test_processes_sharing_a_folder_answer_the_sum_of_all(tmp_path: Path) -> None:
+    """Two processes' numbers (as `serve --workers 2` publishes them) summed by either one's
+    scrape, histograms bucket by bucket; a process that ended still counts; a file that is
+    not one of ours is skipped."""
+    one, two = Metrics(tmp_path), Metrics(tmp_path)
+    one.request("intake", "success", {"activity": 0.002})
+    two.request("intake", "success", {"activity": 0.2})
+    two.request("intake", "mapping_error", {})
+    one.run_ended("push", "succeeded")
+    two.attempt("wh", "continue")
+    two.publish()
+    (tmp_path / "junk.json").write_text("{not json")
+    for metrics in (one, two):
+        text = metrics.exposition().decode()
+        assert 'interlink_service_requests_total{outcome="success",service="intake"} 2.0' in text
+        assert ('interlink_service_requests_total{outcome="mapping_error",service="intake"} 1.0'
+                in text)
+        assert ('interlink_service_phase_seconds_count{phase="activity",service="intake"} 2.0'
+                in text)
+        assert ('interlink_service_phase_seconds_bucket{le="0.0025",phase="activity",'
+                'service="intake"} 1.0') in text
+        assert 'interlink_runs_ended_total{flow="push",status="succeeded"} 1.0' in text
+        assert ('interlink_connector_attempts_total{connector="wh",decision="continue"} 1.0'
+                in text)
+    del two  # ended: its file stays, and so do its counts
+    assert ('interlink_service_requests_total{outcome="success",service="intake"} 2.0'
+            in one.exposition().decode())
