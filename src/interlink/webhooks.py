@@ -59,7 +59,7 @@ from interlink.services.security import (
 from interlink.services.sessions import principal_hash
 from interlink.services.sources import JSON, ResponseBuildError, encode_value
 from interlink.spec import Project
-from interlink.spec.flow import WebhookRespond, WebhookTrigger
+from interlink.spec.flow import MAX_DELIVERY_KEY, WebhookRespond, WebhookTrigger
 from interlink.store import RunRecord
 
 __all__ = ["Webhooks"]
@@ -68,8 +68,6 @@ log = logging.getLogger("interlink.webhooks")
 
 #: seconds a webhook sender is asked to wait (`Retry-After`) when the store is unavailable
 STORE_RETRY_AFTER_S = 5
-#: the longest delivery key (`Idempotency-Key`) accepted; a longer one is a 400
-MAX_DELIVERY_KEY = 255
 
 
 class _Route:

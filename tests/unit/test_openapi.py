@@ -250,3 +250,47 @@ async def test_served_at_interlink_openapi_json(project: Project) -> None:
     assert answer.status == 200
     assert answer.headers["content-type"] == "application/json"
     assert answer.json() == openapi_document(project)
+
+
+def test_webhook_triggers_are_operations(tmp_path: Path) -> None:
+    """A flow's webhook is documented as the partner calls it: its path and method, the
+    package's auth, the delivery header, and every answer it gives — 202 with the run, the
+    `respond` status, the refusals and the 503 while the store is away."""
+    flows = {
+        "flows/orders.yaml": """
+            name: orders
+            description: Orders from the shop.
+            trigger: {type: webhook, path: /hooks/orders, package: partners,
+                      respond: {wait: 2s, status: 201}}
+            steps: [{id: keep, type: set, variables: {n: "1"}}]
+            """,
+        "flows/pings.yaml": """
+            name: pings
+            trigger: {type: webhook, path: /hooks/pings, method: PUT, delivery_header: null}
+            steps: [{id: keep, type: set, variables: {n: "1"}}]
+            """,
+        "flows/nightly.yaml": """
+            name: nightly
+            trigger: {type: schedule, cron: "0 3 * * *"}
+            steps: [{id: keep, type: set, variables: {n: "1"}}]
+            """,
+    }
+    doc = openapi_document(write_project(tmp_path, {"interlink.yaml": CONFIG, **flows}))
+    orders, pings = _op(doc, "/hooks/orders", "post"), _op(doc, "/hooks/pings", "put")
+    assert [p for p in doc["paths"] if p.startswith("/hooks")] == ["/hooks/orders",
+                                                                   "/hooks/pings"]
+    assert (orders["operationId"], orders["description"]) == ("webhook:orders",
+                                                              "Orders from the shop.")
+    assert sorted(orders["responses"]) == ["201", "202", "400", "401", "413", "422", "500",
+                                           "503"]
+    assert sorted(pings["responses"]) == ["202", "400", "413", "422", "503"]
+    assert orders["security"] == [{"partners": []}] and "security" not in pings
+    assert doc["components"]["securitySchemes"]["partners"] == {
+        "type": "apiKey", "in": "header", "name": "X-Partner-Key"}
+    [delivery] = orders["parameters"]
+    assert (delivery["name"], delivery["in"], delivery["schema"]["maxLength"]) == (
+        "Idempotency-Key", "header", 255)
+    assert "parameters" not in pings
+    assert orders["responses"]["202"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Run"}
+    assert "Retry-After" in orders["responses"]["503"]["headers"]

@@ -15,6 +15,11 @@ a security scheme, the request body's content type, and every status the service
   / `on: service_error` rule, and 413 whenever a body is read (`request.body` is not `none`,
   or the package signs the body with HMAC).
 
+A flow's webhook trigger is an operation too (`operationId` `webhook:FLOW`): 202 with the
+queued run (`Run`), the `respond` status when it has one, 400, 413 and 422 for a body or a
+delivery key it refuses, 401 with auth, 500 (a run that ended otherwise, with `respond`) and
+503 with `Retry-After` while the store is away; the delivery header is a parameter.
+
 Routing answers (404, 405) belong to no operation and are not listed. The function is pure:
 the same project always gives the same document.
 """
@@ -26,6 +31,7 @@ from typing import Any
 
 from interlink import __version__
 from interlink.spec import Project
+from interlink.spec.flow import MAX_DELIVERY_KEY, WebhookTrigger
 from interlink.spec.project import (
     ApiKeyAuth,
     BasicAuth,
@@ -75,6 +81,12 @@ _COMPONENT_SCHEMAS: dict[str, Any] = {
         "description": "a queued request; look it up at GET /_interlink/queue/{id}",
         "properties": {"queue_item_id": {"type": "string"}},
     },
+    "Run": {
+        "type": "object",
+        "description": "the run a webhook call queued (or, for a delivery key seen before, "
+                       "the first call's run and its status now)",
+        "properties": {"run_id": {"type": "string"}, "status": {"type": "string"}},
+    },
 }
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::path)?\}")
@@ -100,6 +112,18 @@ def openapi_document(project: Project) -> dict[str, Any]:
         paths.setdefault(path, {})[service.method.lower()] = _operation(
             service, params, auth
         )
+    for flow in sorted(project.flows.values(), key=lambda f: f.name):
+        trigger = flow.trigger
+        if not isinstance(trigger, WebhookTrigger):
+            continue
+        hook_package = (project.config.packages.get(trigger.package)
+                        if trigger.package is not None else None)
+        scheme = _security_scheme(hook_package) if hook_package is not None else None
+        if scheme is not None and trigger.package is not None:
+            schemes[trigger.package] = scheme
+        paths.setdefault(trigger.path, {})[trigger.method.lower()] = _webhook_operation(
+            flow.name, flow.description, trigger,
+            hook_package.auth if hook_package is not None else None)
     components: dict[str, Any] = {"schemas": _COMPONENT_SCHEMAS}
     if schemes:
         components["securitySchemes"] = dict(sorted(schemes.items()))
@@ -108,7 +132,8 @@ def openapi_document(project: Project) -> dict[str, Any]:
         "info": {
             "title": project.name,
             "version": __version__,
-            "description": f"The services of the Interlink project {project.name!r}.",
+            "description": f"The services and webhooks of the Interlink project "
+                           f"{project.name!r}.",
         },
         "paths": paths,
         "components": components,
@@ -180,6 +205,50 @@ def _operation(
     operation["responses"] = _responses(service, auth)
     if service.execution == "async":
         operation["x-interlink-execution"] = "async"
+    return operation
+
+
+def _webhook_operation(flow: str, description: str, trigger: WebhookTrigger,
+                       auth: PackageAuth | None) -> dict[str, Any]:
+    error = {"application/json": {"schema": _ERROR_REF}}
+    run = {"application/json": {"schema": {"$ref": "#/components/schemas/Run"}}}
+    responses: dict[str, Any] = {
+        "202": {"description": "the run is queued durably (committed before this answer)",
+                "content": run},
+        "400": {"description": "a body that does not parse, or a delivery key too long",
+                "content": error},
+        "413": {"description": "a body over server.limits.max_body", "content": error},
+        "422": {"description": "a delivery key sent before with another body, or a body the "
+                               "store cannot keep", "content": error},
+        "503": {"description": "the store is unavailable: send it again",
+                "headers": {"Retry-After": {"schema": {"type": "string"}}}, "content": error},
+    }
+    if trigger.respond is not None:
+        responses[str(trigger.respond.status)] = {
+            "description": f"the run succeeded within {trigger.respond.wait:g}s: its answer is "
+                           f"`{trigger.respond.body}` (later, the 202 as without respond)"}
+        responses["500"] = {"description": "the run ended otherwise (its run id and status)",
+                            "content": error}
+    operation: dict[str, Any] = {
+        "operationId": f"webhook:{flow}", "summary": f"webhook of flow {flow}",
+        # Any body is taken (JSON as its value, anything else as its text); JSON is the rule.
+        "requestBody": {"required": False, "content": {"application/json": {"schema": {}}}},
+    }
+    if description:
+        operation["description"] = description
+    if trigger.delivery_header is not None:
+        operation["parameters"] = [{
+            "name": trigger.delivery_header, "in": "header", "required": False,
+            "schema": {"type": "string", "maxLength": MAX_DELIVERY_KEY},
+            "description": "names a delivery: sent again, it starts no second run and is "
+                           "answered with the first one's"}]
+    if _has_auth(auth):
+        assert trigger.package is not None
+        operation["tags"] = [trigger.package]
+        operation["security"] = [{trigger.package: []}]
+        responses["401"] = {"description": "the caller did not pass the package's auth",
+                            "headers": _CHALLENGE, "content": error}
+    operation["responses"] = dict(sorted(responses.items()))
     return operation
 
 

@@ -17,6 +17,7 @@ from interlink.spec._base import Duration, Expr, Name, Spec, duration_field
 from interlink.spec.notify import FlowNotify
 
 __all__ = [
+    "MAX_DELIVERY_KEY",
     "FlowRetry",
     "FlowSpec",
     "ManualTrigger",
@@ -42,6 +43,10 @@ class WebhookRespond(Spec):
         "output", description="the answer's body, an expression over `output` (the run's "
         "output: its one payload, else the list), `input` (what the webhook received) and "
         "`run` (`id`, `flow`, `status`); text is sent as text/plain, other values as JSON")
+
+
+#: the longest delivery key (`Idempotency-Key`) a webhook accepts; a longer one is a 400
+MAX_DELIVERY_KEY = 255
 
 
 class WebhookTrigger(Spec):
