@@ -8,7 +8,7 @@ made once per second. Nothing secret can be in the line: the query string keeps 
 but never its values (`?key=***`), bodies and headers are never read, and the path passes
 the engine's `Redactor` (a webhook path holding a secret from the environment is masked).
 
-Lines are plain text (`2026-12-01T09:00:00.123Z [info     ] POST /orders 202 3.1ms
+Lines are plain text (`2026-12-01T09:00:00.123456Z [info     ] POST /orders 202 3.1ms
 [interlink.access]`, the layout of the other log lines) or JSON objects (`--log-format json`,
 the keys structlog's JSON lines have, plus `method`, `path`, `query`, `status` and `ms`).
 `server.access_log: false` turns it off.
@@ -80,13 +80,14 @@ class AccessLog:
             self._write(scope, status, (time.perf_counter() - started) * 1000)
 
     def _now(self) -> str:
-        """The time as `2026-12-01T09:00:00.123Z`; the seconds' text is made once a second."""
+        """The time as `2026-12-01T09:00:00.123456Z` (to the microsecond, as structlog writes
+        the other lines); the seconds' text is made once a second."""
         now = time.time()
         second = int(now)
         if second != self._second:
             self._second = second
             self._stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
+        return f"{self._stamp}.{int((now - second) * 1_000_000):06d}Z"
 
     def _write(self, scope: Scope, status: int, ms: float) -> None:
         path = self.redactor.text(scope["path"])

@@ -140,8 +140,8 @@ class _ChildArgs:
     parent: int
     #: the store URL the parent started with: a replacement must use the same
     store: str
-    #: where the processes share their metrics
-    metrics_dir: Path
+    #: where the processes share their metrics (None: each its own)
+    metrics_dir: Path | None = None
 
 
 def _child_main(args: _ChildArgs, said: Connection) -> None:

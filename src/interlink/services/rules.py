@@ -82,7 +82,7 @@ class CompiledRule:
         try:
             return self.condition.holds(context)
         except ExpressionError as exc:
-            raise ResponseBuildError(f"response rule {self.index + 1}: {exc}") from None
+            raise ResponseBuildError(f"responses[{self.index}]: {exc}") from None
 
 
 def condition_source(written: str, conditions: Mapping[str, str]) -> str:
