@@ -100,3 +100,20 @@ async def test_a_script_step_logs_its_retries_and_the_end(tmp_path: Path) -> Non
     assert attempts[1]["message"] == (
         "no attempts left (the answer asked retry_step: stock not ready)")
     assert "step s: stock not ready (attempt 1 of 2); retrying in" in "\n".join(messages(run))
+
+
+async def test_a_redirect_fails_the_step_saying_where_it_pointed(tmp_path: Path) -> None:
+    """A 302 is the upstream's answer, not followed (the payload and its credentials go to no
+    URL the connector does not name): the step fails at once, and says where it pointed and
+    what to change."""
+    async with Upstream() as up:
+        up.route("/orders", answer=lambda req: (302, {}, {"Location": "https://new.example/o"}))
+        project = write_project(tmp_path, push_to(up.url, retry="{max_attempts: 3}"))
+        async with running_engine(project) as engine:
+            run = await finished(engine, await engine.runner.start("push", {"id": 1}))
+    assert run["status"] == "failed"
+    assert run["error"] == (
+        "calling wh.create_order: HTTP 302: a redirect to https://new.example/o, not followed "
+        "(name it in the connector's base_url or the endpoint's path) (attempt 1 of 3)")
+    assert len(up.requests_to("/orders")) == 1
+    assert up.requests_to("/o") == []

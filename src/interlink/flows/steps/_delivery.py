@@ -252,8 +252,8 @@ class Delivery:
         """The decision on an attempt, and the payload a response script set (`_KEPT` if
         none): after *every* attempt, a connection failure included."""
         step, policy, reauths = self.step, self.policy, self.tally.reauths
-        default = classify(exchange.status, exchange.error, reauths, policy.max_reauth,
-                           exchange.retry_after)
+        default = _redirect_said(exchange, classify(
+            exchange.status, exchange.error, reauths, policy.max_reauth, exchange.retry_after))
         if step.response_script is None:
             return default, _KEPT
         response = exchange.response
@@ -297,6 +297,20 @@ class Delivery:
         """Save the attempt's outcome with the step's next write."""
         self.ctx.defer(SaveAttempt(self._attempt(exchange, decision, started, wait=wait,
                                                  error=error, output=output)))
+
+
+def _redirect_said(exchange: Exchange, decision: Decision) -> Decision:
+    """A redirect's decision says where it pointed, and that it was not followed (the
+    connector pool never follows one: decision 0016)."""
+    response = exchange.response
+    if response is None or not 300 <= response.status < 400:
+        return decision
+    location = next((v for k, v in response.headers.items() if k.lower() == "location"), None)
+    if location is None:
+        return decision
+    return decision_for(decision.code, f"{decision.message}: a redirect to {location}, not "
+                        "followed (name it in the connector's base_url or the endpoint's path)",
+                        decision.retry_after)
 
 
 def _ended(decision: Decision, why: str) -> Decision:
