@@ -99,15 +99,7 @@ def openapi_document(project: Project) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     schemes: dict[str, dict[str, Any]] = {}
     for service in sorted(project.services.values(), key=lambda s: (s.path, s.method)):
-        package = (
-            project.config.packages.get(service.package) if service.package is not None
-            else None
-        )
-        auth = package.auth if package is not None else None
-        if package is not None and service.package is not None:
-            scheme = _security_scheme(package)
-            if scheme is not None:
-                schemes[service.package] = scheme
+        auth = _package_auth(project, service.package, schemes)
         path, params = _openapi_path(service.path)
         paths.setdefault(path, {})[service.method.lower()] = _operation(
             service, params, auth
@@ -116,14 +108,9 @@ def openapi_document(project: Project) -> dict[str, Any]:
         trigger = flow.trigger
         if not isinstance(trigger, WebhookTrigger):
             continue
-        hook_package = (project.config.packages.get(trigger.package)
-                        if trigger.package is not None else None)
-        scheme = _security_scheme(hook_package) if hook_package is not None else None
-        if scheme is not None and trigger.package is not None:
-            schemes[trigger.package] = scheme
+        auth = _package_auth(project, trigger.package, schemes)
         paths.setdefault(trigger.path, {})[trigger.method.lower()] = _webhook_operation(
-            flow.name, flow.description, trigger,
-            hook_package.auth if hook_package is not None else None)
+            flow.name, flow.description, trigger, auth)
     components: dict[str, Any] = {"schemas": _COMPONENT_SCHEMAS}
     if schemes:
         components["securitySchemes"] = dict(sorted(schemes.items()))
@@ -138,6 +125,19 @@ def openapi_document(project: Project) -> dict[str, Any]:
         "paths": paths,
         "components": components,
     }
+
+
+def _package_auth(project: Project, name: str | None,
+                  schemes: dict[str, dict[str, Any]]) -> PackageAuth | None:
+    """The auth of package `name` (None without one), its security scheme added to
+    `schemes` when it has one."""
+    package = project.config.packages.get(name) if name is not None else None
+    if package is None or name is None:
+        return None
+    scheme = _security_scheme(package)
+    if scheme is not None:
+        schemes[name] = scheme
+    return package.auth
 
 
 def _openapi_path(path: str) -> tuple[str, list[tuple[str, bool]]]:
