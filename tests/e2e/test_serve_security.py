@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from tests.processes import free_port, interlink, wait_healthy
+from tests.processes import free_port, interlink, wait_healthy, wait_until
 from tests.projects import write_project
 
 TOKEN = "admin-token-0123456789abcdef"
@@ -113,10 +113,11 @@ async def test_serve_says_when_the_engine_endpoints_are_loopback_only(tmp_path: 
     port = free_port()
     write_project(tmp_path, files(""))
     log = tmp_path / "serve.log"
+    line = "loopback callers only, no admin.token is set (set one to let other callers in)"
     with interlink("serve", str(tmp_path), "--port", str(port), log=log) as proc:
         await wait_healthy(port, proc)
-    assert "loopback callers only, no admin.token is set (set one to let other callers in)" \
-        in log.read_text()
+        # logged just after the listeners answer, so it may come a moment after health does
+        await wait_until("the start-up lines", lambda: line in log.read_text())
 
 
 def signed(path: str, body: bytes) -> dict[str, str]:

@@ -52,6 +52,22 @@ def test_reauth_bounded_by_max_reauth() -> None:
     assert classify(401, None, 0, 0, None).message == "HTTP 401 (re-authentication disabled)"
 
 
+@pytest.mark.parametrize(("kind", "code"), [
+    ("timeout", 1), ("dns", 1), ("connect", 1), ("disconnected", 1), ("network", 1),
+    ("auth", 1), ("protocol", 3), ("tls", 3)])
+def test_a_failure_sending_again_would_repeat_is_final(kind: str, code: int) -> None:
+    """A malformed or oversized answer, or a certificate refused, comes again on a retry."""
+    decision = classify(None, "why", 0, 1, None, error_type=kind)
+    assert (decision.code, decision.message) == (code, "why")
+
+
+def test_a_401_with_nothing_to_refresh_fails() -> None:
+    decision = classify(401, None, 0, 1, None, refreshable=False)
+    assert decision.name == "fail"
+    assert decision.message == ("HTTP 401 (the connector's credentials are static or none: "
+                                "there is nothing to refresh)")
+
+
 def test_retry_after_travels_with_a_retry() -> None:
     """A retry decision carries the server's Retry-After; a success does not need it."""
     assert classify(429, None, 0, 1, 7.0).retry_after == 7.0

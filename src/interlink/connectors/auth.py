@@ -77,6 +77,9 @@ class AppliedAuth:
 class AuthProvider(abc.ABC):
     """Adds a connector's credentials to requests; refreshes them when they are refused."""
 
+    #: whether `reauthenticate` can get a different credential (a login); static ones cannot
+    refreshable = False
+
     @abc.abstractmethod
     async def apply(self) -> AppliedAuth:
         """Headers and query parameters for the next request (may log in first)."""
@@ -141,6 +144,7 @@ class ApiKeyAuth(AuthProvider):
 class TokenAuth(AuthProvider):
     """A token obtained by a request, shared through the store, refreshed on demand."""
 
+    refreshable = True
     #: the key of the stored token data that holds the token itself
     token_key = "token"
 

@@ -20,7 +20,10 @@ deflate decoded (sent only if the caller asked for them with `Accept-Encoding`),
 
 What it does not, on purpose: follow redirects (a 3xx is the answer: the response script or the
 classifier decides, and credentials never travel to a host nobody configured), resend a request
-by itself (every request sent is one attempt the caller counted), cookies, proxies, HTTP/2.
+by itself (every request sent is one attempt the caller counted; the one exception: a request
+written to an idle connection as the upstream closed it, not a byte answered, is sent once more
+on a new connection when repeating it is safe — idempotent, or an Idempotency-Key), cookies,
+proxies, HTTP/2.
 """
 
 from __future__ import annotations
@@ -52,11 +55,15 @@ _USER_AGENT = f"interlink/{__version__}"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _FORBIDDEN = ("\r", "\n", "\0")
 _FRAMING = frozenset({"content-length", "transfer-encoding"})
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_NO_ANSWER = "the server closed the connection without answering"
 
 
 class CallFailed(ConnectorError):
     """A call got no complete answer. `kind` is what response scripts see as `error.type`:
-    `timeout`, `dns`, `connect`, `disconnected`, `protocol` or `network`."""
+    `timeout`, `dns`, `connect`, `tls` (the certificate or the protocol refused: it will be
+    again), `disconnected` (closed before the whole answer), `protocol` (an answer we refuse:
+    malformed, not HTTP, over a limit) or `network`."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -125,7 +132,8 @@ class _Connection(asyncio.Protocol):
     def _reset(self) -> None:
         self._status = 0
         self._headers: list[tuple[str, str]] = []
-        self._header_bytes = 0
+        self._head_bytes = 0  # received while the head was unfinished
+        self._header_bytes = 0  # of the headers parsed
         self._body: list[bytes] = []
         self._body_bytes = 0
         self._got_bytes = False
@@ -142,7 +150,12 @@ class _Connection(asyncio.Protocol):
         if self._waiter is None or self._waiter.done():
             self.close()  # bytes nobody asked for: the connection's framing cannot be trusted
             return
-        self._got_bytes = True
+        if not self._got_bytes:
+            self._got_bytes = True
+            if not data.startswith(b"HTTP/"[:len(data)]):
+                self._fail(CallFailed("protocol", "the answer is not HTTP (it starts with "
+                                                  f"{data[:24]!r})"))
+                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -152,11 +165,11 @@ class _Connection(asyncio.Protocol):
             self._fail(CallFailed("protocol", f"malformed response: {exc}"))
             return
         if not self._headers_done:  # all of `data` was head
-            # httptools has no limit of its own: a head that never ends would fill memory.
-            self._header_bytes += len(data)
-            if self._header_bytes > MAX_HEADER_BYTES:
-                self._fail(CallFailed("protocol", "malformed response: headers over "
-                                                  f"{MAX_HEADER_BYTES // 1024} KiB"))
+            # httptools has no limit of its own: a head that never ends would fill memory
+            # (one that ends is counted header by header, in on_header).
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEADER_BYTES:
+                self._fail(_head_too_long())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -164,17 +177,19 @@ class _Connection(asyncio.Protocol):
             return
         if self._headers_done and not self._framed:
             self._finish()  # a body delimited by the connection's end (RFC 9112 §6.3)
-        elif self._headers_done:
-            self._fail(CallFailed("protocol", "the response body was cut short"))
         elif not self._got_bytes:
-            self._fail(CallFailed("disconnected",
-                                  "the server closed the connection without answering"))
-        else:
-            self._fail(CallFailed("protocol", "the response was cut short"))
+            self._fail(CallFailed("disconnected", _NO_ANSWER))
+        else:  # a server that stopped mid-answer may answer in full next time: not malformed
+            self._fail(CallFailed("disconnected", "the server closed the connection before "
+                                  "the answer was complete"))
 
     # --- httptools callbacks --------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._fail(_head_too_long())
+            return
         self._headers.append((name.decode("latin-1"), value.decode("utf-8", "replace")))
 
     def on_headers_complete(self) -> None:
@@ -276,6 +291,11 @@ def _decoded(body: bytes, headers: list[tuple[str, str]], max_body: int | None) 
     raise CallFailed("protocol", f"the response body could not be decoded ({encoding}): {why}")
 
 
+def _head_too_long() -> CallFailed:
+    return CallFailed("protocol", f"malformed response: headers over {MAX_HEADER_BYTES // 1024} "
+                                  "KiB")
+
+
 def _too_large(max_body: int) -> CallFailed:
     return CallFailed("protocol", f"the response body is over {_size(max_body)} "
                                   "(the connector's max_response)")
@@ -315,12 +335,28 @@ class ConnectionPool:
             raise CallFailed("connect", f"cannot call {url.scheme or '?'}: URLs over HTTP")
         key = (url.scheme, url.raw_host, url.port or (443 if url.scheme == "https" else 80))
         data = _request_bytes(method, url, headers, body)
+        head_only = method == "HEAD"
         conn: _Connection | None = None
         try:
             async with asyncio.timeout(timeout):
-                conn = self._take(key) or await self._connect(key)
-                answer = await conn.exchange(data, head_only=method == "HEAD",
-                                             max_body=max_body)
+                conn = self._take(key)
+                if conn is not None:
+                    try:
+                        answer = await conn.exchange(data, head_only=head_only,
+                                                     max_body=max_body)
+                    except CallFailed as exc:
+                        self._open.discard(conn)
+                        conn = None
+                        # An idle connection the server closed as this request crossed its
+                        # close: not one byte came back, so it was not answered. Sent once
+                        # more on a new connection, if sending it twice is safe — as Go's
+                        # net/http does (Request.isReplayable).
+                        if exc.kind != "disconnected" or exc.message != _NO_ANSWER or \
+                                not _replayable(method, headers):
+                            raise
+                if conn is None:
+                    conn = await self._connect(key)
+                    answer = await conn.exchange(data, head_only=head_only, max_body=max_body)
         except BaseException as exc:
             if conn is not None:
                 self._open.discard(conn)  # exchange() closed it
@@ -328,7 +364,9 @@ class ConnectionPool:
                 raise CallFailed("timeout", f"timed out after {format_seconds(timeout)}"
                                  ) from None
             raise
-        if conn.reusable() and not self._closed:
+        # A body on a GET or DELETE may be left unread by the upstream, which would then take
+        # it for the start of the connection's next request.
+        if conn.reusable() and not self._closed and (not body or method in _BODY_METHODS):
             conn.idle_since = time.monotonic()
             self._idle.setdefault(key, []).append(conn)
         else:
@@ -381,11 +419,21 @@ def _connect_failed(exc: OSError, host: str, port: int) -> CallFailed:
     if isinstance(exc, ConnectionRefusedError):
         return CallFailed("connect", f"connection refused ({where})")
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return CallFailed("connect", f"cannot connect to {where}: TLS: certificate verify "
-                                     f"failed: {exc.verify_message}")
+        return CallFailed("tls", f"cannot connect to {where}: TLS: certificate verify "
+                                 f"failed: {exc.verify_message}")
     if isinstance(exc, ssl.SSLError):
-        return CallFailed("connect", f"cannot connect to {where}: TLS: {exc.reason or exc}")
+        # WRONG_VERSION_NUMBER: what answered does not speak TLS (a plain-HTTP port); both
+        # fail the same way again, unlike a handshake cut short.
+        kind = "tls" if exc.reason == "WRONG_VERSION_NUMBER" else "connect"
+        return CallFailed(kind, f"cannot connect to {where}: TLS: {exc.reason or exc}")
     return CallFailed("connect", f"cannot connect to {where}: {exc.strerror or exc}")
+
+
+def _replayable(method: str, headers: Mapping[str, str]) -> bool:
+    """Whether a request may reach the upstream twice: an idempotent method, or a key the
+    upstream deduplicates by (every connector step sends one)."""
+    return method in _IDEMPOTENT_METHODS or any(
+        name.lower() in ("idempotency-key", "x-idempotency-key") for name in headers)
 
 
 def _request_bytes(method: str, url: URL, headers: Mapping[str, str],

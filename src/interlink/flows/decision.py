@@ -48,6 +48,8 @@ CODE_NAMES: dict[int, str] = {
 
 #: Statuses worth retrying besides 5xx: the request may succeed if sent again later.
 _RETRYABLE_STATUSES = frozenset({408, 425, 429})
+#: Failures without an answer that sending again would only repeat (`Exchange.error_type`).
+_FINAL_ERRORS = frozenset({"protocol", "tls"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,17 +84,27 @@ def classify(
     reauths_done: int,
     max_reauth: int,
     retry_after: float | None = None,
+    *,
+    error_type: str | None = None,
+    refreshable: bool = True,
 ) -> Decision:
     """The default classifier, used when a connector step has no response script.
 
-    2xx → continue; 401 → reauth while `reauths_done < max_reauth`, then fail; 408, 425, 429,
-    5xx and network errors or timeouts (`status` None) → retry_step; anything else → fail.
+    2xx → continue; 401 → reauth while `reauths_done < max_reauth` and the connector has
+    credentials to refresh (`refreshable`), then fail; 408, 425, 429, 5xx, timeouts and
+    network errors (`status` None) → retry_step, but for an answer refused as malformed or
+    over a limit and a TLS refusal (`error_type` protocol or tls), which would come again →
+    fail; anything else → fail.
     """
     if status is None:
-        return decision_for(1, error or "no response", retry_after)
+        code = 3 if error_type in _FINAL_ERRORS else 1
+        return decision_for(code, error or "no response", retry_after)
     if 200 <= status < 300:
         return decision_for(0, f"HTTP {status}")
     if status == 401:
+        if not refreshable:
+            return decision_for(3, "HTTP 401 (the connector's credentials are static or "
+                                "none: there is nothing to refresh)")
         if reauths_done < max_reauth:
             return decision_for(4, "HTTP 401: re-authenticating")
         return decision_for(3, _exhausted_reauth(reauths_done))

@@ -251,6 +251,76 @@ async def test_an_idle_connection_the_server_closed_is_not_used(pool: Connection
     assert server.connections == 2
 
 
+async def closes_when_idle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                           server: RawServer) -> None:
+    """Answer the first request, then read the next one and close without answering: an
+    upstream whose idle timeout fired as the request crossed it."""
+    await server.read_request(reader)
+    writer.write(answer())
+    await writer.drain()
+    await server.read_request(reader)
+
+
+async def first_connection_closes_when_idle(reader: asyncio.StreamReader,
+                                            writer: asyncio.StreamWriter,
+                                            server: RawServer) -> None:
+    if server.connections == 1:
+        await closes_when_idle(reader, writer, server)
+    else:
+        await keep_answering(reader, writer, server)
+
+
+@pytest.mark.parametrize(("method", "headers"), [
+    ("GET", {}), ("PUT", {}), ("POST", {"Idempotency-Key": "run-1:push:0"})])
+async def test_a_request_crossing_an_idle_close_is_sent_again_when_that_is_safe(
+        pool: ConnectionPool, method: str, headers: dict[str, str]) -> None:
+    """The upstream closed the reused connection without a byte of answer: the same request
+    goes once more on a new connection (as Go's net/http does), not a failed attempt."""
+    body = None if method == "GET" else b"{}"
+    async with raw_server(first_connection_closes_when_idle) as server:
+        await pool.request(method, url(server), headers, body, timeout=5)
+        got = await pool.request(method, url(server), headers, body, timeout=5)
+    assert got.status == 200
+    assert server.connections == 2
+    assert len(server.requests) == 3  # the one that crossed the close, read and not answered
+
+
+async def test_a_post_without_a_key_is_not_sent_twice(pool: ConnectionPool) -> None:
+    """Without an Idempotency-Key a POST that may have been acted upon fails the call: the
+    caller's policy decides whether to send it again."""
+    async with raw_server(first_connection_closes_when_idle) as server:
+        await pool.request("POST", url(server), {}, b"{}", timeout=5)
+        with pytest.raises(CallFailed) as caught:
+            await pool.request("POST", url(server), {}, b"{}", timeout=5)
+    assert (caught.value.kind, caught.value.message) == (
+        "disconnected", "the server closed the connection without answering")
+    assert server.connections == 1
+
+
+async def test_a_fresh_connection_closed_unanswered_is_not_sent_again(
+        pool: ConnectionPool) -> None:
+    """Only a reused connection can have crossed an idle close: on a new one, no answer is
+    the upstream's doing, and the call fails."""
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      server: RawServer) -> None:
+        await server.read_request(reader)
+
+    async with raw_server(hang_up) as server:
+        with pytest.raises(CallFailed):
+            await pool.request("GET", url(server), {}, None, timeout=5)
+    assert server.connections == 1
+
+
+async def test_a_body_on_a_get_retires_the_connection(pool: ConnectionPool) -> None:
+    """An upstream may leave a GET's body unread and take it for the next request's start:
+    the connection is not used again."""
+    async with raw_server(keep_answering) as server:
+        await pool.request("GET", url(server), {}, b'{"id":1}', timeout=5)
+        await pool.request("GET", url(server), {}, None, timeout=5)
+        await pool.request("GET", url(server), {}, None, timeout=5)
+    assert server.connections == 2
+
+
 async def test_an_idle_connection_expires(pool: ConnectionPool) -> None:
     short = ConnectionPool(keepalive_s=0.05)
     try:
@@ -296,17 +366,24 @@ async def test_bytes_sent_while_idle_retire_the_connection(pool: ConnectionPool)
 
 @pytest.mark.parametrize(("reply", "kind", "message"), [
     (b"", "disconnected", "the server closed the connection without answering"),
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "protocol",
-     "the response body was cut short"),
-    (b"HTTP/1.1 200 OK\r\nContent-Le", "protocol", "the response was cut short"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "disconnected",
+     "the server closed the connection before the answer was complete"),
+    (b"HTTP/1.1 200 OK\r\nContent-Le", "disconnected",
+     "the server closed the connection before the answer was complete"),
     (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nnotgz",
      "protocol", "the response body could not be decoded (gzip)"),
     (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 12\r\n\r\n"
      + gzip.compress(b"a long enough text")[:12], "protocol",
      "the response body could not be decoded (gzip): the compressed stream is cut short"),
-    (b"SMTP ready\r\n\r\n", "protocol", "malformed response"),
+    (b"220 smtp.example ESMTP ready\r\n", "protocol",
+     "the answer is not HTTP (it starts with b'220 smtp.example ESMTP r')"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", "protocol", "malformed response: "),
     (b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 300_000, "protocol",  # a head without end
      "malformed response: headers over 64 KiB"),
+    (b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 300_000 + b"\r\nContent-Length: 0\r\n\r\n",
+     "protocol", "malformed response: headers over 64 KiB"),  # a whole long head at once
+    (b"HTTP/1.1 200 OK\r\n" + b"X-Pad: a\r\n" * 8000 + b"Content-Length: 0\r\n\r\n",
+     "protocol", "malformed response: headers over 64 KiB"),  # many short headers
 ])
 async def test_a_broken_answer_is_a_call_failure(pool: ConnectionPool, reply: bytes,
                                                  kind: str, message: str) -> None:
@@ -417,6 +494,6 @@ async def test_tls_is_verified(tmp_path: object) -> None:
     finally:
         await strict.close()
         await private.close()
-    assert refused.value.kind == "connect"
+    assert refused.value.kind == "tls"
     assert "certificate verify failed" in refused.value.message
     assert got.status == 200

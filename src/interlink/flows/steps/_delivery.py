@@ -110,6 +110,8 @@ class Delivery:
         self.page_query = query or {}
         self.url = url
         self.shape = shape
+        endpoint = client.spec.endpoints.get(step.endpoint)  # unknown: prepare() says so
+        self.body = step.body_for(endpoint.method if endpoint else "POST")
         self.key = f"{ctx.run.id}:{step.id}:{index}" + (f":{page}" if page else "")
         self.where = f"calling {step.connector}.{step.endpoint}" + (
             f" (page {page + 1})" if page else "")
@@ -128,7 +130,7 @@ class Delivery:
             tally.last_n += 1
             data = ctx.data(self.payload, attempt=tally.used, idempotency_key=self.key)
             try:
-                body = compile_expression(step.body).evaluate(data) if step.body else None
+                body = compile_expression(self.body).evaluate(data) if self.body else None
             except ExpressionError as exc:
                 return Failed(f"step {step.id}: building the request body: {exc}")
             try:
@@ -141,7 +143,7 @@ class Delivery:
                     step.endpoint, data, body, headers=headers, query=query,
                     idempotency_key=self.key, url=self.url)
             except ExpressionError as exc:
-                return Failed(f"step {step.id}: building the request: {exc}")
+                return Failed(f"step {step.id}: {self.where}: building the request: {exc}")
             started = time.time()
             await ctx.flush(SaveAttempt(AttemptRecord(
                 ctx.run.id, step.id, tally.last_n, prepared.record.record(), None, _NO_CODE,
@@ -253,7 +255,8 @@ class Delivery:
         none): after *every* attempt, a connection failure included."""
         step, policy, reauths = self.step, self.policy, self.tally.reauths
         default = _redirect_said(exchange, classify(
-            exchange.status, exchange.error, reauths, policy.max_reauth, exchange.retry_after))
+            exchange.status, exchange.error, reauths, policy.max_reauth, exchange.retry_after,
+            error_type=exchange.error_type, refreshable=self.client.auth.refreshable))
         if step.response_script is None:
             return default, _KEPT
         response = exchange.response

@@ -50,6 +50,8 @@ __all__ = ["INLINE_WAIT_S", "KIND", "CacheSpec", "ConnectorStep", "run"]
 
 #: the `type:` of this step kind
 KIND = "connector"
+#: methods whose requests carry the payload unless the step says otherwise
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class CacheSpec(Spec):
@@ -66,14 +68,22 @@ class ConnectorStep(StepSpec):
     connector: Name
     endpoint: Name
     body: Expr | None = Field(
-        "payload", description="expression giving what to send (null: no body)"
-    )
+        "payload", description="expression giving what to send (null: no body); unset, a "
+        "GET, HEAD, DELETE or OPTIONS endpoint sends none")
     headers: dict[str, Interp] = Field(default_factory=dict, description="extra headers")
     query: dict[str, Interp] = Field(default_factory=dict, description="extra query parameters")
     response_script: str | None = Field(None, description="scripts/x.py run after every attempt")
     concurrency: int = Field(1, ge=1, description="payloads sent at once")
     cache: CacheSpec | None = Field(None, description="reuse answers for the same key")
     paginate: Paginate | None = Field(None, description="overrides the endpoint's pagination")
+
+    def body_for(self, method: str) -> Expr | None:
+        """What to send to an endpoint of `method`: `body` if set, else the payload for
+        POST, PUT and PATCH and nothing for the others — an upstream that reads no GET body
+        would read the one sent as the start of the connection's next request."""
+        if "body" in self.model_fields_set or method in _BODY_METHODS:
+            return self.body
+        return None
 
     def refs(self) -> Iterator[Ref]:
         """Its connector and endpoint, and its response script."""
