@@ -13,7 +13,15 @@ from tests.projects import push_to, write_project
 from tests.upstream import Upstream
 
 from interlink.cli.progress import Progress
-from interlink.store import AttemptRecord, InsertRun, SaveAttempt, SaveStep, StepRecord, Store
+from interlink.store import (
+    UNKNOWN_DECISION,
+    AttemptRecord,
+    InsertRun,
+    SaveAttempt,
+    SaveStep,
+    StepRecord,
+    Store,
+)
 
 
 async def test_attempts_and_in_place_waits_are_told_on_stderr(tmp_path: Path) -> None:
@@ -39,7 +47,8 @@ async def test_attempts_and_in_place_waits_are_told_on_stderr(tmp_path: Path) ->
     told = [line for line in lines if line.startswith("step push") and "attempt" in line]
     # An attempt may be sent and answered between two looks: then its two lines come together.
     assert told == expected, lines
-    assert lines[0] == f"run {run['id']} queued (flow push)" or "running" in lines[0]
+    assert lines[:2] == [f"run {run['id']} queued (flow push)",
+                         f"run {run['id']} running (flow push)"]
     assert any(line.startswith("step push: succeeded in ") for line in lines)
     assert lines[-1].startswith(f"run {run['id']} succeeded in ")
 
@@ -81,8 +90,23 @@ async def test_one_look_tells_a_steps_attempts_before_its_end(store: Store) -> N
         SaveStep(StepRecord("r1", 1, "b", "succeeded", 101.6, 102.5)))
     said: list[str] = []
     await Progress(store, "r1", said.append).look()
-    assert said[1:] == [
+    assert said[2:] == [
         "step a (1 of 2): attempt 1: POST http://up/x", "step a: attempt 1: HTTP 201 → continue",
         "step a: succeeded in 1.00s",
         "step b (2 of 2): attempt 1: POST http://up/x", "step b: attempt 1: HTTP 200 → continue",
         "step b: succeeded in 0.90s"]
+
+
+async def test_a_late_first_look_tells_the_run_queued_and_started_before_its_attempts(
+        store: Store) -> None:
+    """The run was queued, started and sent its first attempt before the first look: told in
+    that order (a newcomer saw `running` after attempt 1, and no `queued` at all)."""
+    run = replace(a_run("r1", created_at=100.0), status="running", started_at=100.2,
+                  flow_spec={"steps": [{"id": "a"}]})
+    sent = {"method": "POST", "url": "http://up/x"}
+    await store.write(InsertRun(run), SaveAttempt(AttemptRecord(
+        "r1", "a", 1, sent, None, -1, UNKNOWN_DECISION, 100.3)))
+    said: list[str] = []
+    await Progress(store, "r1", said.append).look()
+    assert said == ["run r1 queued (flow orders)", "run r1 running (flow orders)",
+                    "step a (1 of 1): attempt 1: POST http://up/x"]

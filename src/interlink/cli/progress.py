@@ -43,14 +43,17 @@ class Progress:
         run = await self.store.get_run(self.run_id)
         if run is None:
             return
-        changed = run.status != self._status
+        first, changed = self._status is None, run.status != self._status
         self._status = run.status
         ended = run.status in TERMINAL
-        if changed and not ended:  # queued, running, waiting: before what it brought
-            self.echo(await self._run_line(run))
-        # What one look found is told in the order it happened: a step's attempts before its
-        # end (a fast step is sent, answered and ended between two looks).
+        # What one look found is told in the order it happened: the run's start before the
+        # attempts it sent, a step's attempts before its end (a fast step is sent, answered
+        # and ended between two looks; a run can be queued and started between two).
         told: list[tuple[float, int, str]] = []
+        if first and run.status != "queued":
+            told.append((run.created_at, 0, f"run {run.id} queued (flow {run.flow})"))
+        if changed and not ended:  # running, waiting
+            told.append((_since(run), len(told), await self._run_line(run)))
         for step in await self.store.get_steps(self.run_id):
             if step.status == "waiting" or (step.step_id, step.status) in self._steps:
                 continue
@@ -100,6 +103,15 @@ class Progress:
         if run.finished_at is not None:
             took = f" in {run.finished_at - (run.started_at or run.created_at):.2f}s"
         return f"run {run.id} {run.status}{took}"
+
+
+def _since(run: RunRecord) -> float:
+    """When the run's current status began (as near as the record says)."""
+    if run.status == "queued":
+        return run.created_at
+    if run.status == "running" and run.started_at is not None:
+        return run.started_at
+    return run.updated_at or run.created_at
 
 
 def _item(a: AttemptRecord) -> str:
