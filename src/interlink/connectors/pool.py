@@ -186,10 +186,12 @@ class _Connection(asyncio.Protocol):
     # --- httptools callbacks --------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value) + 4
+        self._header_bytes += len(name) + len(value) + 4  # trailer fields count too
         if self._header_bytes > MAX_HEADER_BYTES:
             self._fail(_head_too_long())
             return
+        if self._headers_done:
+            return  # a chunked body's trailer field: not a header (RFC 9110 §6.5.1)
         self._headers.append((name.decode("latin-1"), value.decode("utf-8", "replace")))
 
     def on_headers_complete(self) -> None:

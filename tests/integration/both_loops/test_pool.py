@@ -152,7 +152,7 @@ async def test_chunked_and_gzip_bodies_are_assembled_and_decoded(pool: Connectio
             writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
             await writer.drain()
             await asyncio.sleep(0.001)
-        writer.write(b"0\r\n\r\n")
+        writer.write(b"0\r\nX-Checksum: abc\r\n\r\n")  # a trailer field
         await writer.drain()
         await reader.read()
 
@@ -160,6 +160,9 @@ async def test_chunked_and_gzip_bodies_are_assembled_and_decoded(pool: Connectio
         got = await pool.request("GET", url(server), {"Accept-Encoding": "gzip"}, None,
                                  timeout=5)
     assert got.body == b'{"items":[1,2,3]}'
+    # Trailer fields are not headers (RFC 9110 §6.5: not merged unless known to be safe).
+    assert [name for name, _ in got.headers] == [
+        "Transfer-Encoding", "Content-Encoding", "Content-Type"]
 
 
 def _raw_deflate(data: bytes) -> bytes:
