@@ -34,7 +34,7 @@ import socket
 import ssl
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import cast
 
 import httptools
@@ -76,6 +76,12 @@ def check_header(name: str, value: str) -> None:
     for text in (name, value):
         if any(c in text for c in _FORBIDDEN):
             raise ValueError(f"header {name!r} contains a line break or NUL: it cannot be sent")
+        if not text.isascii():
+            try:
+                text.encode()
+            except UnicodeEncodeError:  # a lone surrogate: no bytes stand for it
+                raise ValueError(f"header {name!r} is not valid text: it cannot be sent"
+                                 ) from None
     if not name or " " in name or ":" in name:
         raise ValueError(f"header name {name!r} is not a valid HTTP token")
 
@@ -99,7 +105,10 @@ class Answer:
     def text(self) -> str:
         """The body as text: the Content-Type's charset (UTF-8 if none or unknown), with
         undecodable bytes replaced."""
-        return self.body.decode(_charset(self.header("Content-Type")), "replace")
+        try:
+            return self.body.decode(_charset(self.header("Content-Type")), "replace")
+        except UnicodeError:  # idna, punycode: text codecs that take no error handler
+            return self.body.decode("utf-8", "replace")
 
 
 def _charset(content_type: str | None) -> str:
@@ -109,21 +118,28 @@ def _charset(content_type: str | None) -> str:
             if key.strip().lower() == "charset":
                 name = value.strip().strip('"')
                 try:
-                    return codecs.lookup(name).name
+                    codec = codecs.lookup(name)
                 except LookupError:
                     break
+                # base64, rot13, zip…: codecs, but not text encodings (bytes.decode refuses)
+                if codec._is_text_encoding:
+                    return codec.name
+                break
     return "utf-8"
 
 
 class _Connection(asyncio.Protocol):
     """One keep-alive connection: one request at a time, its answer parsed as it arrives."""
 
-    def __init__(self, key: tuple[str, str, int]) -> None:
+    def __init__(self, key: tuple[str, str, int],
+                 on_lost: Callable[[_Connection], None]) -> None:
         self.key = key
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
+        self._on_lost = on_lost
+        self._closed_here = False  # closed by this side (pool.close, a failure, a cancel)
         self._waiter: asyncio.Future[Answer] | None = None
         self._head_only = False
         self._max_body: int | None = None
@@ -136,8 +152,11 @@ class _Connection(asyncio.Protocol):
         self._header_bytes = 0  # of the headers parsed
         self._body: list[bytes] = []
         self._body_bytes = 0
+        self._received = 0
+        self._chunks = 0
         self._got_bytes = False
         self._headers_done = False
+        self._answered = False
         self._framed = False
         self._keep_alive = False
 
@@ -170,12 +189,23 @@ class _Connection(asyncio.Protocol):
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEADER_BYTES:
                 self._fail(_head_too_long())
+            return
+        # What is not body — the head, chunk sizes, a trailer field that never ends — is
+        # bounded too: twice the head's limit, and a few bytes per chunk.
+        self._received += len(data)
+        if self._received - self._body_bytes > 2 * MAX_HEADER_BYTES + 16 * self._chunks:
+            self._fail(CallFailed("protocol", "malformed response: its chunk framing and trailer "
+                                              f"fields are over {MAX_HEADER_BYTES // 512} KiB"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._on_lost(self)
         if self._waiter is None or self._waiter.done():
             return
-        if self._headers_done and not self._framed:
+        if self._closed_here:  # pool.close() while the call was in flight
+            self._fail(CallFailed("network", "the call was cut off: this process closed its "
+                                             "connections (it is stopping)"))
+        elif self._headers_done and not self._framed and exc is None:
             self._finish()  # a body delimited by the connection's end (RFC 9112 §6.3)
         elif not self._got_bytes:
             self._fail(CallFailed("disconnected", _NO_ANSWER))
@@ -184,6 +214,17 @@ class _Connection(asyncio.Protocol):
                                   "the answer was complete"))
 
     # --- httptools callbacks --------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._answered:
+            # A second answer in the read that ended the first: nobody asked for it, so the
+            # connection's framing cannot be trusted (the next call would read its rest).
+            # Parsed on into fresh lists, away from the answer already given.
+            self._headers, self._body = [], []
+            self.close()
+
+    def on_chunk_header(self) -> None:
+        self._chunks += 1
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_bytes += len(name) + len(value) + 4  # trailer fields count too
@@ -200,11 +241,7 @@ class _Connection(asyncio.Protocol):
             return  # informational: the real answer follows (on_message_complete resets)
         self._status = status
         self._headers_done = True
-        for name, value in self._headers:
-            lowered = name.lower()
-            if lowered == "content-length" or (
-                    lowered == "transfer-encoding" and "chunked" in value.lower()):
-                self._framed = True
+        self._framed = _framed(self._headers)
         if self._head_only:
             # A HEAD answer has no body whatever Content-Length says; the parser does not
             # know the method, so this connection is not reused.
@@ -224,6 +261,7 @@ class _Connection(asyncio.Protocol):
             return
         # Only known while the parser is at the end of a message (llhttp_should_keep_alive).
         self._keep_alive = self.parser.should_keep_alive()
+        self._answered = True
         self._finish()
 
     # --- requests -------------------------------------------------------------------------
@@ -263,9 +301,25 @@ class _Connection(asyncio.Protocol):
             self._waiter = None
 
     def close(self) -> None:
-        self.closed = True
+        self.closed = self._closed_here = True
         if self.transport is not None:
             self.transport.close()
+
+
+def _framed(headers: list[tuple[str, str]]) -> bool:
+    """Whether the body's end is in the message (RFC 9112 §6.3): chunked as the last transfer
+    coding, or a Content-Length without a Transfer-Encoding; otherwise the connection's end
+    ends it — as llhttp reads it."""
+    coding = length = None
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "transfer-encoding":
+            coding = value
+        elif lowered == "content-length":
+            length = value
+    if coding is not None:
+        return coding.rsplit(",", 1)[-1].strip().lower() == "chunked"
+    return length is not None
 
 
 def _decoded(body: bytes, headers: list[tuple[str, str]], max_body: int | None) -> bytes:
@@ -276,21 +330,35 @@ def _decoded(body: bytes, headers: list[tuple[str, str]], max_body: int | None) 
     # 47: zlib or gzip, told apart by their header; raw deflate (what some servers send as
     # "deflate") needs -15. Decoded up to the limit and no further: a small body can unpack
     # to gigabytes.
-    limit = 0 if max_body is None else max_body + 1
     why = ""
     for wbits in (47, -15) if encoding == "deflate" else (47,):
-        unpack = zlib.decompressobj(wbits)
         try:
-            decoded = unpack.decompress(body, limit)
+            return _inflate(body, wbits, max_body, members=encoding != "deflate")
         except zlib.error as exc:
             why = str(exc)
-            continue
-        if max_body is not None and len(decoded) > max_body:
-            raise _too_large(max_body)
-        if unpack.eof:
-            return decoded
-        why = "the compressed stream is cut short"
     raise CallFailed("protocol", f"the response body could not be decoded ({encoding}): {why}")
+
+
+def _inflate(data: bytes, wbits: int, max_body: int | None, *, members: bool) -> bytes:
+    """`data` decompressed; gzip may hold several members one after the other (RFC 1952
+    §2.2), which `gzip.decompress` joins too. Raises `zlib.error`, or `CallFailed` over the
+    limit."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        unpack = zlib.decompressobj(wbits)
+        part = unpack.decompress(data, 0 if max_body is None else max_body - size + 1)
+        size += len(part)
+        if max_body is not None and size > max_body:
+            raise _too_large(max_body)
+        if not unpack.eof:
+            raise zlib.error("the compressed stream is cut short")
+        parts.append(part)
+        data = unpack.unused_data
+        if not data.strip(b"\0"):  # gzip(1) allows zeros as padding after the last member
+            return b"".join(parts)
+        if not members:
+            raise zlib.error("bytes after the end of the compressed stream")
 
 
 def _head_too_long() -> CallFailed:
@@ -326,6 +394,7 @@ class ConnectionPool:
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._open: set[_Connection] = set()
         self._closed = False
+        self._sweep: asyncio.TimerHandle | None = None
 
     async def request(self, method: str, url: URL, headers: Mapping[str, str],
                       body: bytes | None, *, timeout: float,  # noqa: ASYNC109 (per call)
@@ -335,8 +404,11 @@ class ConnectionPool:
         be sent (`check_header`)."""
         if url.scheme not in ("http", "https") or not url.raw_host:
             raise CallFailed("connect", f"cannot call {url.scheme or '?'}: URLs over HTTP")
-        key = (url.scheme, url.raw_host, url.port or (443 if url.scheme == "https" else 80))
-        data = _request_bytes(method, url, headers, body)
+        if self._closed:
+            raise CallFailed("network", "not sent: the connection pool is closed")
+        port = url.port if url.port is not None else 443 if url.scheme == "https" else 80
+        key = (url.scheme, url.raw_host, port)
+        data, keep = _request_bytes(method, url, headers, body)
         head_only = method == "HEAD"
         conn: _Connection | None = None
         try:
@@ -368,13 +440,48 @@ class ConnectionPool:
             raise
         # A body on a GET or DELETE may be left unread by the upstream, which would then take
         # it for the start of the connection's next request.
-        if conn.reusable() and not self._closed and (not body or method in _BODY_METHODS):
+        if conn.reusable() and keep and not self._closed and (
+                not body or method in _BODY_METHODS):
             conn.idle_since = time.monotonic()
             self._idle.setdefault(key, []).append(conn)
+            if self._sweep is None:
+                self._sweep = asyncio.get_running_loop().call_later(
+                    self._keepalive_s, self._close_expired)
         else:
             conn.close()
             self._open.discard(conn)
         return answer
+
+    def _close_expired(self) -> None:
+        """Close the connections idle for `keepalive_s`; come back when the next one is due
+        (a host called once is not kept open for ever)."""
+        self._sweep = None
+        now = time.monotonic()
+        due: float | None = None
+        for key, idle in list(self._idle.items()):
+            kept = []
+            for conn in idle:
+                if conn.closed or now - conn.idle_since >= self._keepalive_s:
+                    conn.close()
+                    self._open.discard(conn)
+                else:
+                    kept.append(conn)
+                    expires = conn.idle_since + self._keepalive_s
+                    due = expires if due is None else min(due, expires)
+            if kept:
+                self._idle[key] = kept
+            else:
+                del self._idle[key]
+        if due is not None and not self._closed:
+            self._sweep = asyncio.get_running_loop().call_later(max(due - now, 0.01),
+                                                               self._close_expired)
+
+    def _forget(self, conn: _Connection) -> None:
+        """A connection ended (closed by either side): out of the pool."""
+        self._open.discard(conn)
+        idle = self._idle.get(conn.key)
+        if idle is not None and conn in idle:
+            idle.remove(conn)
 
     def _take(self, key: tuple[str, str, int]) -> _Connection | None:
         idle = self._idle.get(key)
@@ -397,17 +504,26 @@ class ConnectionPool:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await loop.create_connection(
-                lambda: _Connection(key), host, port, ssl=context,
+                lambda: _Connection(key, self._forget), host, port, ssl=context,
                 server_hostname=host if context is not None else None)
         except OSError as exc:
             raise _connect_failed(exc, host, port) from None
+        except UnicodeError:  # an empty or over-long label: the IDNA codec refuses it
+            raise CallFailed("dns", f"cannot resolve host {host}: not a valid host name"
+                             ) from None
+        if self._closed:  # closed while this connection was being opened
+            conn.close()
+            raise CallFailed("network", "not sent: the connection pool is closed")
         self._open.add(conn)
         return conn
 
     async def close(self) -> None:
         """Close every connection (idle or not); later answers are not kept."""
         self._closed = True
-        for conn in self._open:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        for conn in list(self._open):
             conn.close()
         self._open.clear()
         self._idle.clear()
@@ -428,7 +544,8 @@ def _connect_failed(exc: OSError, host: str, port: int) -> CallFailed:
         # fail the same way again, unlike a handshake cut short.
         kind = "tls" if exc.reason == "WRONG_VERSION_NUMBER" else "connect"
         return CallFailed(kind, f"cannot connect to {where}: TLS: {exc.reason or exc}")
-    return CallFailed("connect", f"cannot connect to {where}: {exc.strerror or exc}")
+    return CallFailed("connect", f"cannot connect to {where}: "
+                                 f"{exc.strerror or str(exc) or type(exc).__name__}")
 
 
 def _replayable(method: str, headers: Mapping[str, str]) -> bool:
@@ -439,10 +556,13 @@ def _replayable(method: str, headers: Mapping[str, str]) -> bool:
 
 
 def _request_bytes(method: str, url: URL, headers: Mapping[str, str],
-                   body: bytes | None) -> bytes:
+                   body: bytes | None) -> tuple[bytes, bool]:
+    """The request's bytes, and whether its connection may be kept (the caller did not say
+    `Connection: close`)."""
     lines = [f"{method} {url.raw_path_qs or '/'} HTTP/1.1",
              f"Host: {url.host_port_subcomponent}"]
     named: set[str] = set()
+    keep = True
     for name, value in headers.items():
         check_header(name, value)
         lowered = name.lower()
@@ -453,6 +573,8 @@ def _request_bytes(method: str, url: URL, headers: Mapping[str, str],
         if lowered == "host":
             lines[1] = f"Host: {value}"
             continue
+        if lowered == "connection" and "close" in value.lower():
+            keep = False
         named.add(lowered)
         lines.append(f"{name}: {value}")
     if "user-agent" not in named:
@@ -460,5 +582,5 @@ def _request_bytes(method: str, url: URL, headers: Mapping[str, str],
     if body is not None or method in _BODY_METHODS:
         lines.append(f"Content-Length: {len(body or b'')}")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode()
-    return head + body if body else head
+    return (head + body if body else head), keep
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import ssl
+import struct
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -500,3 +502,190 @@ async def test_tls_is_verified(tmp_path: object) -> None:
     assert refused.value.kind == "tls"
     assert "certificate verify failed" in refused.value.message
     assert got.status == 200
+
+
+# --- what a review found (each reproduced against the first version) ------------------------
+
+
+async def test_a_second_answer_in_the_read_that_ended_the_first_retires_the_connection(
+        pool: ConnectionPool) -> None:
+    """Bytes after an answer in the same read are an answer nobody asked for: parsed on, they
+    made the next call's answer (a 503) read as this stray one's 200."""
+    async def stray(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    server: RawServer) -> None:
+        if server.connections > 1:
+            await keep_answering(reader, writer, server)
+            return
+        await server.read_request(reader)
+        writer.write(answer(body=b"ok") + b"HTTP/1.1 200 OK\r\nX-Stale: ")
+        await writer.drain()
+        await server.read_request(reader)
+        writer.write(answer("503 Service Unavailable", b"busy"))
+        await reader.read()
+
+    async with raw_server(stray) as server:
+        first = await pool.request("GET", url(server), {}, None, timeout=5)
+        second = await pool.request("GET", url(server), {}, None, timeout=5)
+    assert (first.status, first.body, first.headers) == (200, b"ok", [("Content-Length", "2")])
+    assert (second.status, second.body) == (200, b'{"ok":true}')
+    assert server.connections == 2
+
+
+async def test_a_body_cut_by_a_reset_is_not_an_answer(pool: ConnectionPool) -> None:
+    """A body that runs to the connection's end is whole only if the connection ended well:
+    a reset mid-body is a cut answer, not a short one."""
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    server: RawServer) -> None:
+        await server.read_request(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\n\r\n{"status":"accep')
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        linger_0 = struct.pack("ii", 1, 0)  # close with a reset (RST), not a FIN
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                                   linger_0)
+        writer.transport.abort()
+
+    async with raw_server(reset) as server:
+        with pytest.raises(CallFailed) as caught:
+            await pool.request("GET", url(server), {}, None, timeout=5)
+    assert caught.value.kind == "disconnected"
+
+
+async def test_closing_the_pool_cuts_a_call_off_without_sending_it_again() -> None:
+    """Our own close is not the upstream's: a keyed request in flight on a reused connection
+    is not replayed on a new one (it was, to an upstream that had read it)."""
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   server: RawServer) -> None:
+        while await server.read_request(reader) is not None:
+            await asyncio.sleep(0.3)
+            writer.write(answer())
+
+    pool = ConnectionPool()
+    async with raw_server(slow) as server:
+        await pool.request("GET", url(server), {}, None, timeout=5)
+        call = asyncio.ensure_future(pool.request("POST", url(server), {"Idempotency-Key": "k"},
+                                                  b"{}", timeout=5))
+        await asyncio.sleep(0.1)
+        await pool.close()
+        with pytest.raises(CallFailed) as caught:
+            await call
+        with pytest.raises(CallFailed, match="the connection pool is closed"):
+            await pool.request("GET", url(server), {}, None, timeout=5)
+    assert caught.value.kind == "network"
+    assert "this process closed its connections" in caught.value.message
+    assert (server.connections, len(server.requests)) == (1, 2)
+
+
+async def test_a_trailer_that_never_ends_is_refused(pool: ConnectionPool) -> None:
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      server: RawServer) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+                     b"X-Trailer: ")
+        for _ in range(40):
+            writer.write(b"a" * 8192)
+            await writer.drain()
+        await reader.read()
+
+    async with raw_server(endless) as server:
+        with pytest.raises(CallFailed) as caught:
+            await pool.request("GET", url(server), {}, None, timeout=5)
+    assert (caught.value.kind, caught.value.message) == (
+        "protocol", "malformed response: its chunk framing and trailer fields are over 128 KiB")
+
+
+async def test_many_small_chunks_are_not_taken_for_framing_abuse(pool: ConnectionPool) -> None:
+    body = b"x" * 50_000
+
+    async def tiny_chunks(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                          server: RawServer) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                     b"".join(b"1;ext=value\r\nx\r\n" for _ in body) + b"0\r\n\r\n")
+        await reader.read()
+
+    async with raw_server(tiny_chunks) as server:
+        got = await pool.request("GET", url(server), {}, None, timeout=5)
+    assert got.body == body
+
+
+@pytest.mark.parametrize("charset", ["base64", "rot13", "idna", "punycode", "no-such"])
+def test_a_charset_that_is_no_text_encoding_reads_as_utf_8(charset: str) -> None:
+    from interlink.connectors.pool import Answer
+    got = Answer(200, [("Content-Type", f"text/plain; charset={charset}")], "é ok".encode())
+    assert got.text() == "é ok"
+
+
+async def test_a_host_name_the_resolver_cannot_encode_is_a_dns_failure(
+        pool: ConnectionPool) -> None:
+    for host in ("a..example", "a" * 64 + ".example"):
+        with pytest.raises(CallFailed) as caught:
+            await pool.request("GET", URL(f"http://{host}/"), {}, None, timeout=5)
+        assert (caught.value.kind, caught.value.message) == (
+            "dns", f"cannot resolve host {host}: not a valid host name")
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (gzip.compress(b'{"items":[1,') + gzip.compress(b"2]}"), b'{"items":[1,2]}'),
+    (gzip.compress(b"plain") + b"\0\0\0", b"plain"),
+    (gzip.compress(b"plain") + b"garbage", None),
+])
+async def test_gzip_members_are_joined_and_garbage_after_them_refused(
+        pool: ConnectionPool, body: bytes, expected: bytes | None) -> None:
+    async def packed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     server: RawServer) -> None:
+        await server.read_request(reader)
+        writer.write(answer("200 OK", body, "Content-Encoding: gzip"))
+        await reader.read()
+
+    async with raw_server(packed) as server:
+        if expected is None:
+            with pytest.raises(CallFailed, match="could not be decoded"):
+                await pool.request("GET", url(server), {}, None, timeout=5)
+        else:
+            got = await pool.request("GET", url(server), {}, None, timeout=5)
+            assert got.body == expected
+
+
+@pytest.mark.parametrize("coding", ["chunked, identity", "gzip, chunked, br", "x-notchunked"])
+async def test_a_body_without_chunked_last_runs_to_the_close(pool: ConnectionPool,
+                                                             coding: str) -> None:
+    """RFC 9112 §6.3, as llhttp reads it: `chunked` frames a body only as the last coding."""
+    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                          server: RawServer) -> None:
+        await server.read_request(reader)
+        writer.write(f"HTTP/1.1 200 OK\r\nTransfer-Encoding: {coding}\r\n\r\n".encode() +
+                     b"body-until-close")
+        await writer.drain()
+
+    async with raw_server(until_close) as server:
+        got = await pool.request("GET", url(server), {}, None, timeout=5)
+    assert got.body == b"body-until-close"
+
+
+async def test_idle_connections_are_closed_without_another_call() -> None:
+    """A host called once is not kept open for ever: its connection closes after the
+    keep-alive time, and leaves the pool."""
+    short = ConnectionPool(keepalive_s=0.05)
+    try:
+        async with raw_server(keep_answering) as server:
+            await short.request("GET", url(server), {}, None, timeout=5)
+            await asyncio.wait_for(server.closed_by_client.wait(), 5)
+            await asyncio.sleep(0.01)
+            assert short._open == set() and short._idle == {}
+    finally:
+        await short.close()
+
+
+async def test_a_connection_the_caller_says_to_close_is_not_kept(pool: ConnectionPool) -> None:
+    async with raw_server(keep_answering) as server:
+        await pool.request("GET", url(server), {"Connection": "close"}, None, timeout=5)
+        await pool.request("GET", url(server), {}, None, timeout=5)
+    assert server.connections == 2
+
+
+def test_a_header_that_is_not_valid_text_is_refused() -> None:
+    from interlink.connectors.pool import check_header
+    with pytest.raises(ValueError, match="'X-Order' is not valid text"):
+        check_header("X-Order", "order-\ud800")
+    check_header("X-Name", "Zoë")  # not ASCII, still text: sent as UTF-8
