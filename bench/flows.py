@@ -61,6 +61,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -381,11 +382,13 @@ async def run_interlink(root: Path, store_url: str, args: argparse.Namespace,
             hook_url, store_url, flow, args.runs, args.concurrency, args.warmup, writer))
         gen.start()
         await asyncio.to_thread(reader.recv)  # warm-up done
-        cpu0 = time.process_time()
+        cpu0, threads0 = time.process_time(), thread_cpu()
         upstream0 = (await upstream_stats(args.upstream_url, "r_"))["cpu"]
         jobs0, commits0 = getattr(engine.store, "jobs", 0), getattr(engine.store, "commits", 0)
         timings: dict[str, Any] = await asyncio.to_thread(reader.recv)
         timings["cpu"] = time.process_time() - cpu0
+        timings["threads"] = {name: cpu - threads0.get(name, 0.0)
+                              for name, cpu in thread_cpu().items()}
         timings["upstream_cpu"] = (await upstream_stats(args.upstream_url, "r_"))["cpu"] - upstream0
         gen.join()
         if profiler is not None:
@@ -397,6 +400,22 @@ async def run_interlink(root: Path, store_url: str, args: argparse.Namespace,
         server.should_exit = True
         await asyncio.gather(serving, working)
     return timings
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of each thread of this process, by name (Linux /proc; empty elsewhere):
+    the event loop's thread and the store's writer are told apart."""
+    tick = os.sysconf("SC_CLK_TCK")
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    found: dict[str, float] = {}
+    for task in Path("/proc/self/task").glob("*"):
+        try:
+            name = names.get(int(task.name), "other")
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return found
 
 
 def _start_profiler(args: argparse.Namespace) -> subprocess.Popen[bytes]:
@@ -569,6 +588,11 @@ def _report(case: Case, result: dict[str, Any], runs: int) -> None:
           f"{each}")
     print(f"  interlink: {runs / result['total']:10,.0f} runs/s  ({result['total']:.2f}s end to "
           f"end; webhooks accepted in {result['accept']:.2f}s = {runs / result['accept']:,.0f}/s)")
+    busy = ", ".join(f"{name} {cpu / runs * 1e6:,.0f} µs ({cpu / result['total']:.0%} busy)"
+                     for name, cpu in sorted(result.get("threads", {}).items(),
+                                             key=lambda kv: -kv[1]) if cpu / runs > 5e-6)
+    if busy:
+        print(f"             by thread, per run: {busy}")
     print(f"             {result['cpu'] / runs * 1e6:,.0f} µs CPU per run in the measured "
           f"process (all its threads); upstream {result['upstream_cpu'] / runs * 1e6:,.0f}"
           f" µs, load generator {result['loadgen_cpu'] / runs * 1e6:,.0f} µs")

@@ -134,7 +134,9 @@ class Engine:
         housekeeping = Housekeeping(self.store, self.owner, cfg.keep_finished,
                                     keep_runs_s=cfg.keep_runs,
                                     keep_failed_runs_s=cfg.keep_failed_runs)
-        return Worker(self.store, self.handlers(), owner=self.owner,
-                      concurrency=cfg.concurrency, lease_s=cfg.lease, poll_s=cfg.poll,
-                      notices=self.notifications.notices,
-                      tasks=[housekeeping.run, *([watch.run] if watch is not None else [])])
+        worker = Worker(self.store, self.handlers(), owner=self.owner,
+                        concurrency=cfg.concurrency, lease_s=cfg.lease, poll_s=cfg.poll,
+                        notices=self.notifications.notices,
+                        tasks=[housekeeping.run, *([watch.run] if watch is not None else [])])
+        self.runner.workers.append(worker)
+        return worker

@@ -83,6 +83,14 @@ class Worker:
         self.lease_s = lease_s
         self.poll_s = poll_s
         self._running: dict[str, asyncio.Task[None]] = {}
+        #: slots promised to items being written leased to this worker (`reserve`)
+        self._reserved = 0
+        #: whether the claim loop waits for work: its last claim found fewer ready items than
+        #: it had slots for (set only while it waits, so a run started here never overtakes
+        #: an item a claim would have taken)
+        self._parked = False
+        self._accepting = False  # between its start and `stop`
+        self._settled = asyncio.Event()  # set while nothing is reserved
         self._slot_free = asyncio.Event()
         #: set once the worker has started claiming (health checks read it)
         self.started = asyncio.Event()
@@ -99,10 +107,11 @@ class Worker:
         present = asyncio.create_task(presence.run(stop), name="interlink-worker-presence")
         beside = [asyncio.create_task(task(stop)) for task in self.tasks]
         self.started.set()
+        self._accepting = True
         backoff, failures = 0.0, 0
         try:
             while not stop.is_set():
-                free = self.concurrency - len(self._running)
+                free = self.concurrency - len(self._running) - self._reserved
                 if free <= 0:
                     self._slot_free.clear()
                     await _first(self._slot_free.wait(), stop.wait())
@@ -121,9 +130,16 @@ class Worker:
                     backoff, failures = 0.0, 0
                 for item in items:
                     self._start(item)
-                if not items:
-                    await _first(self.store.wait_for_work(self.poll_s), stop.wait())
+                if len(items) < free:
+                    self._parked = True
+                    try:
+                        await _first(self.store.wait_for_work(self.poll_s), stop.wait())
+                    finally:
+                        self._parked = False
         finally:
+            self._accepting = False
+            if self._reserved:  # items being written leased to us: ours to run
+                await self._settled.wait()
             if self._running:
                 await asyncio.gather(*self._running.values(), return_exceptions=True)
             if beside and stop.is_set():  # they end on `stop` (housekeeping lets go of its lock)
@@ -147,6 +163,35 @@ class Worker:
                         "in %.1fs", self.owner, failures, "" if failures == 1 else "s", exc,
                         longer)
         return longer
+
+    def reserve(self) -> bool:
+        """Promise a slot to an item about to be written leased to this worker (`adopt` it
+        once written, `unreserve` if the write failed): only while a slot is free and the
+        claim loop, having found nothing more to claim, waits for work — so new work does not
+        overtake queued work (but for an item come due since, until the next poll)."""
+        if not self._accepting or not self._parked or \
+                len(self._running) + self._reserved >= self.concurrency:
+            return False
+        self._reserved += 1
+        self._settled.clear()
+        return True
+
+    def unreserve(self) -> None:
+        """The item `reserve` was for was not written."""
+        self._settle()
+        self._slot_free.set()
+
+    def adopt(self, item: QueueItem) -> None:
+        """Run `item`, committed leased to this worker, as if it had been claimed (no claim,
+        no read: the caller has it). If this process dies, its lease runs out and any worker
+        claims it."""
+        self._settle()
+        self._start(item)
+
+    def _settle(self) -> None:
+        self._reserved -= 1
+        if not self._reserved:
+            self._settled.set()
 
     def _start(self, item: QueueItem) -> None:
         task = asyncio.create_task(self._handle(item), name=f"interlink-item-{item.id}")

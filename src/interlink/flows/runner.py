@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -59,6 +59,9 @@ from interlink.store import (
 )
 
 __all__ = ["RUN_KIND", "TERMINAL", "FlowRunner"]
+
+if TYPE_CHECKING:
+    from interlink.worker import Worker
 
 log = logging.getLogger("interlink.flows")
 
@@ -99,6 +102,9 @@ class FlowRunner:
         #: runs executing in tasks of their own (`run_now`): they outlive a caller that
         #: stops waiting (an activity timeout), and `close()` lets them finish
         self._executing: set[asyncio.Task[None]] = set()
+        #: this process's workers (`Engine.worker`): a run started here goes straight to one
+        #: with a free slot (`start`)
+        self.workers: list[Worker] = []
         # Each run keeps its flow as data; dumping and re-validating it per run is measurable
         # work, so the project's current flows are dumped once and reused when a run's matches.
         self._dumps = {name: flow.model_dump(mode="json", by_alias=True)
@@ -195,8 +201,24 @@ class FlowRunner:
         with it or not at all (a webhook's nonce: a request refused is not half-seen). With
         `key`, a run queued under the same key before makes this raise `Conflict` instead."""
         run = self.new_run(self.flow(flow), input, trigger=trigger)
-        await self.store.write(InsertRun(run, key=key), Enqueue(new_id("q_"), RUN_KIND,
-                                                       {"run_id": run.id}, run_at), *also)
+        item_id = new_id("q_")
+        # Due now and a worker here has a free slot: the item is written leased to it and
+        # handed over, with no claim and no read (as if it had claimed it).
+        worker = None if run_at is not None else next(
+            (w for w in self.workers if w.reserve()), None)
+        enqueue = Enqueue(item_id, RUN_KIND, {"run_id": run.id}, run_at)
+        if worker is not None:
+            enqueue = replace(enqueue, owner=worker.owner, lease_s=worker.lease_s)
+        try:
+            await self.store.write(InsertRun(run, key=key), enqueue, *also)
+        except BaseException:
+            if worker is not None:
+                worker.unreserve()
+            raise
+        if worker is not None:
+            now = time.time()
+            worker.adopt(QueueItem(item_id, RUN_KIND, {"run_id": run.id}, "leased", 0, now, 1,
+                                   now, now, worker.owner, now + worker.lease_s, run=run))
         return run.id
 
     async def start_once(self, flow: str, input: Any, *, key: str, trigger: str,

@@ -61,8 +61,11 @@ class Statement:
 
 
 def wakes_workers(op: WriteOp) -> bool:
-    """Whether committing `op` may make a queue item claimable."""
-    return isinstance(op, Enqueue | Release | Requeue | Wake)
+    """Whether committing `op` may make a queue item claimable (one written leased is its
+    owner's already)."""
+    if isinstance(op, Enqueue):
+        return op.owner is None
+    return isinstance(op, Release | Requeue | Wake)
 
 
 class Planner:
