@@ -260,7 +260,11 @@ class _Connection(asyncio.Protocol):
             self._headers = []
             return
         # Only known while the parser is at the end of a message (llhttp_should_keep_alive).
-        self._keep_alive = self.parser.should_keep_alive()
+        # An answer that came while the request was still going out (an upstream refusing a
+        # body it will not read): the rest of the body would be read as the next request.
+        assert self.transport is not None
+        self._keep_alive = self.parser.should_keep_alive() and \
+            not self.transport.get_write_buffer_size()
         self._answered = True
         self._finish()
 

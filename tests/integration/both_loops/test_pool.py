@@ -689,3 +689,25 @@ def test_a_header_that_is_not_valid_text_is_refused() -> None:
     with pytest.raises(ValueError, match="'X-Order' is not valid text"):
         check_header("X-Order", "order-\ud800")
     check_header("X-Name", "Zoë")  # not ASCII, still text: sent as UTF-8
+
+
+async def test_an_answer_before_the_whole_body_was_sent_retires_the_connection(
+        pool: ConnectionPool) -> None:
+    """An upstream that answers (a 413, say) without reading the body keeps the connection:
+    the rest of the body, still being sent, must not be read as the next request."""
+    async def early(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    server: RawServer) -> None:
+        if server.connections > 1:
+            await keep_answering(reader, writer, server)
+            return
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer("413 Content Too Large", b"no"))
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with raw_server(early) as server:
+        first = await pool.request("POST", url(server), {}, b"x" * 32_000_000, timeout=5)
+        # a POST without a key: not replayable, so only a fresh connection can answer it
+        second = await pool.request("POST", url(server), {}, b"{}", timeout=5)
+    assert (first.status, second.status) == (413, 200)
+    assert server.connections == 2
