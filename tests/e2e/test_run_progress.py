@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from tests.integration.test_store import a_run
 from tests.processes import cli
@@ -21,6 +22,7 @@ from interlink.store import (
     SaveStep,
     StepRecord,
     Store,
+    UpdateRun,
 )
 
 
@@ -106,6 +108,33 @@ async def test_a_late_first_look_tells_the_run_queued_and_started_before_its_att
     sent = {"method": "POST", "url": "http://up/x"}
     await store.write(InsertRun(run), SaveAttempt(AttemptRecord(
         "r1", "a", 1, sent, None, -1, UNKNOWN_DECISION, 100.3)))
+    said: list[str] = []
+    await Progress(store, "r1", said.append).look()
+    assert said == ["run r1 queued (flow orders)", "run r1 running (flow orders)",
+                    "step a (1 of 1): attempt 1: POST http://up/x"]
+
+
+async def test_a_run_started_between_the_reads_of_one_look_is_told_running_first(
+        store: Store) -> None:
+    """The look read the run `queued`, then its first attempt (committed with `running`
+    meanwhile): `running` still comes before the attempt, not at the next look after it."""
+    run = replace(a_run("r1", created_at=100.0), status="queued", started_at=None,
+                  flow_spec={"steps": [{"id": "a"}]})
+    await store.write(InsertRun(run))
+    sent = {"method": "POST", "url": "http://up/x"}
+    reads = {"n": 0}
+    original = store.get_run
+
+    async def get_run(run_id: str) -> Any:
+        found = await original(run_id)
+        reads["n"] += 1
+        if reads["n"] == 1:  # the run starts right after the look read it
+            await store.write(UpdateRun("r1", {"status": "running", "started_at": 100.2}),
+                              SaveAttempt(AttemptRecord("r1", "a", 1, sent, None, -1,
+                                                        UNKNOWN_DECISION, 100.3)))
+        return found
+
+    store.get_run = get_run  # type: ignore[method-assign]
     said: list[str] = []
     await Progress(store, "r1", said.append).look()
     assert said == ["run r1 queued (flow orders)", "run r1 running (flow orders)",

@@ -43,6 +43,12 @@ class Progress:
         run = await self.store.get_run(self.run_id)
         if run is None:
             return
+        steps = await self.store.get_steps(self.run_id)
+        attempts = await self.store.get_attempts(self.run_id)
+        if run.status == "queued" and (steps or attempts):
+            # Started between the reads: its `running` commits with its first step's write,
+            # so a second read tells it before the attempts it led to.
+            run = await self.store.get_run(self.run_id) or run
         first, changed = self._status is None, run.status != self._status
         self._status = run.status
         ended = run.status in TERMINAL
@@ -54,14 +60,14 @@ class Progress:
             told.append((run.created_at, 0, f"run {run.id} queued (flow {run.flow})"))
         if changed and not ended:  # running, waiting
             told.append((_since(run), len(told), await self._run_line(run)))
-        for step in await self.store.get_steps(self.run_id):
+        for step in steps:
             if step.status == "waiting" or (step.step_id, step.status) in self._steps:
                 continue
             self._steps.add((step.step_id, step.status))
             took = f" in {step.finished_at - step.started_at:.2f}s" if step.finished_at else ""
             told.append((step.finished_at or step.started_at, len(told),
                          f"step {step.step_id}: {step.status}{took}"))
-        for attempt in await self.store.get_attempts(self.run_id):
+        for attempt in attempts:
             told += [(attempt.created_at, len(told) + n, line)
                      for n, line in enumerate(self._attempt(run, attempt))]
         for _, _, line in sorted(told):
