@@ -337,6 +337,45 @@ async def test_wait_for_work_returns_after_timeout(store: Store) -> None:
     await asyncio.wait_for(store.wait_for_work(0.2), 10)
 
 
+async def _commit_logs_until(store: Store, stop: asyncio.Event) -> None:
+    """This process writing something else than queue work, every 20 ms."""
+    while not stop.is_set():
+        await store.write(InsertLogs([LogLine("r1", "busy", time.time())]))
+        await asyncio.sleep(0.02)
+
+
+async def test_own_commits_do_not_wake_a_sqlite_worker_but_due_work_does(
+        tmp_path: Path) -> None:
+    """SQLite notices other processes' work by its data version, which this process's own
+    commits change too: those alone do not end the wait (a claim for nothing each poll);
+    another connection's enqueue, or an item come due, does."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    async with open_store(url, tmp_path) as store, open_store(url, tmp_path) as other:
+        await store.write(InsertRun(a_run("r1")))
+        await store.wait_for_work(0.01)
+        stop = asyncio.Event()
+        busy = asyncio.create_task(_commit_logs_until(store, stop))
+        try:
+            started = time.monotonic()
+            await store.wait_for_work(0.6)
+            assert time.monotonic() - started >= 0.55  # the timeout, not a change of ours
+
+            waiter = asyncio.create_task(store.wait_for_work(30))
+            await asyncio.sleep(0.3)
+            await other.enqueue("k", None, item_id="q-other")  # "another process"
+            await asyncio.wait_for(waiter, 5)
+
+            await other.claim("w", limit=1, lease_s=60)  # taken: nothing claimable now
+            await store.write(Enqueue("q-later", "k", None, run_at=time.time() + 0.3))
+            await store.wait_for_work(0.01)  # the local wake-up of that enqueue
+            started = time.monotonic()
+            await asyncio.wait_for(store.wait_for_work(30), 5)  # it comes due
+            assert time.monotonic() - started >= 0.2
+        finally:
+            stop.set()
+            await busy
+
+
 async def test_purge_deletes_old_finished_items_and_expired_sessions(store: Store) -> None:
     """purge removes done and failed items, not ready or broken ones, and expired sessions."""
     await store.write(*(Enqueue(x, "k", None) for x in ("done", "failed", "broken", "ready")))

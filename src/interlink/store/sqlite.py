@@ -414,16 +414,26 @@ class SqliteStore(NamedQueryReads):
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        version = await self._read(_data_version)
+        version, commits = await self._read(_data_version), self.commits
         while (remaining := deadline - loop.time()) > 0:
             try:
                 await asyncio.wait_for(self._work.wait(), min(remaining, self.poll_interval_s))
             except TimeoutError:
-                if await self._read(_data_version) != version:
+                now_version = await self._read(_data_version)
+                if now_version == version:
+                    continue
+                # The read connection sees this process's own commits as changes too: when
+                # ours may explain it, return only if a claim would find something.
+                if self.commits == commits or await self._claimable():
                     return
+                version, commits = now_version, self.commits
             else:
                 self._work.clear()
                 return
+
+    async def _claimable(self) -> bool:
+        rows = await self._fetch("claimable", {"now": time.time()})
+        return bool(rows[0][0])
 
     # --- reads -----------------------------------------------------------------------------
 

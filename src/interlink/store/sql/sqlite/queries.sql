@@ -261,6 +261,13 @@ ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, expires_at = excl
 -- name: get_cached
 SELECT value FROM cache WHERE scope = :scope AND key = :key AND expires_at > :now
 
+-- name: claimable
+-- Whether a claim would find anything (of any kind): a due ready item or an expired lease.
+SELECT EXISTS (SELECT 1 FROM queue INDEXED BY queue_ready
+               WHERE status = 'ready' AND run_at <= :now)
+    OR EXISTS (SELECT 1 FROM queue INDEXED BY queue_leased
+               WHERE status = 'leased' AND lease_expires_at <= :now)
+
 -- name: wake_item
 -- A parent run waiting for its children: due now, if it is waiting for later.
 UPDATE queue SET run_at = :now, updated_at = :now
