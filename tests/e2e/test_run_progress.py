@@ -139,3 +139,14 @@ async def test_a_run_started_between_the_reads_of_one_look_is_told_running_first
     await Progress(store, "r1", said.append).look()
     assert said == ["run r1 queued (flow orders)", "run r1 running (flow orders)",
                     "step a (1 of 1): attempt 1: POST http://up/x"]
+
+
+async def test_a_run_that_ended_before_the_first_look_is_still_told_started(
+        store: Store) -> None:
+    run = replace(a_run("r1", created_at=100.0), status="succeeded", started_at=100.2,
+                  finished_at=100.5, flow_spec={"steps": [{"id": "a"}]})
+    await store.write(InsertRun(run))
+    said: list[str] = []
+    await Progress(store, "r1", said.append).look()
+    assert said == ["run r1 queued (flow orders)", "run r1 running (flow orders)",
+                    "run r1 succeeded in 0.30s"]

@@ -122,8 +122,8 @@ async def test_a_server_that_is_not_http_fails_the_step_at_once(tmp_path: Path) 
         run = await run_once(tmp_path, project_files(url, "{method: POST, path: /orders}"),
                              {"id": 1})
     assert run["status"] == "failed"
-    assert run["error"] == ("calling wh.call: the answer is not HTTP (it starts with "
-                            "b'220 mail.example ESMTP\\r\\n') (attempt 1 of 3)")
+    assert run["error"] == ("calling wh.call: the answer is not HTTP (it starts "
+                            "'220 mail.example ESMTP'): is this the right port? (attempt 1 of 3)")
     assert connections == [1]
 
 
@@ -136,3 +136,23 @@ async def test_a_header_that_cannot_be_sent_names_the_call(tmp_path: Path) -> No
     assert run["error"] == ("step push: calling wh.call: building the request: header "
                             "'X-Note' contains a line break or NUL: it cannot be sent")
     assert up.requests == []
+
+
+async def test_a_script_that_only_logs_leaves_the_reason_to_the_classifier(
+        tmp_path: Path) -> None:
+    """Its `message` goes to the run log; the decision's reason stays the classifier's."""
+    files = project_files("URL", "{method: POST, path: /orders}",
+                          step=", response_script: scripts/peek.py")
+    files["scripts/peek.py"] = '''
+def handle(data):
+    data["message"] = "peek: status " + str(data["response"]["status"])
+    return data
+'''
+    async with Upstream() as up:
+        up.route("/orders", statuses=[401])
+        files["connectors/wh.yaml"] = files["connectors/wh.yaml"].replace("URL", up.url)
+        run = await run_once(tmp_path, files, {"id": 1})
+    assert run["status"] == "failed"
+    assert run["error"] == ("calling wh.call: HTTP 401 (the connector's credentials are static "
+                            "or none: there is nothing to refresh) (attempt 1 of 3)")
+    assert "peek: status 401" in [line["message"] for line in run["logs"]]

@@ -58,6 +58,8 @@ class Progress:
         told: list[tuple[float, int, str]] = []
         if first and run.status != "queued":
             told.append((run.created_at, 0, f"run {run.id} queued (flow {run.flow})"))
+            if run.status != "running" and run.started_at is not None:  # it ran, and more
+                told.append((run.started_at, 1, f"run {run.id} running (flow {run.flow})"))
         if changed and not ended:  # running, waiting
             told.append((_since(run), len(told), await self._run_line(run)))
         for step in steps:

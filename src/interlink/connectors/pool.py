@@ -172,8 +172,8 @@ class _Connection(asyncio.Protocol):
         if not self._got_bytes:
             self._got_bytes = True
             if not data.startswith(b"HTTP/"[:len(data)]):
-                self._fail(CallFailed("protocol", "the answer is not HTTP (it starts with "
-                                                  f"{data[:24]!r})"))
+                self._fail(CallFailed("protocol", "the answer is not HTTP (it starts "
+                                                  f"{_shown(data)}): is this the right port?"))
                 return
         try:
             self.parser.feed_data(data)
@@ -365,6 +365,14 @@ def _inflate(data: bytes, wbits: int, max_body: int | None, *, members: bool) ->
             raise zlib.error("bytes after the end of the compressed stream")
 
 
+def _shown(data: bytes) -> str:
+    """The first line of what answered, quoted as text when it is text (`'SSH-2.0-…'`)."""
+    line = data[:40].split(b"\n", 1)[0].rstrip(b"\r")
+    if line.isascii() and line.decode().isprintable():
+        return f"'{line.decode()}'"
+    return f"with bytes {data[:16].hex(' ')}"
+
+
 def _head_too_long() -> CallFailed:
     return CallFailed("protocol", f"malformed response: headers over {MAX_HEADER_BYTES // 1024} "
                                   "KiB")
@@ -546,8 +554,10 @@ def _connect_failed(exc: OSError, host: str, port: int) -> CallFailed:
     if isinstance(exc, ssl.SSLError):
         # WRONG_VERSION_NUMBER: what answered does not speak TLS (a plain-HTTP port); both
         # fail the same way again, unlike a handshake cut short.
-        kind = "tls" if exc.reason == "WRONG_VERSION_NUMBER" else "connect"
-        return CallFailed(kind, f"cannot connect to {where}: TLS: {exc.reason or exc}")
+        if exc.reason == "WRONG_VERSION_NUMBER":
+            return CallFailed("tls", f"cannot connect to {where}: TLS: what answered does not "
+                                     "speak TLS (WRONG_VERSION_NUMBER): is it an http:// port?")
+        return CallFailed("connect", f"cannot connect to {where}: TLS: {exc.reason or exc}")
     return CallFailed("connect", f"cannot connect to {where}: "
                                  f"{exc.strerror or str(exc) or type(exc).__name__}")
 

@@ -381,7 +381,10 @@ async def test_bytes_sent_while_idle_retire_the_connection(pool: ConnectionPool)
      + gzip.compress(b"a long enough text")[:12], "protocol",
      "the response body could not be decoded (gzip): the compressed stream is cut short"),
     (b"220 smtp.example ESMTP ready\r\n", "protocol",
-     "the answer is not HTTP (it starts with b'220 smtp.example ESMTP r')"),
+     "the answer is not HTTP (it starts '220 smtp.example ESMTP ready'): is this the right "
+     "port?"),
+    (b"\x16\x03\x01\x00\xa5\x01", "protocol",
+     "the answer is not HTTP (it starts with bytes 16 03 01 00 a5 01)"),
     (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", "protocol", "malformed response: "),
     (b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 300_000, "protocol",  # a head without end
      "malformed response: headers over 64 KiB"),
@@ -711,3 +714,19 @@ async def test_an_answer_before_the_whole_body_was_sent_retires_the_connection(
         second = await pool.request("POST", url(server), {}, b"{}", timeout=5)
     assert (first.status, second.status) == (413, 200)
     assert server.connections == 2
+
+
+async def test_https_to_a_plain_http_port_says_so(pool: ConnectionPool) -> None:
+    async def plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    server: RawServer) -> None:
+        await reader.read(100)  # a TLS ClientHello: an HTTP server answers 400 to it
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    async with raw_server(plain) as server:
+        with pytest.raises(CallFailed) as caught:
+            await pool.request("GET", url(server, scheme="https"), {}, None, timeout=5)
+    assert caught.value.kind == "tls"
+    assert caught.value.message.endswith(
+        "TLS: what answered does not speak TLS (WRONG_VERSION_NUMBER): is it an http:// port?")

@@ -271,9 +271,9 @@ class Delivery:
         returned = outcome.data.get("payload", self.payload)
         payload = returned if returned != self.payload else _KEPT
         if outcome.response_code is None:
-            # A script that sets no code leaves the decision to the classifier.
-            return decision_for(default.code, outcome.message or default.message,
-                                default.retry_after), payload
+            # A script that sets no code leaves the decision, and its reason, to the
+            # classifier (its `message` went to the run log above).
+            return default, payload
         return decision_for(outcome.response_code, outcome.message,
                             exchange.retry_after), payload
 

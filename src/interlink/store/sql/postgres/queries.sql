@@ -278,6 +278,12 @@ ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, expires_at = excl
 -- name: get_cached
 SELECT value FROM cache WHERE scope = %(scope)s AND key = %(key)s AND expires_at > %(now)s
 
+-- name: claimable
+-- Whether a claim would find anything (of any kind): a due ready item or an expired lease.
+-- (SQLite's wait uses it; PostgreSQL's workers are woken by NOTIFY.)
+SELECT EXISTS (SELECT 1 FROM queue WHERE status = 'ready' AND run_at <= %(now)s)
+    OR EXISTS (SELECT 1 FROM queue WHERE status = 'leased' AND lease_expires_at <= %(now)s)
+
 -- name: wake_item
 -- A parent run waiting for its children: due now, if it is waiting for later.
 UPDATE queue SET run_at = %(now)s, updated_at = %(now)s
