@@ -246,6 +246,29 @@ async def test_delay_waits_durably_then_goes_on(tmp_path: Path) -> None:
     assert up.requests_to("/orders")[0].json == {"id": 11}
 
 
+async def test_a_short_delay_is_slept_in_place(tmp_path: Path) -> None:
+    """Two delays under a second: the run never goes `waiting` (no queue round trip) and
+    logs no wait."""
+    flows = {"soon": "name: soon\nsteps:\n  - {id: a, type: delay, for: 150ms}\n"
+                     "  - {id: b, type: delay, for: 200ms}\n"
+                     "  - {id: push, type: connector, connector: wh, endpoint: orders}\n"}
+    async with Upstream() as up, running_engine(project(tmp_path, up.url, flows)) as engine:
+        run_id = await engine.runner.start("soon", {"id": 12})
+        statuses = set()
+        for _ in range(100):
+            record = await engine.store.get_run(run_id)
+            assert record is not None
+            statuses.add(record.status)
+            if record.status == "succeeded":
+                break
+            await asyncio.sleep(0.02)
+        logs = await engine.store.get_logs(run_id)
+    assert record.status == "succeeded"
+    assert "waiting" not in statuses
+    assert not any("waiting until" in line.message for line in logs)
+    assert up.requests_to("/orders")[0].json == {"id": 12}
+
+
 PARENT = """
 name: parent
 steps:

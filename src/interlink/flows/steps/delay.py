@@ -6,11 +6,13 @@
 ```
 
 The wait is a queue item due at the end of it: no task sleeps, a crash during it loses
-nothing, and whichever worker claims the item then goes on.
+nothing, and whichever worker claims the item then goes on. A wait of a second or less is
+slept in place, as a connector step's short retry waits are.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from typing import Any, Literal
@@ -19,6 +21,7 @@ from pydantic import Field, model_validator
 
 from interlink.errors import ExpressionError
 from interlink.expressions import compile_expression
+from interlink.flows.steps._delivery import INLINE_WAIT_S
 from interlink.flows.steps.base import Done, Failed, StepContext, StepOutcome, Wait
 from interlink.spec._base import Duration, Expr
 from interlink.spec.step import StepSpec
@@ -56,7 +59,13 @@ async def run(ctx: StepContext, step: DelayStep, bucket: list[Any]) -> StepOutco
                 ctx.data(bucket[0] if bucket else None)))
         except (ExpressionError, ValueError, TypeError) as exc:
             return Failed(f"step {step.id}: until {step.until!r}: {exc}")
-    if time.time() >= until:
+    left = until - time.time()
+    if 0 < left <= INLINE_WAIT_S:
+        # As a connector step's short retry waits: a queue item, a claim and a poll would
+        # take longer than the wait. A crash during it runs the step again (at most one
+        # more wait of the same length).
+        await asyncio.sleep(left)
+    if left <= INLINE_WAIT_S:
         return Done(bucket)
     return Wait(until, {"until": until}, f"step {step.id}: waiting until {_iso(until)}")
 
@@ -70,4 +79,4 @@ def _epoch(value: Any) -> float:
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="milliseconds")
