@@ -227,22 +227,28 @@ async def test_assert_fails_the_run_with_its_message(tmp_path: Path) -> None:
     assert run["error"] == "step check: {'parked': False} not parked"
 
 
+async def statuses_seen(engine: Engine, run_id: str) -> list[str]:
+    """The run's statuses as looked at every 20 ms until it succeeded (3 s at most)."""
+    seen: list[str] = []
+    for _ in range(150):
+        record = await engine.store.get_run(run_id)
+        assert record is not None
+        seen.append(record.status)
+        if record.status == "succeeded":
+            break
+        await asyncio.sleep(0.02)
+    return seen
+
+
 async def test_delay_waits_durably_then_goes_on(tmp_path: Path) -> None:
     """A delay is a durable wait (the run is `waiting`), then the run goes on."""
     flows = {"later": "name: later\nsteps:\n  - {id: pause, type: delay, for: 1500ms}\n"
                       "  - {id: push, type: connector, connector: wh, endpoint: orders}\n"}
     async with Upstream() as up, running_engine(project(tmp_path, up.url, flows)) as engine:
         run_id = await engine.runner.start("later", {"id": 11})
-        statuses = set()
-        for _ in range(60):
-            record = await engine.store.get_run(run_id)
-            assert record is not None
-            statuses.add(record.status)
-            if record.status == "succeeded":
-                break
-            await asyncio.sleep(0.05)
+        statuses = await statuses_seen(engine, run_id)
     assert "waiting" in statuses
-    assert record.status == "succeeded"
+    assert statuses[-1] == "succeeded"
     assert up.requests_to("/orders")[0].json == {"id": 11}
 
 
@@ -254,16 +260,9 @@ async def test_a_short_delay_is_slept_in_place(tmp_path: Path) -> None:
                      "  - {id: push, type: connector, connector: wh, endpoint: orders}\n"}
     async with Upstream() as up, running_engine(project(tmp_path, up.url, flows)) as engine:
         run_id = await engine.runner.start("soon", {"id": 12})
-        statuses = set()
-        for _ in range(100):
-            record = await engine.store.get_run(run_id)
-            assert record is not None
-            statuses.add(record.status)
-            if record.status == "succeeded":
-                break
-            await asyncio.sleep(0.02)
+        statuses = await statuses_seen(engine, run_id)
         logs = await engine.store.get_logs(run_id)
-    assert record.status == "succeeded"
+    assert statuses[-1] == "succeeded"
     assert "waiting" not in statuses
     assert not any("waiting until" in line.message for line in logs)
     assert up.requests_to("/orders")[0].json == {"id": 12}

@@ -74,6 +74,8 @@ async def test_queued_work_is_not_overtaken(tmp_path: Path) -> None:
                 up.route("/orders", delay=0.3)
                 first = await engine.runner.start("push", {"id": 1})  # handed over, slow
                 second = await engine.runner.start("push", {"id": 2})  # no free slot: queued
+                ready = await engine.store.list_items(status="ready")
+                assert [item.payload["run_id"] for item in ready] == [second]
                 await asyncio.sleep(0.05)
                 third = await engine.runner.start("push", {"id": 3})
                 for run_id in (first, second, third):

@@ -57,9 +57,9 @@ class Progress:
         # and ended between two looks; a run can be queued and started between two).
         told: list[tuple[float, int, str]] = []
         if first and run.status != "queued":
-            told.append((run.created_at, 0, f"run {run.id} queued (flow {run.flow})"))
+            told.append((run.created_at, 0, _state(run, "queued")))
             if run.status != "running" and run.started_at is not None:  # it ran, and more
-                told.append((run.started_at, 1, f"run {run.id} running (flow {run.flow})"))
+                told.append((run.started_at, 1, _state(run, "running")))
         if changed and not ended:  # running, waiting
             told.append((_since(run), len(told), await self._run_line(run)))
         for step in steps:
@@ -106,11 +106,15 @@ class Progress:
                        None)
             return f"run {run.id} waiting" + (f": {why}" if why else "")
         if run.status in ("queued", "running"):
-            return f"run {run.id} {run.status} (flow {run.flow})"
+            return _state(run, run.status)
         took = ""
         if run.finished_at is not None:
             took = f" in {run.finished_at - (run.started_at or run.created_at):.2f}s"
         return f"run {run.id} {run.status}{took}"
+
+
+def _state(run: RunRecord, status: str) -> str:
+    return f"run {run.id} {status} (flow {run.flow})"
 
 
 def _since(run: RunRecord) -> float:

@@ -140,6 +140,7 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._on_lost = on_lost
         self._closed_here = False  # closed by this side (pool.close, a failure, a cancel)
+        self._peer_closed = False  # lost before this side closed it
         self._waiter: asyncio.Future[Answer] | None = None
         self._head_only = False
         self._max_body: int | None = None
@@ -198,6 +199,7 @@ class _Connection(asyncio.Protocol):
                                               f"fields are over {MAX_HEADER_BYTES // 512} KiB"))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._peer_closed = not self._closed_here
         self.closed = True
         self._on_lost(self)
         if self._waiter is None or self._waiter.done():
@@ -285,6 +287,11 @@ class _Connection(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(exc)
         self.close()
+
+    def unanswered(self) -> bool:
+        """Whether the upstream closed the connection without sending a byte of an answer
+        (our own close does not count)."""
+        return self._peer_closed and not self._got_bytes
 
     def reusable(self) -> bool:
         return not self.closed and self._keep_alive
@@ -430,16 +437,15 @@ class ConnectionPool:
                     try:
                         answer = await conn.exchange(data, head_only=head_only,
                                                      max_body=max_body)
-                    except CallFailed as exc:
+                    except CallFailed:
                         self._open.discard(conn)
-                        conn = None
                         # An idle connection the server closed as this request crossed its
                         # close: not one byte came back, so it was not answered. Sent once
                         # more on a new connection, if sending it twice is safe — as Go's
                         # net/http does (Request.isReplayable).
-                        if exc.kind != "disconnected" or exc.message != _NO_ANSWER or \
-                                not _replayable(method, headers):
+                        if not conn.unanswered() or not _replayable(method, headers):
                             raise
+                        conn = None
                 if conn is None:
                     conn = await self._connect(key)
                     answer = await conn.exchange(data, head_only=head_only, max_body=max_body)

@@ -216,9 +216,7 @@ class FlowRunner:
                 worker.unreserve()
             raise
         if worker is not None:
-            now = time.time()
-            worker.adopt(QueueItem(item_id, RUN_KIND, {"run_id": run.id}, "leased", 0, now, 1,
-                                   now, now, worker.owner, now + worker.lease_s, run=run))
+            worker.adopt(_leased_item(item_id, run, worker.owner, worker.lease_s))
         return run.id
 
     async def start_once(self, flow: str, input: Any, *, key: str, trigger: str,
@@ -290,9 +288,7 @@ class FlowRunner:
 
     async def _own(self, run: RunRecord, item_id: str, first: list[WriteOp]) -> None:
         """Execute a run whose queue item this process holds, renewing its lease meanwhile."""
-        now = time.time()
-        item = QueueItem(item_id, RUN_KIND, {"run_id": run.id}, "leased", 0, now, 1, now, now,
-                         self.owner)
+        item = _leased_item(item_id, run, self.owner, self.lease_s)
         renewal = asyncio.create_task(self._renew(item_id))
         try:
             await self._execute(run, item, self.owner, first)
@@ -588,3 +584,10 @@ class FlowRunner:
         ctx.log(f"queued retry run {self.retry_id(run)} ({run.retry_count + 1} of {limit}) "
                 f"in {flow.retry.delay:g}s")
         return self._retry_ops(run, delay=flow.retry.delay)
+
+
+def _leased_item(item_id: str, run: RunRecord, owner: str, lease_s: float) -> QueueItem:
+    """The queue item of `run` as its claim by `owner` would give it (written leased to it)."""
+    now = time.time()
+    return QueueItem(item_id, RUN_KIND, {"run_id": run.id}, "leased", 0, now, 1, now, now,
+                     owner, now + lease_s, run=run)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from interlink.errors import ExpressionError, ScriptError, StoreError, ValueRefused
 from interlink.expressions import compile_expression, compile_interpolation
 from interlink.flows.decision import Decision, ResponseCode, classify, decision_for
-from interlink.flows.steps.base import Failed, StepContext, Wait
+from interlink.flows.steps.base import INLINE_WAIT_S, Failed, StepContext, Wait
 from interlink.store import UNKNOWN_DECISION, AttemptRecord, SaveAttempt
 
 if TYPE_CHECKING:
@@ -35,10 +35,8 @@ if TYPE_CHECKING:
     from interlink.connectors.retry import RetryPolicy
     from interlink.flows.steps.connector import ConnectorStep
 
-__all__ = ["INLINE_WAIT_S", "Accepted", "Delivery", "Tally", "tallies"]
+__all__ = ["Accepted", "Delivery", "Tally", "tallies"]
 
-#: waits up to this long are slept in place; longer ones are durable queue items
-INLINE_WAIT_S = 1.0
 #: the `code` stored for an attempt whose outcome is not (yet) known
 _NO_CODE = -1
 #: "the response script left the payload as it was"

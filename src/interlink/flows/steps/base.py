@@ -40,7 +40,12 @@ if TYPE_CHECKING:
     from interlink.spec.flow import FlowSpec
     from interlink.spec.step import StepSpec
 
-__all__ = ["Done", "Failed", "StepContext", "StepOutcome", "StepServices", "Wait"]
+__all__ = ["INLINE_WAIT_S", "Done", "Failed", "StepContext", "StepOutcome", "StepServices",
+           "Wait"]
+
+#: waits up to this long are slept in place (a connector's retry, a short `delay`); longer
+#: ones are durable queue items
+INLINE_WAIT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from pydantic import Field
 
 from interlink.errors import ExpressionError
 from interlink.expressions import compile_expression
-from interlink.flows.steps._delivery import INLINE_WAIT_S, Accepted, Delivery, Tally, tallies
+from interlink.flows.steps._delivery import Accepted, Delivery, Tally, tallies
 from interlink.flows.steps._pages import walk_pages
 from interlink.flows.steps.base import Done, Failed, StepContext, StepOutcome, Wait
 from interlink.spec._base import Duration, Expr, Interp, Name, Spec, duration_field
@@ -46,7 +46,7 @@ from interlink.store import PutCache
 if TYPE_CHECKING:
     from interlink.connectors.client import ConnectorClient
 
-__all__ = ["INLINE_WAIT_S", "KIND", "CacheSpec", "ConnectorStep", "run"]
+__all__ = ["KIND", "CacheSpec", "ConnectorStep", "run"]
 
 #: the `type:` of this step kind
 KIND = "connector"

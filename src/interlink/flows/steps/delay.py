@@ -21,8 +21,7 @@ from pydantic import Field, model_validator
 
 from interlink.errors import ExpressionError
 from interlink.expressions import compile_expression
-from interlink.flows.steps._delivery import INLINE_WAIT_S
-from interlink.flows.steps.base import Done, Failed, StepContext, StepOutcome, Wait
+from interlink.flows.steps.base import INLINE_WAIT_S, Done, Failed, StepContext, StepOutcome, Wait
 from interlink.spec._base import Duration, Expr
 from interlink.spec.step import StepSpec
 
