@@ -163,10 +163,10 @@ async def _serve(project: Project, sockets: Sequence[socket.socket], with_worker
         logged: list[AccessLog] = []
 
         def listener(app: ASGIApp) -> ASGIApp:
-            if not server_config.access_log:
-                return app
-            logged.append(AccessLog(app, engine.redactor, json=log_format == "json"))
-            return logged[-1]
+            app = _access_log(app, engine, project, log_format)
+            if isinstance(app, AccessLog):
+                logged.append(app)
+            return app
 
         apps = [build_app(engine, worker)]
         if admin.listen is not None:
@@ -252,7 +252,10 @@ def _stop_on_signals(servers: list[_Server]) -> None:
         loop.add_signal_handler(sig, stop, sig)
 
 
-async def _work(project: Project) -> None:
+async def _work(project: Project, sockets: Sequence[socket.socket], log_format: str) -> None:
+    """Run a worker until SIGINT/SIGTERM; with `sockets` (`worker --listen`), serve the
+    engine's endpoints there too (health, `/metrics`, runs: `build_admin_app`, behind the same
+    admin check) until the worker has finished what it holds, so a drain can be watched."""
     engine = Engine(project)
     redact_logs(engine.redactor)
     async with engine:
@@ -261,10 +264,38 @@ async def _work(project: Project) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         worker = engine.worker()
+        access = [_access_log(build_admin_app(engine, worker), engine, project, log_format)
+                  for _ in sockets]
+        servers = [_Server(uvicorn_config(app, sock.getsockname()[0], sock.getsockname()[1],
+                                          project.config.server.limits))
+                   for app, sock in zip(access, sockets, strict=True)]
+        serving = [asyncio.create_task(server.serve(sockets=[sock]))
+                   for server, sock in zip(servers, sockets, strict=True)]
         _loop.settle_memory()
-        log.info("worker %s started", worker.owner)
-        await worker.run(stop)
+        running = asyncio.create_task(worker.run(stop))
+        if await _started(servers, worker, [running, *serving]):
+            log.info("worker %s started", worker.owner)
+            for sock in sockets:
+                host, port = sock.getsockname()[:2]
+                log.info("serving the engine's endpoints on http://%s:%s: %s", host, port,
+                         AdminAccess(project.config.admin).describe())
+        await asyncio.wait([running, *serving], return_when=asyncio.FIRST_COMPLETED)
+        stop.set()  # a listener that failed stops the worker too
+        await running
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*serving)
+        for app in access:
+            if isinstance(app, AccessLog):
+                app.flush()
         log.info("worker %s stopped", worker.owner)
+
+
+def _access_log(app: ASGIApp, engine: Engine, project: Project, log_format: str) -> ASGIApp:
+    """`app` with the access log, unless `server.access_log` is false."""
+    if not project.config.server.access_log:
+        return app
+    return AccessLog(app, engine.redactor, json=log_format == "json")
 
 
 def configure_logging(log_format: str | None = None) -> str:
@@ -370,7 +401,13 @@ def serve_sockets(project: Project, sockets: Sequence[socket.socket], *, with_wo
     _loop.run(_serve(project, sockets, with_worker, fmt, ready, metrics_dir))
 
 
-def run_worker(project: Project, *, log_format: str | None = None) -> None:
-    """Run a worker for `project` until interrupted."""
-    configure_logging(log_format)
-    _loop.run(_work(project))
+def run_worker(project: Project, *, log_format: str | None = None,
+               listen: tuple[str, int] | None = None) -> None:
+    """Run a worker for `project` until interrupted; with `listen` (host, port), serve the
+    engine's endpoints there too. Raises `ServerError` when it cannot be bound."""
+    fmt = configure_logging(log_format)
+    with contextlib.ExitStack() as bound:
+        sockets = [] if listen is None else [_listen(project.name, *listen)]
+        for sock in sockets:
+            bound.callback(sock.close)
+        _loop.run(_work(project, sockets, fmt))

@@ -130,15 +130,30 @@ def serve(project: Path, host: str | None, port: int | None, no_worker: bool,
         fail(str(exc))
 
 
+def _host_port(ctx: click.Context, param: click.Parameter,
+               value: str | None) -> tuple[str, int] | None:
+    """`--listen`'s `[HOST:]PORT` as (host, port); IPv6 hosts in brackets (`[::1]:9100`)."""
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"{value!r} is not [HOST:]PORT (a port is 0 to 65535)")
+    return host, int(port)
+
+
 @main.command()
 @project_argument
+@click.option("--listen", metavar="[HOST:]PORT", callback=_host_port,
+              help="also serve the engine's endpoints here (health, /metrics, runs; "
+              "behind admin.token as on `serve`); HOST defaults to 127.0.0.1")
 @log_format_option
-def worker(project: Path, log_format: str) -> None:
+def worker(project: Path, listen: tuple[str, int] | None, log_format: str) -> None:
     """Run a worker only: claims queued runs and requests from the project's store."""
     from interlink.server import run_worker
 
     loaded = load(project, warn=True)
     try:
-        run_worker(loaded, log_format=log_format)
+        run_worker(loaded, log_format=log_format, listen=listen)
     except InterlinkError as exc:
         fail(str(exc))
