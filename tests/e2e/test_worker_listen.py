@@ -16,7 +16,8 @@ from tests.projects import write_project
 
 TOKEN = "worker-listen-admin-token-0123456789abcdef"
 FILES = {
-    "interlink.yaml": f"name: test\nstore: sqlite:///.interlink/test.db\nadmin: {{token: {TOKEN}}}\n",
+    "interlink.yaml": "name: test\nstore: sqlite:///.interlink/test.db\n"
+                      f"admin: {{token: {TOKEN}}}\n",
     "flows/broken.yaml": "name: broken\nsteps:\n  - {id: s, type: script, script: scripts/no.py}\n",
     "scripts/no.py": "def handle(data):\n    raise RuntimeError('no')\n",
 }
