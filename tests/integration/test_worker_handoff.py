@@ -115,3 +115,31 @@ async def test_an_item_written_leased_to_a_worker_that_died_is_taken_over(
     assert ended.status == "succeeded"
     assert time.monotonic() - started >= 0.2  # not before the dead worker's lease ran out
     assert [r.json for r in up.requests_to("/orders")] == [{"id": 9}]
+
+
+async def test_a_start_whose_caller_is_cancelled_mid_write_is_still_run_here(
+        tmp_path: Path) -> None:
+    """The caller (a webhook whose client hung up) is cancelled while the run's write is in
+    flight: the write commits anyway, leased to this worker, and the worker runs it — it does
+    not wait, leased to nobody running it, for its lease to run out (an hour here)."""
+    async with Upstream() as up:
+        project = write_project(tmp_path, {**push_to(up.url),
+                                           "interlink.yaml": "name: test\nstore: "
+                                           "sqlite:///.interlink/test.db\nworker: {lease: 1h}\n"})
+        async with running_engine(project) as engine:
+            [worker] = engine.runner.workers
+            await idle(worker)
+            start = asyncio.create_task(engine.runner.start("push", {"id": 7}))
+            await asyncio.sleep(0)  # the write is submitted to the store's writer
+            start.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await start
+            for _ in range(1000):
+                if up.requests_to("/orders"):
+                    break
+                await asyncio.sleep(0.01)
+            [run] = await engine.store.list_runs(flow="push")
+            ended = await engine.runner.wait_for(run.id, 20)
+            assert worker._reserved == 0
+    assert ended.status == "succeeded"
+    assert [r.json for r in up.requests_to("/orders")] == [{"id": 7}]

@@ -207,16 +207,33 @@ class FlowRunner:
         worker = None if run_at is not None else next(
             (w for w in self.workers if w.reserve()), None)
         enqueue = Enqueue(item_id, RUN_KIND, {"run_id": run.id}, run_at)
-        if worker is not None:
-            enqueue = replace(enqueue, owner=worker.owner, lease_s=worker.lease_s)
-        try:
+        if worker is None:
             await self.store.write(InsertRun(run, key=key), enqueue, *also)
-        except BaseException:
-            if worker is not None:
-                worker.unreserve()
+            return run.id
+        taker = worker  # for the callback below (mypy cannot narrow into it)
+        write = asyncio.ensure_future(self.store.write(
+            InsertRun(run, key=key), replace(enqueue, owner=worker.owner,
+                                             lease_s=worker.lease_s), *also))
+        leased = _leased_item(item_id, run, worker.owner, worker.lease_s)
+
+        def settle(done: asyncio.Future[list[Any]]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                taker.unreserve()
+            else:
+                taker.adopt(leased)
+
+        try:
+            # Shielded: a caller cancelled mid-write (a webhook's client hung up) does not
+            # stop the write, which may commit; the worker then runs the item at once rather
+            # than after its lease, leased to nobody running it, ran out.
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            write.add_done_callback(settle)
             raise
-        if worker is not None:
-            worker.adopt(_leased_item(item_id, run, worker.owner, worker.lease_s))
+        except BaseException:
+            worker.unreserve()
+            raise
+        worker.adopt(leased)
         return run.id
 
     async def start_once(self, flow: str, input: Any, *, key: str, trigger: str,
