@@ -4,6 +4,7 @@ ended run alone (`--json` stays clean)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,19 @@ async def test_a_durable_wait_is_told_with_its_reason(tmp_path: Path) -> None:
     waiting = [line for line in err.splitlines() if " waiting: " in line]
     assert len(waiting) == 1, err
     assert waiting[0].endswith("HTTP 503 (attempt 1 of 2); retrying in 1.5s")
+
+
+async def test_a_delay_is_told_with_its_time(tmp_path: Path) -> None:
+    """A delay over a second: the `waiting` line gives the time it waits until (an info line
+    of the run log: waiting as told is no warning)."""
+    write_project(tmp_path, {"flows/later.yaml": "name: later\nsteps:\n"
+                                                 "  - {id: pause, type: delay, for: 1200ms}\n"})
+    code, _, err = await cli("run", "later", str(tmp_path))
+    assert code == 0, err
+    waiting = [line for line in err.splitlines() if " waiting: " in line]
+    assert len(waiting) == 1, err
+    assert re.search(r"waiting: step pause: waiting until \d{4}-\d\d-\d\dT[\d:.]+[+-]\d\d:\d\d$",
+                     waiting[0]), waiting
 
 
 async def test_quiet_says_nothing_while_it_waits(tmp_path: Path) -> None:

@@ -247,9 +247,13 @@ async def test_delay_waits_durably_then_goes_on(tmp_path: Path) -> None:
     async with Upstream() as up, running_engine(project(tmp_path, up.url, flows)) as engine:
         run_id = await engine.runner.start("later", {"id": 11})
         statuses = await statuses_seen(engine, run_id)
+        logs = await engine.store.get_logs(run_id)
     assert "waiting" in statuses
     assert statuses[-1] == "succeeded"
     assert up.requests_to("/orders")[0].json == {"id": 11}
+    # Waiting as told is not a warning (a connector's retry wait is: an attempt failed).
+    [wait] = [line for line in logs if "waiting until" in line.message]
+    assert wait.level == "info"
 
 
 async def test_a_short_delay_is_slept_in_place(tmp_path: Path) -> None:

@@ -102,8 +102,8 @@ class Progress:
     async def _run_line(self, run: RunRecord) -> str:
         if run.status == "waiting":
             logs = await self.store.get_logs(run.id)
-            why = next((line.message for line in reversed(logs) if line.level == "warning"),
-                       None)
+            # The line the wait was logged with is the run's last: nothing runs while it waits.
+            why = logs[-1].message if logs else None
             return f"run {run.id} waiting" + (f": {why}" if why else "")
         if run.status in ("queued", "running"):
             return _state(run, run.status)

@@ -155,7 +155,7 @@ class FlowRunner:
             if isinstance(outcome, Wait):
                 # Kept under the nested step's id: the composite runs again on resume, and each
                 # nested step finds its own cursor (`StepContext.child`).
-                return Wait(outcome.until, {step.id: outcome.cursor}, outcome.reason)
+                return replace(outcome, cursor={step.id: outcome.cursor})
             if isinstance(outcome, Failed):
                 return outcome if outcome.step else replace(outcome, step=step.id)
             if not isinstance(outcome, Done):
@@ -510,7 +510,7 @@ class FlowRunner:
                     cursor = None
                     continue
             if isinstance(outcome, Wait):
-                ctx.log(outcome.reason, "warning")
+                ctx.log(outcome.reason, outcome.level)
                 try:
                     await ctx.flush(
                         SaveStep(StepRecord(run.id, index, step.id, "waiting", started)),

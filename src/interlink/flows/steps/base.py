@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from interlink.errors import Conflict, StoreError, StoreUnavailable
 from interlink.store import (
@@ -67,6 +67,9 @@ class Wait:
     until: float
     cursor: dict[str, Any]
     reason: str
+    #: the run log's level for `reason`: a wait after a failed attempt is a warning, a wait
+    #: the flow asked for (a delay, a child run) is not
+    level: Literal["info", "warning"] = "warning"
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,7 +66,8 @@ async def run(ctx: StepContext, step: DelayStep, bucket: list[Any]) -> StepOutco
         await asyncio.sleep(left)
     if left <= INLINE_WAIT_S:
         return Done(bucket)
-    return Wait(until, {"until": until}, f"step {step.id}: waiting until {_iso(until)}")
+    return Wait(until, {"until": until}, f"step {step.id}: waiting until {_iso(until)}",
+                "info")
 
 
 def _epoch(value: Any) -> float:

@@ -70,7 +70,7 @@ async def run(ctx: StepContext, step: RunFlowStep, bucket: list[Any]) -> StepOut
         if child is None or child.status not in _ENDED:
             waiting = sum(c is None or c.status not in _ENDED for c in children)
             return Wait(time.time() + RECHECK_S, {"started": True},
-                        f"step {step.id}: waiting for {waiting} run(s) of {step.flow}")
+                        f"step {step.id}: waiting for {waiting} run(s) of {step.flow}", "info")
         if child.status != "succeeded":
             return Failed(f"step {step.id}: run {run_id} of {step.flow} {child.status}: "
                           f"{child.error}")
