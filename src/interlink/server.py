@@ -406,8 +406,9 @@ def run_worker(project: Project, *, log_format: str | None = None,
     """Run a worker for `project` until interrupted; with `listen` (host, port), serve the
     engine's endpoints there too. Raises `ServerError` when it cannot be bound."""
     fmt = configure_logging(log_format)
-    with contextlib.ExitStack() as bound:
-        sockets = [] if listen is None else [_listen(project.name, *listen)]
-        for sock in sockets:
-            bound.callback(sock.close)
+    sockets = [] if listen is None else [_listen(project.name, *listen)]
+    try:
         _loop.run(_work(project, sockets, fmt))
+    finally:
+        for sock in sockets:
+            sock.close()
