@@ -97,7 +97,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and run items until `stop` is set, then wait for the items in flight."""
-        heartbeat = asyncio.create_task(self._renew_leases(stop), name="interlink-lease-renewal")
+        heartbeat = asyncio.create_task(self._renew_leases(), name="interlink-lease-renewal")
         # Present before claiming: a command that queued work sees somebody will take it.
         presence = Presence(self.store, self.owner)
         try:
@@ -236,10 +236,12 @@ class Worker:
             log.warning("queue item %s: recording its outcome failed (%s); it is claimed "
                         "again when its lease expires", item.id, exc)
 
-    async def _renew_leases(self, stop: asyncio.Event) -> None:
-        # Renew at a third of the lease so one slow renewal does not let a lease lapse.
-        while not stop.is_set():
-            await _first(asyncio.sleep(self.lease_s / 3), stop.wait())
+    async def _renew_leases(self) -> None:
+        # Renew at a third of the lease so one slow renewal does not let a lease lapse. Until
+        # cancelled, once the items in hand have ended: a worker told to stop still holds
+        # them while it finishes them (else another worker takes them over and sends again).
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
             if self._running:
                 try:
                     await self.store.extend_leases(self.owner, list(self._running), self.lease_s)

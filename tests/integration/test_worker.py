@@ -6,8 +6,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from tests.projects import push_to, write_project
+from tests.upstream import Upstream
 
 from interlink import worker as worker_module
+from interlink.engine import Engine
 from interlink.errors import StoreUnavailable
 from interlink.store import Complete, QueueItem, open_store
 from interlink.worker import MAX_CRASHES, Worker
@@ -152,3 +155,28 @@ async def test_leases_are_renewed_while_a_handler_runs(tmp_path: Path) -> None:
     assert stolen == []
 
 
+async def test_a_stopping_worker_keeps_its_leases_until_its_runs_end(tmp_path: Path) -> None:
+    """A worker told to stop finishes the runs it holds: it renews their leases until they
+    end, so no other worker takes a run over and calls the upstream a second time (a newcomer
+    saw it: SIGTERM during a call longer than the lease sent the order twice)."""
+    async with Upstream() as up:
+        up.route("/orders", delay=2.0)
+        project = write_project(tmp_path, {**push_to(up.url), "interlink.yaml":
+                                           "name: test\nstore: sqlite:///.interlink/test.db\n"
+                                           "worker: {lease: 600ms, poll: 50ms}\n"})
+        async with Engine(project) as first, Engine(project) as second:
+            stopping, other = asyncio.Event(), asyncio.Event()
+            draining = asyncio.create_task(first.worker().run(stopping))
+            run_id = await first.runner.start("push", {"id": 5})
+            for _ in range(500):
+                if up.requests_to("/orders"):
+                    break
+                await asyncio.sleep(0.01)
+            stopping.set()  # SIGTERM: finish what it holds
+            taking_over = asyncio.create_task(second.worker().run(other))
+            await draining
+            ended = await second.runner.wait_for(run_id, 20)
+            other.set()
+            await taking_over
+    assert ended.status == "succeeded"
+    assert [r.json for r in up.requests_to("/orders")] == [{"id": 5}]
