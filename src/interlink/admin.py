@@ -86,7 +86,7 @@ class AdminAccess:
 
     def describe(self) -> str:
         """The line `interlink serve` prints at start: which mode is in force."""
-        what = "engine endpoints (/_interlink/* but health, /metrics)"
+        what = "engine endpoints (/metrics, and /_interlink/* but health)"
         if self._bearer is not None:
             count = "1 token" if self.tokens == 1 else f"{self.tokens} tokens"
             return f"{what}: admin token required (Authorization: Bearer; {count} accepted)"

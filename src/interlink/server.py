@@ -61,6 +61,7 @@ __all__ = [
     "run_worker",
     "serve",
     "serve_sockets",
+    "url_of",
     "uvicorn_config",
 ]
 
@@ -190,8 +191,7 @@ async def _serve(project: Project, sockets: Sequence[socket.socket], with_worker
             if ready is not None:
                 ready()
             else:
-                host, port = sockets[0].getsockname()[:2]
-                log.info("serving %s on http://%s:%s", project.name, host, port)
+                log.info("serving %s on %s", project.name, url_of(sockets[0]))
                 log.info("%s", admin_line(admin, sockets[-1].getsockname()[1]))
         await asyncio.wait(lasting, return_when=asyncio.FIRST_COMPLETED)
         # uvicorn returns on SIGINT/SIGTERM; the worker then finishes what it holds.
@@ -210,8 +210,18 @@ def admin_line(admin: AdminConfig, port: int | None = None) -> str:
     """The log line saying who may use the engine's endpoints, and where (`port`: the one
     `admin.listen` got, when it asked for 0)."""
     where = "" if admin.listen is None else \
-        f" on http://{admin.listen.host}:{port or admin.listen.port} only"
+        f" on {_url(admin.listen.host, port or admin.listen.port)} only"
     return f"{AdminAccess(admin).describe()}{where}"
+
+
+def url_of(sock: socket.socket) -> str:
+    """`http://HOST:PORT` of a listening socket (an IPv6 host in brackets)."""
+    host, port = sock.getsockname()[:2]
+    return _url(host, port)
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 async def _started(servers: Sequence[uvicorn.Server], worker: Worker | None,
@@ -276,8 +286,7 @@ async def _work(project: Project, sockets: Sequence[socket.socket], log_format: 
         if await _started(servers, worker, [running, *serving]):
             log.info("worker %s started", worker.owner)
             for sock in sockets:
-                host, port = sock.getsockname()[:2]
-                log.info("serving the engine's endpoints on http://%s:%s: %s", host, port,
+                log.info("serving the engine's endpoints on %s: %s", url_of(sock),
                          AdminAccess(project.config.admin).describe())
         await asyncio.wait([running, *serving], return_when=asyncio.FIRST_COMPLETED)
         stop.set()  # a listener that failed stops the worker too

@@ -67,6 +67,7 @@ from interlink.server import (
     listeners,
     redact_logs,
     serve_sockets,
+    url_of,
 )
 from interlink.spec import Project, load_project
 from interlink.store import backend_of
@@ -113,9 +114,8 @@ def serve_processes(project: Project, workers: int, *, host: str | None = None,
     with listeners(project, host, port) as sockets:
 
         def serving() -> None:
-            main_host, main_port = sockets[0].getsockname()[:2]
-            log.info("serving %s on http://%s:%s with %d processes", project.name, main_host,
-                     main_port, workers)
+            log.info("serving %s on %s with %d processes", project.name, url_of(sockets[0]),
+                     workers)
             admin_port = sockets[1].getsockname()[1] if len(sockets) > 1 else None
             log.info("%s", admin_line(project.config.admin, admin_port))
 

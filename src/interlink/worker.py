@@ -138,6 +138,10 @@ class Worker:
                         self._parked = False
         finally:
             self._accepting = False
+            held = len(self._running) + self._reserved
+            if held and stop.is_set():
+                log.info("worker %s stopping: finishing the %d item%s it holds (their leases "
+                         "are renewed until they end)", self.owner, held, "" if held == 1 else "s")
             if self._reserved:  # items being written leased to us: ours to run
                 await self._settled.wait()
             if self._running:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 from tests.processes import cli, free_port, interlink, wait_healthy
 from tests.projects import write_project
 
@@ -62,7 +63,7 @@ async def test_worker_serves_health_and_metrics_behind_the_admin_token(tmp_path:
         assert proc.wait(20) == 0
     text = log.read_text()
     assert f"serving the engine's endpoints on http://127.0.0.1:{port}: " \
-           "engine endpoints (/_interlink/* but health, /metrics): admin token required" in text
+           "engine endpoints (/metrics, and /_interlink/* but health): admin token required" in text
     assert text.index("GET /metrics 200") < text.index("stopped")
     assert TOKEN not in text
 
@@ -87,3 +88,32 @@ async def test_worker_listen_refuses_what_is_not_host_port(tmp_path: Path) -> No
         code, _, err = await cli("worker", str(tmp_path), "--listen", bad)
         assert code == 2, bad
         assert "is not [HOST:]PORT" in err, err
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
+async def test_worker_listen_on_ipv6_says_where_in_brackets(tmp_path: Path) -> None:
+    """`--listen [::1]:PORT` serves there, and its log line is a URL one can paste."""
+    write_project(tmp_path, FILES)
+    with socket.socket(socket.AF_INET6) as probe:
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "worker.log"
+    with interlink("worker", str(tmp_path), "--listen", f"[::1]:{port}", log=log) as proc:
+        deadline = time.monotonic() + 30
+        while f"on http://[::1]:{port}: " not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            await asyncio.sleep(0.05)
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"http://[::1]:{port}/_interlink/health") as r:
+            assert r.status == 200
+        proc.terminate()
+        assert proc.wait(20) == 0

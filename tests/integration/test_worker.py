@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -155,10 +156,12 @@ async def test_leases_are_renewed_while_a_handler_runs(tmp_path: Path) -> None:
     assert stolen == []
 
 
-async def test_a_stopping_worker_keeps_its_leases_until_its_runs_end(tmp_path: Path) -> None:
+async def test_a_stopping_worker_keeps_its_leases_until_its_runs_end(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A worker told to stop finishes the runs it holds: it renews their leases until they
     end, so no other worker takes a run over and calls the upstream a second time (a newcomer
     saw it: SIGTERM during a call longer than the lease sent the order twice)."""
+    caplog.set_level(logging.INFO, logger="interlink.worker")
     async with Upstream() as up:
         up.route("/orders", delay=2.0)
         project = write_project(tmp_path, {**push_to(up.url), "interlink.yaml":
@@ -180,3 +183,5 @@ async def test_a_stopping_worker_keeps_its_leases_until_its_runs_end(tmp_path: P
             await taking_over
     assert ended.status == "succeeded"
     assert [r.json for r in up.requests_to("/orders")] == [{"id": 5}]
+    # The drain says what it waits for.
+    assert "stopping: finishing the 1 item it holds" in caplog.text
