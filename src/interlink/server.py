@@ -52,6 +52,7 @@ from interlink.worker import Worker
 
 __all__ = [
     "BACKLOG",
+    "NO_WORKER_LINE",
     "admin_line",
     "build_admin_app",
     "build_app",
@@ -193,6 +194,8 @@ async def _serve(project: Project, sockets: Sequence[socket.socket], with_worker
             else:
                 log.info("serving %s on %s", project.name, url_of(sockets[0]))
                 log.info("%s", admin_line(admin, sockets[-1].getsockname()[1]))
+                if worker is None:
+                    log.info("%s", NO_WORKER_LINE)
         await asyncio.wait(lasting, return_when=asyncio.FIRST_COMPLETED)
         # uvicorn returns on SIGINT/SIGTERM; the worker then finishes what it holds.
         stop.set()
@@ -204,6 +207,10 @@ async def _serve(project: Project, sockets: Sequence[socket.socket], with_worker
         count = sum(a.requests for a in logged)
         answered = f": {count} request{'' if count == 1 else 's'} answered" if logged else ""
         log.info("stopped serving %s%s", project.name, answered)
+
+
+#: logged at start-up by `serve --no-worker`
+NO_WORKER_LINE = "no worker here (--no-worker): `interlink worker` processes run the queued work"
 
 
 def admin_line(admin: AdminConfig, port: int | None = None) -> str:

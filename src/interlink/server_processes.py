@@ -62,6 +62,7 @@ from types import FrameType
 from interlink.errors import InterlinkError, ServerError
 from interlink.redaction import Redactor
 from interlink.server import (
+    NO_WORKER_LINE,
     admin_line,
     configure_logging,
     listeners,
@@ -118,6 +119,8 @@ def serve_processes(project: Project, workers: int, *, host: str | None = None,
                      workers)
             admin_port = sockets[1].getsockname()[1] if len(sockets) > 1 else None
             log.info("%s", admin_line(project.config.admin, admin_port))
+            if not with_worker:
+                log.info("%s", NO_WORKER_LINE)
 
         # Whichever process a scrape reaches answers the numbers of them all (metrics.py).
         with tempfile.TemporaryDirectory(prefix="interlink-metrics-") as metrics_dir:

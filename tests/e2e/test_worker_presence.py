@@ -12,6 +12,7 @@ from tests.processes import cli, free_port, interlink, wait_healthy
 from tests.projects import write_project
 
 from interlink.presence import live_workers
+from interlink.server import NO_WORKER_LINE
 from interlink.store import open_store
 
 FILES = {
@@ -81,8 +82,8 @@ async def test_serve_is_a_worker_unless_told_not_to_be(tmp_path: Path) -> None:
     failed = json.loads(out)["id"]
     for args, warned in ((["--no-worker"], True), ([], False)):
         port = free_port()
-        with interlink("serve", str(tmp_path), "--port", str(port), *args,
-                       log=tmp_path / "serve.log") as proc:
+        log = tmp_path / f"serve{len(args)}.log"
+        with interlink("serve", str(tmp_path), "--port", str(port), *args, log=log) as proc:
             await wait_healthy(port, proc)
             if not warned:
                 await presence(tmp_path, alive=True)
@@ -90,3 +91,5 @@ async def test_serve_is_a_worker_unless_told_not_to_be(tmp_path: Path) -> None:
             assert (NO_WORKER in said) == warned, args
             proc.terminate()
             assert proc.wait(20) == 0
+        # Its start-up says so too.
+        assert (NO_WORKER_LINE in log.read_text()) == warned, log.read_text()

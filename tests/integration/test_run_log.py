@@ -76,8 +76,8 @@ async def test_the_last_attempt_shows_the_decision_that_ended_it(tmp_path: Path)
     assert len(lines) == 3, lines  # two waits in place, and the failure
     assert lines[2].endswith("(attempt 3 of 3); no attempts left")
     text = format_run(run)
-    assert "→ 503  3 fail  no attempts left" in text
-    assert "→ 503  1 retry_step  wait" in text
+    assert "→ 503  code 3 fail  no attempts left" in text
+    assert "→ 503  code 1 retry_step  wait" in text
 
 
 async def test_a_script_step_logs_its_retries_and_the_end(tmp_path: Path) -> None:

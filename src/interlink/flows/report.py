@@ -155,7 +155,7 @@ def format_run(run: dict[str, Any]) -> str:
             status = a["response"]["status"] if a.get("response") else a.get("error") or "-"
             wait = f"  wait {a['wait_s']:g}s" if a["wait_s"] else ""
             message = f"  {a['message']}" if a.get("message") else ""
-            code = "-" if a["code"] is None else a["code"]
+            code = "code -" if a["code"] is None else f"code {a['code']}"  # a response code
             nested = f"{a['step']} " if a.get("step", step["id"]) != step["id"] else ""
             lines.append(f"    {nested}#{a['n']} {a['request']['method']} {a['request']['url']} → "
                          f"{status}  {code} {a['decision']}{wait}{message}")

@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 
 from interlink.errors import ExpressionError
 from interlink.expressions import compile_expression
+from interlink.flows.report import iso
 from interlink.flows.steps.base import INLINE_WAIT_S, Done, Failed, StepContext, StepOutcome, Wait
 from interlink.spec._base import Duration, Expr
 from interlink.spec.step import StepSpec
@@ -66,7 +67,7 @@ async def run(ctx: StepContext, step: DelayStep, bucket: list[Any]) -> StepOutco
         await asyncio.sleep(left)
     if left <= INLINE_WAIT_S:
         return Done(bucket)
-    return Wait(until, {"until": until}, f"step {step.id}: waiting until {_iso(until)}",
+    return Wait(until, {"until": until}, f"step {step.id}: waiting until {iso(until)}",
                 "info")
 
 
@@ -77,6 +78,3 @@ def _epoch(value: Any) -> float:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     raise TypeError(f"expected epoch seconds or an ISO 8601 time, got {value!r}")
 
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="milliseconds")
