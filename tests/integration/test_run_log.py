@@ -117,3 +117,32 @@ async def test_a_redirect_fails_the_step_saying_where_it_pointed(tmp_path: Path)
         "(name it in the connector's base_url or the endpoint's path) (attempt 1 of 3)")
     assert len(up.requests_to("/orders")) == 1
     assert up.requests_to("/o") == []
+
+
+async def test_a_nested_steps_wait_and_failure_are_logged_under_its_own_id(
+        tmp_path: Path) -> None:
+    """A connector inside a route waits durably after a 503, then fails: both lines name the
+    connector step, not the route around it (a newcomer read `attempt 3 of 4` under the
+    route's id)."""
+    async with Upstream() as up:
+        up.route("/orders", statuses=[503, 503])
+        files = push_to(up.url, retry="{max_attempts: 2, initial: 1100ms, jitter: none}")
+        files["flows/push.yaml"] = """
+            name: push
+            steps:
+              - id: by_kind
+                type: route
+                routes:
+                  - when: "true"
+                    steps:
+                      - {id: send, type: connector, connector: wh, endpoint: create_order}
+            """
+        project = write_project(tmp_path, files)
+        async with running_engine(project) as engine:
+            run = await finished(engine, await engine.runner.start("push", {"id": 1}))
+    assert run["status"] == "failed"
+    by_step = [(line["step"], line["level"], line["message"]) for line in run["logs"]]
+    [waited] = [line for line in by_step if "retrying in" in line[2]]
+    assert waited[:2] == ("send", "warning"), by_step
+    [ended] = [line for line in by_step if "no attempts left" in line[2]]
+    assert ended[:2] == ("send", "error"), by_step

@@ -155,7 +155,8 @@ class FlowRunner:
             if isinstance(outcome, Wait):
                 # Kept under the nested step's id: the composite runs again on resume, and each
                 # nested step finds its own cursor (`StepContext.child`).
-                return replace(outcome, cursor={step.id: outcome.cursor})
+                return replace(outcome, cursor={step.id: outcome.cursor},
+                               step=outcome.step or step.id)
             if isinstance(outcome, Failed):
                 return outcome if outcome.step else replace(outcome, step=step.id)
             if not isinstance(outcome, Done):
@@ -510,7 +511,7 @@ class FlowRunner:
                     cursor = None
                     continue
             if isinstance(outcome, Wait):
-                ctx.log(outcome.reason, outcome.level)
+                ctx.log(outcome.reason, outcome.level, step=outcome.step)
                 try:
                     await ctx.flush(
                         SaveStep(StepRecord(run.id, index, step.id, "waiting", started)),
@@ -525,7 +526,7 @@ class FlowRunner:
                     # claimed again, the item would be refused again until set aside broken
                     outcome = Failed(f"step {step.id}: saving its wait: {exc}")
             if isinstance(outcome, Failed):
-                ctx.log(outcome.reason, "error")
+                ctx.log(outcome.reason, "error", step=outcome.step)
                 retry = self._flow_retry(ctx, flow, outcome)
                 # Terminal (no retry run to come): its notifications commit with its end.
                 notices = [] if retry or not self.notifications else \

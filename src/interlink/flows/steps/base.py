@@ -70,6 +70,8 @@ class Wait:
     #: the run log's level for `reason`: a wait after a failed attempt is a warning, a wait
     #: the flow asked for (a delay, a child run) is not
     level: Literal["info", "warning"] = "warning"
+    #: the id of the step that waits, when it is nested in the one reporting it
+    step: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,10 +194,11 @@ class StepContext:
             data.update(self.extra)
         return data
 
-    def log(self, message: str, level: str = "info") -> None:
-        """Add a line to the run log (written with the next record, redacted)."""
+    def log(self, message: str, level: str = "info", *, step: str | None = None) -> None:
+        """Add a line to the run log (written with the next record, redacted), under this
+        step's id or `step`'s (a nested step that reported through this one)."""
         text = self.services.redactor.text(message)
-        self._logs.append(LogLine(self.run.id, text, time.time(), level, self.step_id))
+        self._logs.append(LogLine(self.run.id, text, time.time(), level, step or self.step_id))
 
     def defer(self, *ops: WriteOp) -> None:
         """Write `ops` with the step's next write (they must not be needed durably before)."""
