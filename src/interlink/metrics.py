@@ -63,7 +63,7 @@ class _Histogram:
 
 
 class Metrics(Collector):
-    """Requests by outcome, phase durations, runs ended and connector attempts."""
+    """Requests by outcome, phase durations, runs ended, connector attempts, webhook calls."""
 
     def __init__(self, shared: Path | None = None) -> None:
         self.registry = CollectorRegistry()
@@ -71,6 +71,7 @@ class Metrics(Collector):
         self._phases: defaultdict[tuple[str, str], _Histogram] = defaultdict(_Histogram)
         self._runs: defaultdict[tuple[str, str], int] = defaultdict(int)
         self._attempts: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self._webhooks: defaultdict[tuple[str, str], int] = defaultdict(int)
         #: the folder the server's processes publish to (None: this process alone)
         self.shared = shared
         self._file = None if shared is None else shared / f"{os.getpid()}-{id(self):x}.json"
@@ -85,6 +86,10 @@ class Metrics(Collector):
     def run_ended(self, flow: str, status: str) -> None:
         """A run ended with `status`."""
         self._runs[flow, status] += 1
+
+    def webhook(self, flow: str, status: int) -> None:
+        """A call to `flow`'s webhook was answered `status` (0: the caller left first)."""
+        self._webhooks[flow, str(status)] += 1
 
     def attempt(self, connector: str, decision: str) -> None:
         """A connector attempt ended with `decision`."""
@@ -101,6 +106,8 @@ class Metrics(Collector):
              numbers["runs"]),
             ("interlink_connector_attempts", "Connector attempts, by the decision taken.",
              ["connector", "decision"], numbers["attempts"]),
+            ("interlink_webhook_requests", "Webhook calls answered, by flow and status code.",
+             ["flow", "code"], numbers["webhooks"]),
         )
         for name, doc, labels, values in counters:
             family = CounterMetricFamily(name, doc, labels=labels)
@@ -116,7 +123,8 @@ class Metrics(Collector):
 
     def _numbers(self) -> dict[str, dict[tuple[str, str], Any]]:
         return {"requests": dict(self._requests), "runs": dict(self._runs),
-                "attempts": dict(self._attempts), "phases": dict(self._phases)}
+                "attempts": dict(self._attempts), "webhooks": dict(self._webhooks),
+                "phases": dict(self._phases)}
 
     # --- shared between the processes of one server -----------------------------------------
 
@@ -145,7 +153,8 @@ class Metrics(Collector):
             self.publish()  # this process's numbers as of now
         totals: dict[str, dict[tuple[str, str], Any]] = {
             "requests": defaultdict(int), "runs": defaultdict(int),
-            "attempts": defaultdict(int), "phases": defaultdict(_Histogram)}
+            "attempts": defaultdict(int), "webhooks": defaultdict(int),
+            "phases": defaultdict(_Histogram)}
         for path in self.shared.glob("*.json"):
             try:
                 data = orjson.loads(path.read_bytes())

@@ -31,7 +31,7 @@ import logging
 from typing import Any
 
 import orjson
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interlink.engine import Engine
 from interlink.errors import (
@@ -117,6 +117,21 @@ class Webhooks:
         if found is None:
             await self.app(scope, receive, send)
             return
+        status = 0
+
+        async def counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._answer(found, scope, receive, counted)
+        finally:
+            self.engine.metrics.webhook(found.flow, status)
+
+    async def _answer(self, found: _Route, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a call of `found`'s webhook."""
         flow, auth, respond = found.flow, found.auth, found.respond
         length, limit = content_length(scope["headers"]), self.limits.max_body
         headers = decode_headers(scope["headers"])

@@ -42,6 +42,33 @@ async def test_metrics_count_requests_phases_runs_and_attempts(tmp_path: Path) -
             in text)
 
 
+async def test_metrics_count_webhook_calls_by_status(tmp_path: Path) -> None:
+    """Webhook calls are counted per flow and answer status: accepted, refused, unreadable."""
+    project = write_project(tmp_path, {
+        "interlink.yaml": "name: test\nstore: sqlite:///.interlink/test.db\npackages:\n"
+                          "  shop: {auth: {type: api_key, header: X-Key, "
+                          "keys: [shop-key-0123456789abcdef]}}\n",
+        "flows/hook.yaml": "name: hook\ntrigger: {type: webhook, path: /hooks/in, "
+                           "package: shop}\nsteps:\n  - {id: m, type: map, value: payload}\n",
+    })
+    async with running_engine(project) as engine:
+        app = build_app(engine, None)
+        key = {"X-Key": "shop-key-0123456789abcdef"}
+        answers = [
+            await call_app(app, "POST", "/hooks/in", body=b'{"id": 1}', headers=key),
+            await call_app(app, "POST", "/hooks/in", body=b'{"id": 2}', headers=key),
+            await call_app(app, "POST", "/hooks/in", body=b'{"id": 3}'),
+            await call_app(app, "POST", "/hooks/in", body=b"{not json",
+                           headers={**key, "Content-Type": "application/json"}),
+        ]
+        metrics = await call_app(app, "GET", "/metrics")
+    assert [a.status for a in answers] == [202, 202, 401, 400]
+    text = metrics.text
+    assert 'interlink_webhook_requests_total{code="202",flow="hook"} 2.0' in text
+    assert 'interlink_webhook_requests_total{code="401",flow="hook"} 1.0' in text
+    assert 'interlink_webhook_requests_total{code="400",flow="hook"} 1.0' in text
+
+
 def test_phase_histograms_are_cumulative() -> None:
     """Bucket counts are cumulative and end at the observation count, as Prometheus expects."""
     from prometheus_client.parser import text_string_to_metric_families
