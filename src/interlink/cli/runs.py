@@ -61,6 +61,8 @@ def _read_payload(source: str | None) -> Any:
 def run_flow(flow: str, project: Path, payload_source: str | None, timeout: float,
              quiet: bool, as_json: bool) -> None:
     """Run FLOW now (with a worker in this process) and print the run; exit 1 if it failed.
+    A durable wait (a retry or delay over a second) goes to the queue like any other: any
+    worker running then, this one or another process's, takes the run on.
 
     While it waits, each change (the step and attempt in flight, waits) is told on stderr;
     stdout gets only the ended run.
