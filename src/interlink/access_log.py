@@ -23,9 +23,10 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from interlink.redaction import MASK, Redactor
+from interlink.services.responses import StatusSeen
 
 __all__ = ["AccessLog", "masked_query"]
 
@@ -65,19 +66,12 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 0
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        seen = StatusSeen(send)
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, seen)
         finally:
             self.requests += 1
-            self._write(scope, status, (time.perf_counter() - started) * 1000)
+            self._write(scope, seen.status, (time.perf_counter() - started) * 1000)
 
     def _now(self) -> str:
         """The time as `2026-12-01T09:00:00.123456Z` (to the microsecond, as structlog writes

@@ -31,7 +31,7 @@ import logging
 from typing import Any
 
 import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from interlink.engine import Engine
 from interlink.errors import (
@@ -47,7 +47,7 @@ from interlink.payloads import content_length, output_of, payload_of, unreadable
 from interlink.services.body import read_body
 from interlink.services.context import decode_headers, decode_query
 from interlink.services.failures import MappingFailure, SecurityFailure
-from interlink.services.responses import Response, error_body, send_response
+from interlink.services.responses import Response, StatusSeen, error_body, send_response
 from interlink.services.security import (
     ANONYMOUS,
     Authenticator,
@@ -117,18 +117,11 @@ class Webhooks:
         if found is None:
             await self.app(scope, receive, send)
             return
-        status = 0
-
-        async def counted(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        seen = StatusSeen(send)
         try:
-            await self._answer(found, scope, receive, counted)
+            await self._answer(found, scope, receive, seen)
         finally:
-            self.engine.metrics.webhook(found.flow, status)
+            self.engine.metrics.webhook(found.flow, seen.status)
 
     async def _answer(self, found: _Route, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a call of `found`'s webhook."""

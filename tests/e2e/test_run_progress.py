@@ -92,6 +92,13 @@ async def test_quiet_says_nothing_while_it_waits(tmp_path: Path) -> None:
     assert json.loads(out)["status"] == "succeeded"
 
 
+async def first_look(store: Store, run_id: str) -> list[str]:
+    """What one look of `interlink run`'s progress at `run_id` tells."""
+    said: list[str] = []
+    await Progress(store, run_id, said.append).look()
+    return said
+
+
 async def test_one_look_tells_a_steps_attempts_before_its_end(store: Store) -> None:
     """Two steps sent, answered and ended between two looks: attempts, end, attempts, end —
     it told every step's end first, then the attempts."""
@@ -104,8 +111,7 @@ async def test_one_look_tells_a_steps_attempts_before_its_end(store: Store) -> N
         SaveStep(StepRecord("r1", 0, "a", "succeeded", 100.5, 101.5)),
         SaveAttempt(AttemptRecord("r1", "b", 1, sent, {"status": 200}, 0, "continue", 102.0)),
         SaveStep(StepRecord("r1", 1, "b", "succeeded", 101.6, 102.5)))
-    said: list[str] = []
-    await Progress(store, "r1", said.append).look()
+    said = await first_look(store, "r1")
     assert said[2:] == [
         "step a (1 of 2): attempt 1: POST http://up/x", "step a: attempt 1: HTTP 201 → continue",
         "step a: succeeded in 1.00s",
@@ -122,8 +128,7 @@ async def test_a_late_first_look_tells_the_run_queued_and_started_before_its_att
     sent = {"method": "POST", "url": "http://up/x"}
     await store.write(InsertRun(run), SaveAttempt(AttemptRecord(
         "r1", "a", 1, sent, None, -1, UNKNOWN_DECISION, 100.3)))
-    said: list[str] = []
-    await Progress(store, "r1", said.append).look()
+    said = await first_look(store, "r1")
     assert said == ["run r1 queued (flow orders)", "run r1 running (flow orders)",
                     "step a (1 of 1): attempt 1: POST http://up/x"]
 
@@ -149,8 +154,7 @@ async def test_a_run_started_between_the_reads_of_one_look_is_told_running_first
         return found
 
     store.get_run = get_run  # type: ignore[method-assign]
-    said: list[str] = []
-    await Progress(store, "r1", said.append).look()
+    said = await first_look(store, "r1")
     assert said == ["run r1 queued (flow orders)", "run r1 running (flow orders)",
                     "step a (1 of 1): attempt 1: POST http://up/x"]
 
@@ -160,7 +164,6 @@ async def test_a_run_that_ended_before_the_first_look_is_still_told_started(
     run = replace(a_run("r1", created_at=100.0), status="succeeded", started_at=100.2,
                   finished_at=100.5, flow_spec={"steps": [{"id": "a"}]})
     await store.write(InsertRun(run))
-    said: list[str] = []
-    await Progress(store, "r1", said.append).look()
+    said = await first_look(store, "r1")
     assert said == ["run r1 queued (flow orders)", "run r1 running (flow orders)",
                     "run r1 succeeded in 0.30s"]

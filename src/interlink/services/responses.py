@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 
 import orjson
-from starlette.types import Send
+from starlette.types import Message, Send
 
-__all__ = ["Response", "error_body", "send_response", "timing_header"]
+__all__ = ["Response", "StatusSeen", "error_body", "send_response", "timing_header"]
 
 
 _SERVER = (b"server", b"interlink")
@@ -94,3 +94,19 @@ async def send_response(send: Send, response: Response) -> None:
     raw.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": raw})
     await send({"type": "http.response.body", "body": response.body})
+
+
+class StatusSeen:
+    """An ASGI `send` passing messages on to `send`, keeping the status the answer started
+    with (`status`: 0 while none did — the caller may have gone first)."""
+
+    __slots__ = ("send", "status")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 0
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
