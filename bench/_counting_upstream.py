@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/_counting_upstream.py [--seed 1] [--session-orders 6]
         [--session-ttl 5] [--p503 0.15] [--p429 0.1] [--max-failures 2]
+        [--p-slow 0] [--slow 3]
 
 It prints `listening on PORT` once it serves on 127.0.0.1 and runs until killed.
 
@@ -15,7 +16,13 @@ It prints `listening on PORT` once it serves on 127.0.0.1 and runs until killed.
   anything. Otherwise the request fails now and then — 503, or 429 with `Retry-After: 1`,
   decided by `--seed`, the key and how many requests that key has made, at most
   `--max-failures` times per key — or creates the order: `201 {"id": "WH-n", "order_id": …}`.
-- A **duplicate** is one order id created under two different keys.
+- A key's first request is slow now and then (`--p-slow`, decided by `--seed` and the key):
+  it is answered `--slow` seconds after it arrived (longer than a worker's lease, so a worker
+  that stopped renewing its leases meanwhile would see the call taken over).
+- A **duplicate** is one order id created under two different keys. An **overlap** is a
+  request arriving while another with the same key is still being answered to a client that
+  is still connected: two engines running the same step at once (a lease not held). A request
+  whose client was killed does not count: its connection is closed.
 - `GET /_stats` counts what happened (and, with `?detail=1`, lists which keys created each
   order and how many requests each key made).
 """
@@ -55,6 +62,8 @@ class CountingUpstream:
     p503: float = 0.15
     p429: float = 0.10
     max_failures: int = 2
+    p_slow: float = 0.0
+    slow: float = 3.0
     tokens: dict[str, Token] = field(default_factory=dict)
     serial: int = 0
     #: Idempotency-Key → requests to /orders with it (401s included)
@@ -67,6 +76,10 @@ class CountingUpstream:
     #: order id → the keys it was created under (more than one: a duplicate)
     created: dict[str, list[str]] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
+    #: Idempotency-Key → the requests with it being answered now
+    in_flight: dict[str, list[web.Request]] = field(default_factory=dict)
+    #: Idempotency-Key → how many of its requests overlapped another (see the docstring)
+    overlaps: Counter[str] = field(default_factory=Counter)
 
     def app(self) -> web.Application:
         """The aiohttp application."""
@@ -94,6 +107,22 @@ class CountingUpstream:
             self.counts["no_key"] += 1
             return web.json_response({"error": "Idempotency-Key required"}, status=400)
         self.requests[key] += 1
+        others = self.in_flight.setdefault(key, [])
+        if any(_connected(other) for other in others):
+            self.overlaps[key] += 1
+            self.counts["overlapping"] += 1
+        others.append(request)
+        try:
+            if self.requests[key] == 1 and self._draw(key, "slow") < self.p_slow:
+                self.counts["slow"] += 1
+                await asyncio.sleep(self.slow)
+            return self._answer(request, key, raw)
+        finally:
+            others.remove(request)
+            if not others:
+                del self.in_flight[key]
+
+    def _answer(self, request: web.Request, key: str, raw: bytes) -> web.Response:
         token, usable = self._token(request, key)
         if not usable:
             self.counts["refused_401"] += 1
@@ -125,7 +154,7 @@ class CountingUpstream:
     def _failure(self, key: str) -> web.Response | None:
         if self.failures[key] >= self.max_failures:
             return None
-        draw = random.Random(f"{self.seed}:{key}:{self.requests[key]}").random()
+        draw = self._draw(key, str(self.requests[key]))
         if draw < self.p503:
             status, headers = 503, {}
         elif draw < self.p503 + self.p429:
@@ -135,6 +164,9 @@ class CountingUpstream:
         self.failures[key] += 1
         self.counts[f"injected_{status}"] += 1
         return web.json_response({"error": "try again"}, status=status, headers=headers)
+
+    def _draw(self, key: str, what: str) -> float:
+        return random.Random(f"{self.seed}:{key}:{what}").random()
 
     def _create(self, key: str, raw: bytes) -> web.Response:
         try:
@@ -167,12 +199,18 @@ class CountingUpstream:
         if request.query.get("detail"):
             body["keys_per_order"] = self.created
             body["requests_per_key"] = self.requests
+            body["overlaps_per_key"] = self.overlaps
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     def forget_stale_tokens(self) -> None:
         """Drop tokens long past their lifetime, so a long soak does not grow this process."""
         limit = time.monotonic() - 10 * self.session_ttl
         self.tokens = {t: tok for t, tok in self.tokens.items() if tok.issued > limit}
+
+
+def _connected(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is not None and not transport.is_closing()
 
 
 async def serve(upstream: CountingUpstream, port: int) -> None:
@@ -197,9 +235,11 @@ def main() -> None:
     parser.add_argument("--p503", type=float, default=0.15)
     parser.add_argument("--p429", type=float, default=0.10)
     parser.add_argument("--max-failures", type=int, default=2)
+    parser.add_argument("--p-slow", type=float, default=0.0)
+    parser.add_argument("--slow", type=float, default=3.0)
     args = parser.parse_args()
     upstream = CountingUpstream(args.seed, args.session_orders, args.session_ttl, args.p503,
-                                args.p429, args.max_failures)
+                                args.p429, args.max_failures, args.p_slow, args.slow)
     try:
         asyncio.run(serve(upstream, args.port))
     except KeyboardInterrupt:

@@ -100,6 +100,15 @@ class EngineProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
+    def terminate(self) -> subprocess.Popen[bytes] | None:
+        """Ask the process to stop (SIGTERM) and let go of it: `start` may start the next one
+        while it finishes what it holds (a rolling restart). Returns it, to wait for."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return None
+        proc.terminate()
+        return proc
+
     def stop(self) -> None:
         """Stop the process gracefully (SIGTERM), or kill it after 10 s."""
         if self.proc is None or self.proc.poll() is not None:

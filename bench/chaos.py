@@ -1,16 +1,19 @@
-"""Exactly once under SIGKILL: accepted orders lost or duplicated while engine processes die.
+"""Exactly once under SIGKILL and SIGTERM: accepted orders lost or duplicated while engine
+processes die or are stopped.
 
-    .venv/bin/python bench/chaos.py [--store sqlite|postgres|all] [--kills 50] [--rate 50]
-                                    [--duration S] [--workers 2] [--seed 1] [--quick]
+    .venv/bin/python bench/chaos.py [--store sqlite|postgres|all] [--kills 50] [--stops N]
+                                    [--rate 50] [--duration S] [--workers 2] [--seed 1]
+                                    [--quick]
 
 Real processes on loopback, no mocks:
 
 - **upstream** (`bench/_counting_upstream.py`): an order API with session logins whose tokens
   expire after 6 orders or 5 s (401), seeded 503s and 429s (`Retry-After: 1`, at most 2 per
-  `Idempotency-Key`), which honours `Idempotency-Key` and records which keys created each
-  order id. Every order gets through within `max_attempts: 6` and `max_reauth: 2`: 2 injected
-  failures, a 401, and attempts or logins cut short by a kill, which count (their request may
-  have arrived);
+  `Idempotency-Key`) and a few first calls answered only after 3 s (longer than a lease). It
+  honours `Idempotency-Key`, records which keys created each order id, and which calls of
+  one key overlapped (two engines running one step at once). Every order gets through within
+  `max_attempts: 6` and `max_reauth: 2`: 2 injected failures, a 401, and attempts or logins
+  cut short by a kill, which count (their request may have arrived);
 - **engine**: a generated project (a session-auth connector with a retry policy; a flow with a
   webhook trigger; a sync service running that flow with `queue_when: "error is not none"` and
   a request processor, its activity timeout short enough that some requests are queued; an
@@ -20,7 +23,11 @@ Real processes on loopback, no mocks:
   webhook, the sync and the async service, and records which were *accepted* (202 from the
   webhook, 2xx from a service);
 - **kills**: meanwhile a random engine process is SIGKILLed at random moments, `--kills` times,
-  and restarted at once (serve: until healthy again).
+  and restarted at once (serve: until healthy again);
+- **stops**: and, mixed with the kills, `--stops` times (a fifth of the kills by default) a
+  random process is stopped gracefully (SIGTERM) the way a deploy does it: a worker's
+  replacement starts at once while it finishes the items it holds, serve's once it has gone
+  (its port). A stop must end within `STOP_LIMIT_S`, with exit status 0.
 
 Then the load stops and everything drains (queue empty, no run queued, running or waiting;
 `--drain` seconds at most). Printed per store: accepted; delivered (accepted and created
@@ -28,8 +35,10 @@ upstream); **lost** (accepted, never created); **duplicated** (an order id creat
 keys); **attempts over max** (attempt rows in the store beyond `max_attempts` in one budget:
 one payload of one step of one run between re-drives); the upstream's most requests for one
 key (a re-driven run sends its key again); runs not terminal; failed runs and why; kills
-survived. Exits 1
-if lost, duplicated, attempts over or not terminal is not 0. `--quick`: 5 kills in 20 s of
+and stops survived, the longest stop; **overlapping calls** (a call
+arriving while another of the same key is still answered to a connected engine: a lease not
+held, by a stopping worker for example). Exits 1 if lost, duplicated, attempts over, not
+terminal or overlapping calls is not 0, or a stop failed. `--quick`: 5 kills in 20 s of
 load at 30 req/s, about 25 s per store. `--keep` keeps the logs and the store for a look.
 """
 
@@ -40,6 +49,7 @@ import asyncio
 import json
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,6 +75,12 @@ MAX_ATTEMPTS = 6
 #: reached the upstream, which then ended the earlier session)
 MAX_REAUTH = 2
 PROCESSOR_ATTEMPTS = 5
+#: lease of the workers; some first calls take SLOW_S, longer than it
+LEASE_S = 2
+SLOW_S = 3.0
+P_SLOW = 0.03
+#: seconds a stopped process may take to finish what it holds and exit
+STOP_LIMIT_S = 30.0
 #: where each kind of order is POSTed, and its share of the load
 ENDPOINTS = {"w": "/hooks/orders", "s": "/orders", "a": "/orders-async"}
 MIX = {"w": 0.5, "s": 0.25, "a": 0.25}
@@ -77,7 +93,7 @@ def project_files(upstream: str, store: str, port: int) -> dict[str, str]:
             name: chaos
             store: '{store}'
             server: {{host: 127.0.0.1, port: {port}}}
-            worker: {{concurrency: 16, lease: 2s, poll: 100ms}}
+            worker: {{concurrency: 16, lease: {LEASE_S}s, poll: 100ms}}
             """,
         "connectors/up.yaml": f"""
             name: up
@@ -177,18 +193,66 @@ async def _post(http: aiohttp.ClientSession, url: str, kind: str, order: dict[st
         ledger.accepted.add(order["id"])
 
 
-# --- kills ------------------------------------------------------------------------------------
+# --- kills and stops --------------------------------------------------------------------------
 
-async def kill_and_restart(procs: list[EngineProcess], kills: int, interval: float,
-                           rng: random.Random, killed: Counter[str]) -> None:
-    """SIGKILL a random process about every `interval` seconds, `kills` times; restart it."""
-    for _ in range(kills):
+@dataclass
+class Interruptions:
+    """The kills and graceful stops done, and how the stops went."""
+
+    kills: Counter[str] = field(default_factory=Counter)
+    stops: Counter[str] = field(default_factory=Counter)
+    stop_seconds: list[float] = field(default_factory=list)
+    #: what went wrong with a stop: over the limit, or a bad exit status
+    failed_stops: list[str] = field(default_factory=list)
+    #: processes told to stop that may still run (killed if the bench ends first)
+    stopping: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    async def finish(self, name: str, proc: subprocess.Popen[bytes] | None) -> None:
+        """Wait for a process told to stop; it must exit 0 within `STOP_LIMIT_S`."""
+        if proc is None:
+            return
+        self.stopping.append(proc)
+        started = time.monotonic()
+        try:
+            code = await asyncio.to_thread(proc.wait, STOP_LIMIT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            await asyncio.to_thread(proc.wait)
+            self.failed_stops.append(f"{name} still ran {STOP_LIMIT_S:g}s after SIGTERM")
+            return
+        self.stop_seconds.append(time.monotonic() - started)
+        if code != 0:
+            self.failed_stops.append(f"{name} exited {code} on SIGTERM")
+
+    def kill_stopping(self) -> None:
+        for proc in self.stopping:
+            if proc.poll() is None:
+                proc.kill()
+
+
+async def interrupt(procs: list[EngineProcess], args: argparse.Namespace,
+                    rng: random.Random, done: Interruptions) -> None:
+    """SIGKILL (`--kills` times) or SIGTERM (`--stops` times) a random process at random
+    moments, in a random order, and start it again."""
+    events = ["kill"] * args.kills + ["stop"] * args.stops
+    rng.shuffle(events)
+    interval = args.duration / max(len(events), 1)
+    finishing = []
+    for event in events:
         await asyncio.sleep(rng.uniform(0.4, 1.6) * interval)
         victim = rng.choice(procs)
-        victim.kill()
-        killed[victim.role] += 1
+        if event == "kill":
+            victim.kill()
+            done.kills[victim.role] += 1
+        else:
+            done.stops[victim.role] += 1
+            stopping = asyncio.create_task(done.finish(victim.name, victim.terminate()))
+            if victim.role == "serve":
+                await stopping  # it holds the port until it has gone
+            finishing.append(stopping)
         victim.start()
         await victim.ready()
+    await asyncio.gather(*finishing)
 
 
 async def drain(probe: StoreProbe, limit_s: float) -> float:
@@ -219,7 +283,7 @@ async def run_once(kind: str, args: argparse.Namespace, root: Path) -> Figures:
     """Upstream, store, engine processes, load and kills; then drain and count."""
     figures = Figures(kind)
     upstream_options = ["--seed", str(args.seed), "--session-orders", "6", "--session-ttl", "5",
-                        "--max-failures", "2"]
+                        "--max-failures", "2", "--p-slow", str(P_SLOW), "--slow", str(SLOW_S)]
     with start_upstream(*upstream_options) as (_, upstream), store_url(kind, root) as url:
         port = free_port()
         write_files(root / "project", project_files(upstream, url, port))
@@ -228,7 +292,7 @@ async def run_once(kind: str, args: argparse.Namespace, root: Path) -> Figures:
                   for n in range(1, args.workers + 1)]
         with running(procs):
             await procs[0].ready()
-            ledger, killed, loaded = await load_under_kills(procs, port, args)
+            ledger, done, loaded = await load_under_interruptions(procs, port, args)
             probe = StoreProbe(url)
             try:
                 drained = await drain(probe, args.drain)
@@ -239,26 +303,36 @@ async def run_once(kind: str, args: argparse.Namespace, root: Path) -> Figures:
                 count(figures, ledger, probe, seen)
             finally:
                 probe.close()
-    figures.rows["kills survived"] = f"{sum(killed.values())} (serve {killed['serve']})"
+    figures.rows["kills survived"] = f"{sum(done.kills.values())} (serve {done.kills['serve']})"
+    longest = max(done.stop_seconds, default=0.0)
+    figures.rows["graceful stops"] = (f"{sum(done.stops.values())} (serve {done.stops['serve']}"
+                                      f", ≤ {longest:.1f}s)")
+    if done.failed_stops:
+        figures.failed.append("stops")
+        figures.notes += done.failed_stops
     figures.rows["duration"] = f"{loaded:.0f}s + {drained:.0f}s drain"
     figures.notes += scan_logs(root)
     return figures
 
 
-async def load_under_kills(procs: list[EngineProcess], port: int, args: argparse.Namespace,
-                           ) -> tuple[Ledger, Counter[str], float]:
-    """Drive the load while killing; returns the ledger, the kills and the seconds of load."""
-    ledger, killed = Ledger(), Counter[str]()
+async def load_under_interruptions(procs: list[EngineProcess], port: int,
+                                   args: argparse.Namespace,
+                                   ) -> tuple[Ledger, Interruptions, float]:
+    """Drive the load while killing and stopping; returns the ledger, what was done and the
+    seconds of load."""
+    ledger, done = Ledger(), Interruptions()
     started = time.monotonic()
     stop = asyncio.Event()
     load = asyncio.create_task(drive_load(f"http://127.0.0.1:{port}", args.rate, stop,
                                           ledger, random.Random(args.seed + 1)))
-    await kill_and_restart(procs, args.kills, args.duration / max(args.kills, 1),
-                           random.Random(args.seed), killed)
+    try:
+        await interrupt(procs, args, random.Random(args.seed), done)
+    finally:
+        done.kill_stopping()
     await asyncio.sleep(max(0.0, args.duration - (time.monotonic() - started)))
     stop.set()
     await load
-    return ledger, killed, time.monotonic() - started
+    return ledger, done, time.monotonic() - started
 
 
 def stop_all(procs: list[EngineProcess]) -> list[str]:
@@ -291,6 +365,8 @@ def count(figures: Figures, ledger: Ledger, probe: StoreProbe, seen: dict[str, A
     r["attempts over max"] = f"{sum(over.values())} on {len(over)} orders" if over else "0"
     r["most attempts, one budget"] = str(most_per_run)
     r["upstream max requests/key"] = str(seen["max_requests_per_key"])
+    overlaps: dict[str, int] = seen["overlaps_per_key"]
+    r["overlapping calls"] = str(sum(overlaps.values()))
     r["runs not terminal"] = str(not_terminal)
     r["failed runs"] = str(runs["failed"])
     d["sent"] = f"{sum(ledger.sent.values())} ({_by_kind(ledger.sent)})"
@@ -304,8 +380,12 @@ def count(figures: Figures, ledger: Ledger, probe: StoreProbe, seen: dict[str, A
     d["queue"] = ", ".join(f"{n} {k}" for k, n in sorted(items.items()))
     d["upstream"] = ", ".join(f"{seen.get(k, 0)} {k}" for k in (
         "requests", "created", "replayed", "refused_401", "injected_503", "injected_429",
-        "logins"))
+        "slow", "logins"))
     _verdict(figures, lost, duplicated, over, not_terminal, created)
+    if overlaps:
+        figures.failed.append("overlapping calls")
+        figures.notes.append("overlapping calls (first 5 keys): " + ", ".join(
+            f"{key} x{n}" for key, n in list(overlaps.items())[:5]))
 
 
 def _verdict(figures: Figures, lost: list[str], duplicated: list[str], over: dict[str, int],
@@ -355,8 +435,9 @@ def scan_logs(root: Path) -> list[str]:
 
 def print_table(results: list[Figures], args: argparse.Namespace) -> None:
     """A short table: one column per store, then the notes."""
-    print(f"chaos: {args.kills} kills, {args.rate:g} req/s, {args.duration:.0f}s of load, "
-          f"serve + {args.workers} worker(s), seed {args.seed}, max_attempts {MAX_ATTEMPTS}")
+    print(f"chaos: {args.kills} kills, {args.stops} stops, {args.rate:g} req/s, "
+          f"{args.duration:.0f}s of load, serve + {args.workers} worker(s), seed {args.seed}, "
+          f"max_attempts {MAX_ATTEMPTS}")
     names = list(results[0].rows)
     width = max(map(len, names)) + 2
     print(" " * width + "".join(f"{f.store:>22}" for f in results))
@@ -376,6 +457,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--store", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--kills", type=int)
+    parser.add_argument("--stops", type=int, help="graceful stops (default: kills / 5)")
     parser.add_argument("--rate", type=float, default=50.0, help="orders per second")
     parser.add_argument("--duration", type=float,
                         help="seconds of load (default: 2.5 per kill)")
@@ -387,8 +469,10 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.kills is None:
         args.kills = 5 if args.quick else 50
+    if args.stops is None:
+        args.stops = max(1, args.kills // 5)
     if args.duration is None:
-        args.duration = 20.0 if args.quick else 2.5 * args.kills
+        args.duration = 20.0 if args.quick else 2.5 * (args.kills + args.stops)
     if args.quick:
         args.rate = min(args.rate, 30.0)
     return args
