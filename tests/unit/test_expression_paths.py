@@ -1,4 +1,5 @@
-"""The dotted-path fast path of `Expression.evaluate` gives exactly what Jinja gives."""
+"""The dotted-path fast paths (expressions, conditions, interpolations, templates) give
+exactly what Jinja gives."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from interlink.errors import ExpressionError
 from interlink.expressions import (
+    Template,
     compile_condition,
     compile_expression,
     compile_interpolation,
@@ -90,3 +92,43 @@ def test_condition_fast_paths_match_jinja(
         except ExpressionError:
             got = ExpressionError
         assert got == expected, source
+
+
+_texts = st.text(alphabet=st.sampled_from(list("ab <>&\"'\n\r\t{}%#é")), max_size=8)
+_placeholder = st.builds(
+    lambda path, left, right: "{{" + left + " " + ".".join(path) + " " + right + "}}",
+    st.lists(_names, min_size=1, max_size=3), st.sampled_from(["", "-"]),
+    st.sampled_from(["", "-"]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(context=st.dictionaries(_names, _data | st.booleans() | st.floats(allow_nan=False)
+                               | _texts, max_size=4),
+       parts=st.lists(_texts | _placeholder, max_size=6),
+       kind=st.sampled_from(["xml", "html", "json", "text"]))
+def test_template_fast_path_matches_jinja(context: dict[str, Any], parts: list[str],
+                                          kind: str) -> None:
+    """A template of text and `{{ a.b }}` placeholders renders exactly as Jinja renders it
+    (escaping, whitespace control, newlines, missing values, dict-method names), for any
+    data."""
+    text = "".join(parts)
+    try:
+        template = Template("t", text, kind)
+    except ExpressionError:  # text that is not a template (a stray `{%`, `{#`, `{{`)
+        return
+    assert template.render(context) == template._template.render(context)
+
+
+def test_templates_of_text_and_paths_skip_jinja() -> None:
+    """The shapes the fast path takes, and those it leaves to Jinja."""
+    assert Template("t", '<a id="{{ page.order.id }}"/>\n', "xml")._pieces == (
+        '<a id="', ("page", ("order", "id")), '"/>\n')
+    assert Template("t", "", "text")._pieces == ("",)
+    assert Template("t", "{# a note #}{{ a }}", "text")._pieces == (("a", ()),)
+    for text in ("{% if a %}x{% endif %}", "{{ a | upper }}", "{{ a.items }}", "{{ a['b'] }}",
+                 "{{ a.b() }}", "{{ 'x' }}"):
+        assert Template("t", text, "text")._pieces is None, text
+    # Past something that is not a dict the walk is unsure: Jinja renders (a str's method).
+    upper = Template("t", "{{ a.upper }}", "text")
+    assert upper._pieces is not None
+    assert upper.render({"a": "x"}).startswith("<built-in method upper")
