@@ -2,18 +2,18 @@
 processes die or are stopped.
 
     .venv/bin/python bench/chaos.py [--store sqlite|postgres|all] [--kills 50] [--stops N]
-                                    [--rate 50] [--duration S] [--workers 2] [--seed 1]
-                                    [--quick]
+                                    [--slow 0.03] [--rate 50] [--duration S] [--workers 2]
+                                    [--seed 1] [--quick]
 
 Real processes on loopback, no mocks:
 
 - **upstream** (`bench/_counting_upstream.py`): an order API with session logins whose tokens
   expire after 6 orders or 5 s (401), seeded 503s and 429s (`Retry-After: 1`, at most 2 per
-  `Idempotency-Key`) and a few first calls answered only after 3 s (longer than a lease). It
-  honours `Idempotency-Key`, records which keys created each order id, and which calls of
-  one key overlapped (two engines running one step at once). Every order gets through within
-  `max_attempts: 6` and `max_reauth: 2`: 2 injected failures, a 401, and attempts or logins
-  cut short by a kill, which count (their request may have arrived);
+  `Idempotency-Key`) and a share of first calls (`--slow`) answered only after 3 s (longer
+  than a lease). It honours `Idempotency-Key`, records which keys created each order id, and
+  which calls of one key overlapped (two engines running one step at once). Every order gets
+  through within `max_attempts: 6` and `max_reauth: 2`: 2 injected failures, a 401, and
+  attempts or logins cut short by a kill, which count (their request may have arrived);
 - **engine**: a generated project (a session-auth connector with a retry policy; a flow with a
   webhook trigger; a sync service running that flow with `queue_when: "error is not none"` and
   a request processor, its activity timeout short enough that some requests are queued; an
@@ -27,7 +27,8 @@ Real processes on loopback, no mocks:
 - **stops**: and, mixed with the kills, `--stops` times (a fifth of the kills by default) a
   random process is stopped gracefully (SIGTERM) the way a deploy does it: a worker's
   replacement starts at once while it finishes the items it holds, serve's once it has gone
-  (its port). A stop must end within `STOP_LIMIT_S`, with exit status 0.
+  (its port). A stop must end within `STOP_LIMIT_S`, with exit status 0. (`--stops 0 --slow
+  0` runs what the bench ran before stops existed, kill for kill.)
 
 Then the load stops and everything drains (queue empty, no run queued, running or waiting;
 `--drain` seconds at most). Printed per store: accepted; delivered (accepted and created
@@ -78,7 +79,6 @@ PROCESSOR_ATTEMPTS = 5
 #: lease of the workers; some first calls take SLOW_S, longer than it
 LEASE_S = 2
 SLOW_S = 3.0
-P_SLOW = 0.03
 #: seconds a stopped process may take to finish what it holds and exit
 STOP_LIMIT_S = 30.0
 #: where each kind of order is POSTed, and its share of the load
@@ -209,9 +209,9 @@ class Interruptions:
 
     async def finish(self, name: str, proc: subprocess.Popen[bytes] | None) -> None:
         """Wait for a process told to stop; it must exit 0 within `STOP_LIMIT_S`."""
-        if proc is None:
+        if proc is None:  # nothing kills it but this bench: it crashed
+            self.failed_stops.append(f"{name} had exited before it was told to stop")
             return
-        self.stopping.append(proc)
         started = time.monotonic()
         try:
             code = await asyncio.to_thread(proc.wait, STOP_LIMIT_S)
@@ -235,7 +235,8 @@ async def interrupt(procs: list[EngineProcess], args: argparse.Namespace,
     """SIGKILL (`--kills` times) or SIGTERM (`--stops` times) a random process at random
     moments, in a random order, and start it again."""
     events = ["kill"] * args.kills + ["stop"] * args.stops
-    rng.shuffle(events)
+    # Its own generator: with `--stops 0` the kills fall where they fell before stops existed.
+    random.Random(args.seed + 2).shuffle(events)
     interval = args.duration / max(len(events), 1)
     finishing = []
     for event in events:
@@ -246,7 +247,10 @@ async def interrupt(procs: list[EngineProcess], args: argparse.Namespace,
             done.kills[victim.role] += 1
         else:
             done.stops[victim.role] += 1
-            stopping = asyncio.create_task(done.finish(victim.name, victim.terminate()))
+            proc = victim.terminate()
+            if proc is not None:
+                done.stopping.append(proc)  # before anything else can fail
+            stopping = asyncio.create_task(done.finish(victim.name, proc))
             if victim.role == "serve":
                 await stopping  # it holds the port until it has gone
             finishing.append(stopping)
@@ -283,7 +287,7 @@ async def run_once(kind: str, args: argparse.Namespace, root: Path) -> Figures:
     """Upstream, store, engine processes, load and kills; then drain and count."""
     figures = Figures(kind)
     upstream_options = ["--seed", str(args.seed), "--session-orders", "6", "--session-ttl", "5",
-                        "--max-failures", "2", "--p-slow", str(P_SLOW), "--slow", str(SLOW_S)]
+                        "--max-failures", "2", "--p-slow", str(args.slow), "--slow", str(SLOW_S)]
     with start_upstream(*upstream_options) as (_, upstream), store_url(kind, root) as url:
         port = free_port()
         write_files(root / "project", project_files(upstream, url, port))
@@ -458,6 +462,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--store", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--kills", type=int)
     parser.add_argument("--stops", type=int, help="graceful stops (default: kills / 5)")
+    parser.add_argument("--slow", type=float, default=0.03,
+                        help=f"share of first calls answered after {SLOW_S:g} s")
     parser.add_argument("--rate", type=float, default=50.0, help="orders per second")
     parser.add_argument("--duration", type=float,
                         help="seconds of load (default: 2.5 per kill)")

@@ -469,7 +469,8 @@ def _walk(path: _Path, context: Mapping[str, Any]) -> Any:
 #: names Jinja resolves to a dict method, a literal, an operator or a global, not to a key
 _NOT_KEYS = (
     frozenset(dir(dict)) | frozenset(keyword.kwlist)
-    | {"true", "false", "none", "and", "or", "not", "in", "is", "if", "else", "range", "dict"}
+    | {"true", "false", "none", "and", "or", "not", "in", "is", "if", "else", "range", "dict",
+       "self"}  # `self`: Jinja's reference to the template itself, whatever the context holds
 )
 
 

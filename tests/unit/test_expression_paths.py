@@ -126,8 +126,13 @@ def test_templates_of_text_and_paths_skip_jinja() -> None:
     assert Template("t", "", "text")._pieces == ("",)
     assert Template("t", "{# a note #}{{ a }}", "text")._pieces == (("a", ()),)
     for text in ("{% if a %}x{% endif %}", "{{ a | upper }}", "{{ a.items }}", "{{ a['b'] }}",
-                 "{{ a.b() }}", "{{ 'x' }}"):
+                 "{{ a.b() }}", "{{ 'x' }}", "{{ self }}", "{{ self.x }}"):
         assert Template("t", text, "text")._pieces is None, text
+    # `self` is Jinja's reference to the template, not the context's key.
+    for text in ("{{ self }}", "{{ self.x }}"):
+        template = Template("t", text, "xml")
+        assert template.render({"self": {"x": 1}}) == template._template.render(
+            {"self": {"x": 1}})
     # Past something that is not a dict the walk is unsure: Jinja renders (a str's method).
     upper = Template("t", "{{ a.upper }}", "text")
     assert upper._pieces is not None
