@@ -36,10 +36,10 @@ upstream); **lost** (accepted, never created); **duplicated** (an order id creat
 keys); **attempts over max** (attempt rows in the store beyond `max_attempts` in one budget:
 one payload of one step of one run between re-drives); the upstream's most requests for one
 key (a re-driven run sends its key again); runs not terminal; failed runs and why; kills
-and stops survived, the longest stop; **overlapping calls** (a call
-arriving while another of the same key is still answered to a connected engine: a lease not
-held, by a stopping worker for example). Exits 1 if lost, duplicated, attempts over, not
-terminal or overlapping calls is not 0, or a stop failed. `--quick`: 5 kills in 20 s of
+and stops survived, the longest stop; **overlapping calls** (a call arriving while another
+of the same key is still answered to a connected engine: a lease not held, by a stopping
+worker for example). Exits 1 if lost, duplicated, attempts over, not terminal or overlapping
+calls is not 0, or a stop failed. `--quick`: 5 kills in 20 s of
 load at 30 req/s, about 25 s per store. `--keep` keeps the logs and the store for a look.
 """
 
