@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from pathlib import Path
@@ -255,18 +256,43 @@ class _Server(uvicorn.Server):
 
 
 def _stop_on_signals(servers: list[_Server]) -> None:
-    """SIGINT or SIGTERM: stop the servers gracefully (then the worker, see `_serve`); a
-    second SIGINT stops them at once, as uvicorn does."""
-    loop = asyncio.get_running_loop()
+    """SIGINT or SIGTERM: stop the servers gracefully (then the worker, see `_serve`)."""
 
-    def stop(sig: signal.Signals) -> None:
+    def stop() -> None:
         for server in servers:
-            if server.should_exit and sig == signal.SIGINT:
-                server.force_exit = True
             server.should_exit = True
 
+    on_stop_signals(stop)
+
+
+#: a SIGINT this soon after the first is the same one (`timeout -s INT` sends it to the
+#: process and then to its group)
+SAME_SIGNAL_S = 0.5
+#: the exit status of a process a second Ctrl-C ended (128 + SIGINT, as shells report it)
+INTERRUPTED = 130
+
+
+def on_stop_signals(stop: Callable[[], None]) -> None:
+    """SIGINT or SIGTERM: `stop()` (stop gracefully). A second SIGINT — Ctrl-C again, more
+    than `SAME_SIGNAL_S` after the first — exits at once, as SIGKILL would and as safely:
+    what the worker held is taken over by any worker once its leases run out, sent again
+    with the same idempotency keys. A second SIGTERM changes nothing (orchestrators send
+    SIGKILL when their grace period ends)."""
+    loop = asyncio.get_running_loop()
+    first: list[float] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if first and sig == signal.SIGINT and time.monotonic() - first[0] > SAME_SIGNAL_S:
+            log.warning("interrupted again: exiting now, without finishing what is in hand "
+                        "(any worker takes it over once its leases run out)")
+            logging.shutdown()  # flush the line: os._exit skips it
+            os._exit(INTERRUPTED)
+        if not first:
+            first.append(time.monotonic())
+        stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop, sig)
+        loop.add_signal_handler(sig, on_signal, sig)
 
 
 async def _work(project: Project, sockets: Sequence[socket.socket], log_format: str) -> None:
@@ -277,9 +303,7 @@ async def _work(project: Project, sockets: Sequence[socket.socket], log_format: 
     redact_logs(engine.redactor)
     async with engine:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        on_stop_signals(stop.set)
         worker = engine.worker()
         access = [_access_log(build_admin_app(engine, worker), engine, project, log_format)
                   for _ in sockets]

@@ -63,6 +63,7 @@ from interlink.errors import InterlinkError, ServerError
 from interlink.redaction import Redactor
 from interlink.server import (
     NO_WORKER_LINE,
+    SAME_SIGNAL_S,
     admin_line,
     configure_logging,
     listeners,
@@ -83,9 +84,6 @@ MAX_START_FAILURES = 5
 MAX_BACKOFF_S = 30.0
 #: a child that served this long before it ended is replaced at once
 STABLE_S = 10.0
-#: a SIGINT this soon after the first is the same one (`timeout -s INT` sends it to the
-#: process and then to its group)
-SAME_SIGNAL_S = 0.5
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 #: what a child sends its parent once it serves (anything else it sends is why it cannot)
