@@ -110,7 +110,8 @@ def serve(project: Path, host: str | None, port: int | None, no_worker: bool,
     N with `--workers N`, on PostgreSQL).
 
     Logs one line per request (method, path, status, milliseconds; query values masked,
-    bodies never), unless `server.access_log: false`.
+    bodies never), unless `server.access_log: false`. Ctrl-C (or SIGTERM) stops gracefully;
+    a second Ctrl-C exits at once.
     """
     loaded = load(project, warn=True)
     count = loaded.config.server.workers if workers is None else workers
@@ -149,7 +150,11 @@ def _host_port(ctx: click.Context, param: click.Parameter,
               "behind admin.token as on `serve`); HOST defaults to 127.0.0.1")
 @log_format_option
 def worker(project: Path, listen: tuple[str, int] | None, log_format: str) -> None:
-    """Run a worker only: claims queued runs and requests from the project's store."""
+    """Run a worker only: claims queued runs and requests from the project's store.
+
+    Ctrl-C (or SIGTERM) stops claiming and finishes the items in hand; a second Ctrl-C exits
+    at once, and any worker takes those items over once their leases run out.
+    """
     from interlink.server import run_worker
 
     loaded = load(project, warn=True)
