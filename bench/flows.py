@@ -596,6 +596,12 @@ def _report(case: Case, result: dict[str, Any], runs: int) -> None:
     print(f"             {result['cpu'] / runs * 1e6:,.0f} µs CPU per run in the measured "
           f"process (all its threads); upstream {result['upstream_cpu'] / runs * 1e6:,.0f}"
           f" µs, load generator {result['loadgen_cpu'] / runs * 1e6:,.0f} µs")
+    # What the machine allows: the measured process, the upstream and the load generator
+    # share its cores (the baseline shares them with the upstream only).
+    machine = (result["cpu"] + result["upstream_cpu"] + result["loadgen_cpu"]) / runs
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"             {machine * 1e6:,.0f} µs of the machine's CPU per run in all: its "
+          f"{cores} cores allow at most {(cores or 1) / machine:,.0f} runs/s")
     if result["commits"]:
         print(f"             {result['jobs'] / runs:.1f} store jobs per run, "
               f"{result['jobs'] / result['commits']:.1f} jobs per commit")
