@@ -273,11 +273,11 @@ INTERRUPTED = 130
 
 
 def on_stop_signals(stop: Callable[[], None]) -> None:
-    """SIGINT or SIGTERM: `stop()` (stop gracefully). A second SIGINT — Ctrl-C again, more
-    than `SAME_SIGNAL_S` after the first — exits at once, as SIGKILL would and as safely:
-    what the worker held is taken over by any worker once its leases run out, sent again
-    with the same idempotency keys. A second SIGTERM changes nothing (orchestrators send
-    SIGKILL when their grace period ends)."""
+    """SIGINT or SIGTERM: `stop()` (stop gracefully). A SIGINT after that — Ctrl-C again,
+    more than `SAME_SIGNAL_S` after the first signal — exits at once, as SIGKILL would and
+    as safely: what the worker held is taken over by any worker once its leases run out,
+    sent again with the same idempotency keys. A second SIGTERM changes nothing
+    (orchestrators send SIGKILL when their grace period ends)."""
     loop = asyncio.get_running_loop()
     first: list[float] = []
 
@@ -289,6 +289,8 @@ def on_stop_signals(stop: Callable[[], None]) -> None:
             os._exit(INTERRUPTED)
         if not first:
             first.append(time.monotonic())
+            if sig == signal.SIGINT:
+                log.info("stopping gracefully: Ctrl-C again to exit at once")
         stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -140,8 +140,10 @@ class Worker:
             self._accepting = False
             held = len(self._running) + self._reserved
             if held and stop.is_set():
-                log.info("worker %s stopping: finishing the %d item%s it holds (their leases "
-                         "are renewed until they end)", self.owner, held, "" if held == 1 else "s")
+                log.info("worker %s stopping: finishing the %s it holds (%s renewed until "
+                         "%s)", self.owner, "1 item" if held == 1 else f"{held} items",
+                         *(("its lease is", "it ends") if held == 1 else
+                           ("their leases are", "they end")))
             if self._reserved:  # items being written leased to us: ours to run
                 await self._settled.wait()
             if self._running:

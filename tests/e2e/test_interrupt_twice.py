@@ -40,6 +40,7 @@ async def test_a_second_interrupt_exits_at_once_and_the_run_is_taken_over(
                 first.send_signal(signal.SIGINT)
                 await wait_until("the drain", lambda: "stopping: finishing the 1 item"
                                  in log.read_text())
+                assert "Ctrl-C again to exit at once" in log.read_text()
                 await asyncio.sleep(SAME_SIGNAL_S + 0.1)  # not the same Ctrl-C again
                 first.send_signal(signal.SIGINT)
                 # Well before the call in flight could have ended: at once.
@@ -47,7 +48,11 @@ async def test_a_second_interrupt_exits_at_once_and_the_run_is_taken_over(
             assert "interrupted again: exiting now" in log.read_text()
             with interlink("worker", str(tmp_path), log=tmp_path / "second.log"):
                 run = await engine.runner.wait_for(run_id, 30)
+            logged = [(line.level, line.message) for line in await engine.store.get_logs(run_id)]
 
     assert run.status == "succeeded", run.error
     keys = [r.headers["Idempotency-Key"] for r in up.requests_to("/orders")]
     assert keys == [f"{run_id}:push:0"] * 2  # sent again by the second, with the same key
+    # The run log says why the call went twice.
+    assert ("warning", "calling wh.create: attempt 1's answer was never recorded (the process "
+            "sending it stopped or died): sending again with the same idempotency key") in logged

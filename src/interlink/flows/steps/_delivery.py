@@ -56,6 +56,8 @@ class Tally:
     """re-authentications since the last re-drive"""
     last_n: int = 0
     """the highest attempt number so far (attempts are numbered across re-drives)"""
+    unanswered: bool = False
+    """the last attempt's answer was never recorded: its process stopped or died mid-call"""
     accepted: bool = False
     output: Any = None
 
@@ -65,7 +67,9 @@ def tallies(attempts: list[AttemptRecord], redrive: int) -> dict[tuple[int, int]
     found: dict[tuple[int, int], Tally] = {}
     for attempt in attempts:
         tally = found.setdefault((attempt.item, attempt.page), Tally())
-        tally.last_n = max(tally.last_n, attempt.n)
+        if attempt.n >= tally.last_n:
+            tally.last_n = attempt.n
+            tally.unanswered = attempt.decision == UNKNOWN_DECISION
         if attempt.code == ResponseCode.CONTINUE:
             tally.accepted, tally.output = True, attempt.output
         if attempt.redrive == redrive:
@@ -120,6 +124,11 @@ class Delivery:
     async def deliver(self) -> Accepted | Wait | Failed:
         """Attempt until accepted; every attempt is saved before it is sent."""
         ctx, step, tally = self.ctx, self.step, self.tally
+        if tally.unanswered and self.policy.attempts_left(tally.used):
+            ctx.log(f"{self.where}: attempt {tally.last_n}'s answer was never recorded (the "
+                    "process sending it stopped or died): sending again with the same "
+                    "idempotency key", "warning")
+            tally.unanswered = False
         while True:
             if self.policy.attempts_left(tally.used) == 0:
                 return Failed(f"{self.where}: no attempts left {self._of()}; the last one's "
