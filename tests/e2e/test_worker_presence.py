@@ -93,3 +93,27 @@ async def test_serve_is_a_worker_unless_told_not_to_be(tmp_path: Path) -> None:
             assert proc.wait(20) == 0
         # Its start-up says so too.
         assert (NO_WORKER_LINE in log.read_text()) == warned, log.read_text()
+
+
+async def test_run_queue_queues_and_a_worker_started_later_runs_it(tmp_path: Path) -> None:
+    """`interlink run FLOW --queue`: the run's id at once (status queued) and the no-worker
+    warning; an `interlink worker` started afterwards runs it."""
+    write_project(tmp_path, {
+        **FILES,
+        "flows/ok.yaml": "name: ok\nsteps:\n  - {id: s, type: script, script: scripts/ok.py}\n",
+        "scripts/ok.py": "def handle(data):\n    return {'got': data}\n",
+    })
+    code, out, err = await cli("run", "ok", str(tmp_path), "--queue", "--json")
+    assert code == 0, err
+    queued = json.loads(out)
+    assert queued["status"] == "queued"
+    assert NO_WORKER in err
+    _, shown, _ = await cli("runs", "show", queued["id"], "-p", str(tmp_path), "--json")
+    assert json.loads(shown)["status"] == "queued"  # nobody ran it here
+
+    code, out, _ = await cli("run", "ok", str(tmp_path), "--queue")
+    assert code == 0
+    plain = out.strip()
+    with interlink("worker", str(tmp_path), log=tmp_path / "worker.log"):
+        assert await ended(tmp_path, queued["id"]) == "succeeded"
+        assert await ended(tmp_path, plain) == "succeeded"

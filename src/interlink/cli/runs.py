@@ -35,6 +35,7 @@ from interlink.errors import InterlinkError
 from interlink.flows.report import format_run, format_runs, iso, run_json, run_summary
 from interlink.payloads import parse_payload
 from interlink.services.failures import MappingFailure
+from interlink.spec import Project
 from interlink.store import RunQuery, RunRecord, Store
 
 __all__ = ["run_flow", "runs", "runs_retry", "runs_show", "runs_stop"]
@@ -57,21 +58,27 @@ def _read_payload(source: str | None) -> Any:
 @click.option("--timeout", type=float, default=300.0, show_default=True,
               help="seconds to wait for the run to end")
 @click.option("--quiet", is_flag=True, help="say nothing on stderr while the run goes on")
+@click.option("--queue", "queue_only", is_flag=True,
+              help="only queue the run for a worker (any process's) and print its id")
 @json_option
 def run_flow(flow: str, project: Path, payload_source: str | None, timeout: float,
-             quiet: bool, as_json: bool) -> None:
+             quiet: bool, queue_only: bool, as_json: bool) -> None:
     """Run FLOW now (with a worker in this process) and print the run; exit 1 if it failed.
     A durable wait (a retry or delay over a second) goes to the queue like any other: any
     worker running then, this one or another process's, takes the run on.
 
     While it waits, each change (the step and attempt in flight, waits) is told on stderr;
-    stdout gets only the ended run.
+    stdout gets only the ended run. With `--queue` the run is queued and its id printed at
+    once: `interlink worker` or `serve` runs it (`interlink runs show ID` follows it).
     """
     loaded = load(project)
     if flow not in loaded.flows:
         known = ", ".join(sorted(loaded.flows)) or "none"
         fail(f"running {flow}: no flow named {flow!r} in {project} (flows: {known})")
     payload = _read_payload(payload_source)
+    if queue_only:
+        _queue_run(loaded, flow, payload, as_json)
+        return
 
     async def go() -> dict[str, Any]:
         async with Engine(loaded) as engine:
@@ -104,6 +111,22 @@ def run_flow(flow: str, project: Path, payload_source: str | None, timeout: floa
         fail(str(exc))
     click.echo(json.dumps(result, indent=2) if as_json else format_run(result))
     sys.exit(0 if result["status"] == "succeeded" else 1)
+
+
+def _queue_run(project: Project, flow: str, payload: Any, as_json: bool) -> None:
+    """`run --queue`: the run is written queued (no worker here to hand it to)."""
+
+    async def go() -> str:
+        async with Engine(project) as engine:
+            run_id = await engine.runner.start(flow, payload, trigger="manual")
+            await warn_without_workers(engine.store)
+            return run_id
+
+    try:
+        run_id = _loop.run(go())
+    except InterlinkError as exc:
+        fail(str(exc))
+    click.echo(json.dumps({"id": run_id, "status": "queued"}) if as_json else run_id)
 
 
 @main.group(cls=ProjectFirstGroup, invoke_without_command=True)
