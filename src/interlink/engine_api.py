@@ -131,9 +131,13 @@ class EngineApi:
         return AdminGuard(_default_headers(router), self.access)
 
     async def health(self, request: Request) -> Response:
-        """200 once the worker runs (503 before), with the project's name and version."""
+        """200 once the worker runs (503 before), with the project's name and version;
+        `stopping` (still 200: a liveness probe must not kill a drain) once it finishes what it
+        holds before exiting."""
         ready = self.worker is None or self.worker.started.is_set()
-        body = {"status": "ok" if ready else "starting", "project": self.engine.project.name,
+        status = "starting" if not ready else \
+            "stopping" if self.worker is not None and self.worker.stopping else "ok"
+        body = {"status": status, "project": self.engine.project.name,
                 "version": __version__, "worker": self.worker is not None}
         return _json(body, 200 if ready else 503)
 

@@ -95,6 +95,11 @@ class Worker:
         #: set once the worker has started claiming (health checks read it)
         self.started = asyncio.Event()
 
+    @property
+    def stopping(self) -> bool:
+        """Told to stop: it claims nothing more and finishes what it holds (health says so)."""
+        return self.started.is_set() and not self._accepting
+
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and run items until `stop` is set, then wait for the items in flight."""
         heartbeat = asyncio.create_task(self._renew_leases(), name="interlink-lease-renewal")

@@ -7,6 +7,7 @@ import asyncio
 import signal
 from pathlib import Path
 
+import aiohttp
 import pytest
 from tests.e2e.test_exactly_once_crashes import project_files
 from tests.processes import free_port, interlink, wait_until
@@ -31,9 +32,9 @@ async def test_a_second_interrupt_exits_at_once_and_the_run_is_taken_over(
         project = write_project(tmp_path, project_files(up.url, retry="{max_attempts: 3}"))
         async with Engine(project) as engine:
             run_id = await engine.runner.start("push", {"id": 1})
-            args = [command, str(tmp_path)]
-            if command == "serve":
-                args += ["--port", str(free_port())]
+            port = free_port()
+            args = [command, str(tmp_path), "--port" if command == "serve" else "--listen",
+                    str(port)]
             log = tmp_path / "first.log"
             with interlink(*args, log=log) as first:
                 await wait_until("the call in flight", lambda: up.requests_to("/orders"))
@@ -41,6 +42,11 @@ async def test_a_second_interrupt_exits_at_once_and_the_run_is_taken_over(
                 await wait_until("the drain", lambda: "stopping: finishing the 1 item"
                                  in log.read_text())
                 assert "Ctrl-C again to exit at once" in log.read_text()
+                if command == "worker":  # its listener answers until it exits: stopping
+                    async with aiohttp.ClientSession() as http, \
+                            http.get(f"http://127.0.0.1:{port}/_interlink/health") as answer:
+                        assert answer.status == 200
+                        assert (await answer.json())["status"] == "stopping"
                 await asyncio.sleep(SAME_SIGNAL_S + 0.1)  # not the same Ctrl-C again
                 first.send_signal(signal.SIGINT)
                 # Well before the call in flight could have ended: at once.
