@@ -134,7 +134,11 @@ class Worker:
                     log.info("worker %s: claiming queue items works again", self.owner)
                     backoff, failures = 0.0, 0
                 for item in items:
-                    self._start(item)
+                    # Ours already: its lease lapsed while renewals failed (the store slow or
+                    # away) and this claim took it back. It runs on, now with a fresh lease;
+                    # starting it again would send its calls twice from this one process.
+                    if item.id not in self._running:
+                        self._start(item)
                 if len(items) < free:
                     self._parked = True
                     try:

@@ -156,6 +156,33 @@ async def test_leases_are_renewed_while_a_handler_runs(tmp_path: Path) -> None:
     assert stolen == []
 
 
+async def test_a_worker_never_runs_twice_an_item_it_is_running(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its renewals failing (the store slow or away) let its lease lapse; its own next claim
+    gets the item back: it must keep running it once, not start it a second time beside
+    the first (one process sending the same call twice)."""
+    done = asyncio.Event()
+    started: list[str] = []
+    async with open_store(f"sqlite:///{tmp_path}/s.db", tmp_path) as store:
+
+        async def failing_renewal(*args: object, **kwargs: object) -> None:
+            raise StoreUnavailable("the store is away")
+
+        monkeypatch.setattr(store, "extend_leases", failing_renewal)
+
+        async def slow(item: QueueItem, owner: str) -> None:
+            started.append(item.id)
+            await asyncio.sleep(1.0)  # the lease is 0.2 s and never renewed
+            await store.write(Complete(item.id, owner, keep=False))
+            done.set()
+
+        await store.enqueue("k", None, item_id="q1")
+        await run_until(Worker(store, {"k": slow}, lease_s=0.2, poll_s=0.05, concurrency=4),
+                        done)
+        await asyncio.sleep(0.2)  # a second copy, had one started, would still be running
+    assert started == ["q1"]
+
+
 async def test_a_stopping_worker_keeps_its_leases_until_its_runs_end(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A worker told to stop finishes the runs it holds: it renews their leases until they
