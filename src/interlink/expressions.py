@@ -597,19 +597,21 @@ class Template:
     def render(self, context: Mapping[str, Any]) -> str:
         """Render against `context`; any failure becomes an `ExpressionError`."""
         try:
-            if self._pieces is not None:
-                text = self._walked(self._pieces, context)
-                if text is not None:
-                    return text
+            text = self._walked(context)
+            if text is not None:
+                return text
             return self._template.render(context)
         except Exception as exc:  # user code: every failure is reported alike
             raise ExpressionError(f"rendering {self.path}: {exc}") from exc
 
-    def _walked(self, pieces: _Pieces, context: Mapping[str, Any]) -> str | None:
-        """The text Jinja would render, or None when a walk is unsure (Jinja then renders):
-        missing is empty, a value is `str`-ed, and escaped as Jinja escapes (`markupsafe`)."""
+    def _walked(self, context: Mapping[str, Any]) -> str | None:
+        """The text Jinja would render, or None when the template is not only text and
+        paths, or a walk is unsure (Jinja then renders): missing is empty, a value is
+        `str`-ed, and escaped as Jinja escapes (`markupsafe`)."""
+        if self._pieces is None:
+            return None
         out: list[str] = []
-        for piece in pieces:
+        for piece in self._pieces:
             if type(piece) is str:
                 out.append(piece)
                 continue

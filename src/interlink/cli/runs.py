@@ -122,10 +122,7 @@ def _queue_run(project: Project, flow: str, payload: Any, as_json: bool) -> None
             await warn_without_workers(engine.store)
             return run_id
 
-    try:
-        run_id = _loop.run(go())
-    except InterlinkError as exc:
-        fail(str(exc))
+    run_id = run_store_command(go)
     click.echo(json.dumps({"id": run_id, "status": "queued"}) if as_json else run_id)
 
 
