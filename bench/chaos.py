@@ -2,8 +2,8 @@
 processes die or are stopped.
 
     .venv/bin/python bench/chaos.py [--store sqlite|postgres|all] [--kills 50] [--stops N]
-                                    [--slow 0.03] [--rate 50] [--duration S] [--workers 2]
-                                    [--seed 1] [--quick]
+                                    [--pauses N] [--slow 0.03] [--rate 50] [--duration S]
+                                    [--workers 2] [--seed 1] [--quick]
 
 Real processes on loopback, no mocks:
 
@@ -27,8 +27,12 @@ Real processes on loopback, no mocks:
 - **stops**: and, mixed with the kills, `--stops` times (a fifth of the kills by default) a
   random process is stopped gracefully (SIGTERM) the way a deploy does it: a worker's
   replacement starts at once while it finishes the items it holds, serve's once it has gone
-  (its port). A stop must end within `STOP_LIMIT_S`, with exit status 0. (`--stops 0 --slow
-  0` runs what the bench ran before stops existed, kill for kill.)
+  (its port). A stop must end within `STOP_LIMIT_S`, with exit status 0;
+- **pauses**: and `--pauses` times (a fifth of the kills by default) a random process is
+  frozen (SIGSTOP) for `PAUSE_S` — longer than its lease, up to past a call's timeout and a
+  lease — and then let go on (SIGCONT): its items are taken over meanwhile, and it must not
+  send a call beside the worker that took them. (`--stops 0 --pauses 0 --slow 0` runs what
+  the bench ran before stops existed, kill for kill.)
 
 Then the load stops and everything drains (queue empty, no run queued, running or waiting;
 `--drain` seconds at most). Printed per store: accepted; delivered (accepted and created
@@ -49,7 +53,9 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -79,6 +85,11 @@ PROCESSOR_ATTEMPTS = 5
 #: lease of the workers; some first calls take SLOW_S, longer than it
 LEASE_S = 2
 SLOW_S = 3.0
+#: the connector's timeout: how long a call may be in flight
+CALL_TIMEOUT_S = 5
+#: how long a paused process stays stopped: from past its lease to past a call's timeout and
+#: the lease after it (then its items are taken over, and it must not send beside them)
+PAUSE_S = (LEASE_S + 0.5, LEASE_S + CALL_TIMEOUT_S + 2.0)
 #: seconds a stopped process may take to finish what it holds and exit
 STOP_LIMIT_S = 30.0
 #: where each kind of order is POSTed, and its share of the load
@@ -98,7 +109,7 @@ def project_files(upstream: str, store: str, port: int) -> dict[str, str]:
         "connectors/up.yaml": f"""
             name: up
             base_url: {upstream}
-            timeout: 5s
+            timeout: {CALL_TIMEOUT_S}s
             auth:
               type: session
               login: {{method: POST, path: /login, json: {{user: chaos, password: chaos}}}}
@@ -201,6 +212,7 @@ class Interruptions:
 
     kills: Counter[str] = field(default_factory=Counter)
     stops: Counter[str] = field(default_factory=Counter)
+    pauses: Counter[str] = field(default_factory=Counter)
     stop_seconds: list[float] = field(default_factory=list)
     #: what went wrong with a stop: over the limit, or a bad exit status
     failed_stops: list[str] = field(default_factory=list)
@@ -230,18 +242,34 @@ class Interruptions:
                 proc.kill()
 
 
+async def pause(proc: subprocess.Popen[bytes], seconds: float) -> None:
+    """SIGSTOP `proc` for `seconds` (a VM frozen, a swap storm), then SIGCONT it if it still
+    runs (it may have been killed meanwhile)."""
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+
+
 async def interrupt(procs: list[EngineProcess], args: argparse.Namespace,
                     rng: random.Random, done: Interruptions) -> None:
     """SIGKILL (`--kills` times) or SIGTERM (`--stops` times) a random process at random
-    moments, in a random order, and start it again."""
-    events = ["kill"] * args.kills + ["stop"] * args.stops
+    moments, in a random order, and start it again; or pause one (`--pauses` times)."""
+    events = ["kill"] * args.kills + ["stop"] * args.stops + ["pause"] * args.pauses
     # Its own generator: with `--stops 0` the kills fall where they fell before stops existed.
     random.Random(args.seed + 2).shuffle(events)
     interval = args.duration / max(len(events), 1)
-    finishing = []
+    finishing, paused = [], []
     for event in events:
         await asyncio.sleep(rng.uniform(0.4, 1.6) * interval)
         victim = rng.choice(procs)
+        if event == "pause":
+            if victim.proc is not None and victim.proc.poll() is None:
+                done.pauses[victim.role] += 1
+                paused.append(asyncio.create_task(pause(victim.proc, rng.uniform(*PAUSE_S))))
+            continue
         if event == "kill":
             victim.kill()
             done.kills[victim.role] += 1
@@ -256,7 +284,7 @@ async def interrupt(procs: list[EngineProcess], args: argparse.Namespace,
             finishing.append(stopping)
         victim.start()
         await victim.ready()
-    await asyncio.gather(*finishing)
+    await asyncio.gather(*finishing, *paused)
 
 
 async def drain(probe: StoreProbe, limit_s: float) -> float:
@@ -311,6 +339,7 @@ async def run_once(kind: str, args: argparse.Namespace, root: Path) -> Figures:
     longest = max(done.stop_seconds, default=0.0)
     figures.rows["graceful stops"] = (f"{sum(done.stops.values())} (serve {done.stops['serve']}"
                                       f", ≤ {longest:.1f}s)")
+    figures.rows["pauses"] = f"{sum(done.pauses.values())} (serve {done.pauses['serve']})"
     if done.failed_stops:
         figures.failed.append("stops")
         figures.notes += done.failed_stops
@@ -416,6 +445,10 @@ def _by_kind(counts: Counter[str]) -> str:
     return ", ".join(f"{names[k]} {counts[k]}" for k in MIX if counts[k]) or "none"
 
 
+#: ids in log lines: counted by message, not one line per item
+_IDS = re.compile(r"\b[a-z]_[0-9a-z]{20,}\b")
+
+
 def scan_logs(root: Path) -> list[str]:
     """Error and warning lines of the engine logs (JSON lines), counted by message."""
     found: Counter[str] = Counter()
@@ -428,7 +461,7 @@ def scan_logs(root: Path) -> list[str]:
                     found[f"{log.stem}: {line.strip()[:160]}"] += 1
                 continue
             if entry.get("level") in ("warning", "error", "critical"):
-                message = str(entry.get("event", ""))[:160]
+                message = _IDS.sub("…", str(entry.get("event", "")))[:160]
                 if entry.get("exception"):
                     message += " | " + entry["exception"].strip().splitlines()[-1][:160]
                 found[f"{log.stem} {entry['level']}: {message}"] += 1
@@ -439,7 +472,8 @@ def scan_logs(root: Path) -> list[str]:
 
 def print_table(results: list[Figures], args: argparse.Namespace) -> None:
     """A short table: one column per store, then the notes."""
-    print(f"chaos: {args.kills} kills, {args.stops} stops, {args.rate:g} req/s, "
+    print(f"chaos: {args.kills} kills, {args.stops} stops, {args.pauses} pauses, "
+          f"{args.rate:g} req/s, "
           f"{args.duration:.0f}s of load, serve + {args.workers} worker(s), seed {args.seed}, "
           f"max_attempts {MAX_ATTEMPTS}")
     names = list(results[0].rows)
@@ -462,6 +496,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--store", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--kills", type=int)
     parser.add_argument("--stops", type=int, help="graceful stops (default: kills / 5)")
+    parser.add_argument("--pauses", type=int,
+                        help=f"SIGSTOPs of {PAUSE_S[0]:g}-{PAUSE_S[1]:g} s (default: kills / 5)")
     parser.add_argument("--slow", type=float, default=0.03,
                         help=f"share of first calls answered after {SLOW_S:g} s")
     parser.add_argument("--rate", type=float, default=50.0, help="orders per second")
@@ -477,8 +513,10 @@ def parse_args() -> argparse.Namespace:
         args.kills = 5 if args.quick else 50
     if args.stops is None:
         args.stops = max(1, args.kills // 5)
+    if args.pauses is None:
+        args.pauses = max(1, args.kills // 5)
     if args.duration is None:
-        args.duration = 20.0 if args.quick else 2.5 * (args.kills + args.stops)
+        args.duration = 20.0 if args.quick else 2.5 * (args.kills + args.stops + args.pauses)
     if args.quick:
         args.rate = min(args.rate, 30.0)
     return args

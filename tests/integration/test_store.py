@@ -17,6 +17,7 @@ from interlink.store import (
     DeleteSession,
     Enqueue,
     Fail,
+    HoldLease,
     InsertLogs,
     InsertRun,
     LogLine,
@@ -236,6 +237,25 @@ async def test_extend_leases_renews_only_leases_still_held(store: Store) -> None
     assert await store.extend_leases("w1", ["a", "b", "c", "zz"], 30) == {"a", "b"}
     await asyncio.sleep(0.1)
     assert await store.claim("w3", limit=3) == []  # renewed: nothing expired
+
+
+async def test_hold_lease_fences_and_only_lengthens(store: Store) -> None:
+    """`HoldLease` fails `LeaseLost` (applying nothing) for anybody but the lease's holder,
+    and makes the lease last at least its time; neither it nor a renewal shortens one."""
+    await store.enqueue("k", None, item_id="q1")
+    await store.claim("w1", lease_s=0.05)
+    attempt = SaveStep(StepRecord("r1", 0, "s1", "running", 1.0))
+    with pytest.raises(LeaseLost):
+        await store.write(attempt, HoldLease("q1", "w2", 30))
+    assert await store.get_steps("r1") == []
+    await store.write(attempt, HoldLease("q1", "w1", 30))
+    await store.write(HoldLease("q1", "w1", 0.01))  # shorter: the longer hold stays
+    assert await store.extend_leases("w1", ["q1"], 0.01) == {"q1"}  # stays too
+    await asyncio.sleep(0.1)
+    assert await store.claim("w2") == []  # the 50 ms claim and the short ones are past
+    item = await store.get_item("q1")
+    assert item is not None and item.lease_owner == "w1"
+    assert item.lease_expires_at is not None and item.lease_expires_at > time.time() + 25
 
 
 async def test_lease_lost_rolls_back_the_whole_write(store: Store) -> None:

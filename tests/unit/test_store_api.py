@@ -19,7 +19,7 @@ def test_exported_members() -> None:
     """`__all__` lists exactly the public API (locked so changes are deliberate)."""
     assert set(interlink.store.__all__) == {
         "AttemptOutcome", "AttemptRecord", "Complete", "Credential", "DeleteSession",
-        "ENDED", "Enqueue", "Fail",
+        "ENDED", "Enqueue", "Fail", "HoldLease",
         "InsertLogs", "InsertRun", "LogLine", "MarkSeen", "PutCache", "PutCredential",
         "PutSession", "QueueItem", "QueueStatus", "RecordNonce", "Release", "Requeue",
         "RUN_STATUSES", "RunPage", "RunQuery", "RunRecord", "RunStatus",

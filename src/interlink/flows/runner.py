@@ -475,7 +475,7 @@ class FlowRunner:
         for index in range(run.step_index, len(flow.steps)):
             step = flow.steps[index]
             ctx = StepContext(self, run, flow, index, step, cursor, pending, resumed, variables,
-                              item_id=item.id)
+                              item_id=item.id, owner=owner)
             pending, resumed = [], False
             started = cursor.get("started_at", now) if cursor else time.time()
             outcome = await self._run_step(ctx, step, bucket)

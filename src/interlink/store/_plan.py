@@ -20,6 +20,7 @@ from interlink.store.ops import (
     DeleteSession,
     Enqueue,
     Fail,
+    HoldLease,
     InsertLogs,
     InsertRun,
     MarkSeen,
@@ -120,6 +121,10 @@ class Planner:
                     return [Statement(q["complete_keep"], params, must_change=lost)]
                 return [Statement(q["complete_delete"], {"id": item_id, "owner": owner},
                                   must_change=lost)]
+            case HoldLease(item_id, owner, for_s):
+                return [Statement(q["hold_lease"], {
+                    "id": item_id, "owner": owner, "expires_at": now + for_s,
+                }, must_change=LeaseLost(item_id, owner))]
             case Release(item_id, owner, run_at, error, payload, replace_payload, count):
                 return [Statement(q["release"], {
                     "id": item_id, "owner": owner, "run_at": run_at,

@@ -27,6 +27,7 @@ __all__ = [
     "DeleteSession",
     "Enqueue",
     "Fail",
+    "HoldLease",
     "InsertLogs",
     "InsertRun",
     "MarkSeen",
@@ -121,6 +122,20 @@ class Complete:
     owner: str
     result: Any = None
     keep: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class HoldLease:
+    """Check that `owner` still holds the lease on a queue item and make it last at least
+    `for_s` from now (never shorter): the fence of a call that must not go twice at once.
+
+    Written with an attempt before it is sent, it makes the write fail `LeaseLost` (and
+    apply nothing) once another worker has taken the item over, and keeps the item from
+    being taken over while the call may still be in flight, whatever the renewals do."""
+
+    id: str
+    owner: str
+    for_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +242,7 @@ WriteOp = (
     | InsertLogs
     | Enqueue
     | Complete
+    | HoldLease
     | Release
     | Fail
     | Requeue

@@ -152,10 +152,11 @@ class Delivery:
             except ExpressionError as exc:
                 return Failed(f"step {step.id}: {self.where}: building the request: {exc}")
             started = time.time()
+            # Its fence too: sent only while the run is still ours, never beside a takeover.
             await ctx.flush(SaveAttempt(AttemptRecord(
                 ctx.run.id, step.id, tally.last_n, prepared.record.record(), None, _NO_CODE,
                 UNKNOWN_DECISION, started, item=self.index, redrive=ctx.run.redrive,
-                page=self.page)))
+                page=self.page)), *ctx.hold_lease(prepared.timeout))
             exchange = await self.client.transmit(prepared)
             outcome = await self._act(data, exchange, started)
             if outcome is not None:

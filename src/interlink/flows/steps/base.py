@@ -14,12 +14,13 @@ shares the writes and log lines its parent will write.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from interlink.errors import Conflict, StoreError, StoreUnavailable
 from interlink.store import (
     AttemptRecord,
+    HoldLease,
     InsertLogs,
     LogLine,
     RunRecord,
@@ -99,6 +100,10 @@ class StepServices(Protocol):
         """The project's redactor."""
 
     @property
+    def lease_s(self) -> float:
+        """How long a queue item's lease lasts past its last renewal (`worker.lease`)."""
+
+    @property
     def metrics(self) -> Metrics:
         """The engine's metrics."""
 
@@ -151,8 +156,10 @@ class StepContext:
     #: more names for expressions and scripts (`error` in a `try` step's `catch`)
     extra: dict[str, Any] = field(default_factory=dict)
     _logs: list[LogLine] = field(default_factory=list)
-    #: the queue item this execution of the run holds (a child run wakes it)
+    #: the queue item this execution of the run holds (a child run wakes it), and who holds
+    #: it (empty outside a worker: nothing to fence)
     item_id: str = ""
+    owner: str = ""
 
     @property
     def step_id(self) -> str:
@@ -168,16 +175,11 @@ class StepContext:
     def child(self, step: StepSpec) -> StepContext:
         """The context of a step nested in this one (same run, writes and log); its cursor
         is the one it left under its id in this step's (see `FlowRunner.run_steps`)."""
-        cursor = (self.cursor or {}).get(step.id)
-        return StepContext(self.services, self.run, self.flow, self.index, step, cursor,
-                           self.pending, self.resumed, self.variables, self.extra, self._logs,
-                           self.item_id)
+        return replace(self, step=step, cursor=(self.cursor or {}).get(step.id))
 
     def with_names(self, **extra: Any) -> StepContext:
         """This context with more names for expressions and scripts (`error` in a catch)."""
-        return StepContext(self.services, self.run, self.flow, self.index, self.step,
-                           self.cursor, self.pending, self.resumed, self.variables,
-                           {**self.extra, **extra}, self._logs, self.item_id)
+        return replace(self, extra={**self.extra, **extra})
 
     def data(self, payload: Any, **extra: Any) -> dict[str, Any]:
         """The `data` a script or expression sees: payload, variables, meta, flow."""
@@ -199,6 +201,15 @@ class StepContext:
         step's id or `step`'s (a nested step that reported through this one)."""
         text = self.services.redactor.text(message)
         self._logs.append(LogLine(self.run.id, text, time.time(), level, step or self.step_id))
+
+    def hold_lease(self, call_s: float) -> list[WriteOp]:
+        """The op fencing a call of up to `call_s` seconds, to write with its attempt before
+        it is sent: the write fails `LeaseLost` if another worker has taken the run over,
+        and no other worker can take it over until the call has ended and the usual lease
+        has run out after it (renewed or not)."""
+        if not self.owner:
+            return []
+        return [HoldLease(self.item_id, self.owner, call_s + self.services.lease_s)]
 
     def defer(self, *ops: WriteOp) -> None:
         """Write `ops` with the step's next write (they must not be needed durably before)."""

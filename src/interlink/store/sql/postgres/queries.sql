@@ -56,6 +56,10 @@ WHERE id = %(id)s AND status = 'leased' AND lease_owner = %(owner)s
 -- name: complete_delete
 DELETE FROM queue WHERE id = %(id)s AND status = 'leased' AND lease_owner = %(owner)s
 
+-- name: hold_lease
+UPDATE queue SET lease_expires_at = GREATEST(lease_expires_at, %(expires_at)s)
+WHERE id = %(id)s AND status = 'leased' AND lease_owner = %(owner)s
+
 -- name: release
 UPDATE queue
 SET status = 'ready', run_at = %(run_at)s, last_error = %(error)s, lease_owner = NULL,
@@ -138,7 +142,8 @@ FROM claimed AS c
 LEFT JOIN LATERAL (SELECT * FROM runs WHERE runs.id = c.payload::jsonb ->> 'run_id') AS r ON true
 
 -- name: extend_leases
-UPDATE queue SET lease_expires_at = %(expires_at)s, updated_at = %(now)s
+-- Never shorter: an attempt's write may have made the lease outlast its call (hold_lease).
+UPDATE queue SET lease_expires_at = GREATEST(lease_expires_at, %(expires_at)s), updated_at = %(now)s
 WHERE id = ANY(%(ids)s::text[]) AND status = 'leased' AND lease_owner = %(owner)s
 RETURNING id
 

@@ -56,6 +56,10 @@ WHERE id = :id AND status = 'leased' AND lease_owner = :owner
 -- name: complete_delete
 DELETE FROM queue WHERE id = :id AND status = 'leased' AND lease_owner = :owner
 
+-- name: hold_lease
+UPDATE queue SET lease_expires_at = MAX(COALESCE(lease_expires_at, 0), :expires_at)
+WHERE id = :id AND status = 'leased' AND lease_owner = :owner
+
 -- name: release
 UPDATE queue
 SET status = 'ready', run_at = :run_at, last_error = :error, lease_owner = NULL,
@@ -127,7 +131,9 @@ RETURNING id, kind, payload, status, priority, run_at, attempts, created_at, upd
           lease_owner, lease_expires_at, last_error, result
 
 -- name: extend_leases
-UPDATE queue SET lease_expires_at = :expires_at, updated_at = :now
+-- Never shorter: an attempt's write may have made the lease outlast its call (hold_lease).
+-- (A leased item always has an expiry, but SQLite's MAX of a NULL would be NULL: no expiry.)
+UPDATE queue SET lease_expires_at = MAX(COALESCE(lease_expires_at, 0), :expires_at), updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'leased' AND lease_owner = :owner
 RETURNING id
 
