@@ -83,6 +83,9 @@ class Worker:
         self.lease_s = lease_s
         self.poll_s = poll_s
         self._running: dict[str, asyncio.Task[None]] = {}
+        #: items this process runs beside the worker, under the same owner (a service's run
+        #: executed at once: `FlowRunner.run_now`); shared with the flow runner
+        self.held_beside: set[str] = set()
         #: slots promised to items being written leased to this worker (`reserve`)
         self._reserved = 0
         #: whether the claim loop waits for work: its last claim found fewer ready items than
@@ -136,8 +139,9 @@ class Worker:
                 for item in items:
                     # Ours already: its lease lapsed while renewals failed (the store slow or
                     # away) and this claim took it back. It runs on, now with a fresh lease;
-                    # starting it again would send its calls twice from this one process.
-                    if item.id not in self._running:
+                    # starting it again would send its calls twice from this one process (the
+                    # owner is the same, so the store's fences would let both through).
+                    if item.id not in self._running and item.id not in self.held_beside:
                         self._start(item)
                 if len(items) < free:
                     self._parked = True
@@ -225,7 +229,7 @@ class Worker:
                         "%.0fs", item.id, item.kind, exc, CRASH_BACKOFF_S)
             await self._record(item, [Release(item.id, self.owner, time.time() + CRASH_BACKOFF_S,
                                               error=f"the store was unavailable: {exc}",
-                                              count_attempt=False)])
+                                              count_attempt=False, after_calls=self.lease_s)])
         except Exception as exc:
             log.exception("queue item %s (%s): handler crashed", item.id, item.kind)
             error = f"handler crashed: {type(exc).__name__}: {exc}"
@@ -235,7 +239,8 @@ class Worker:
                 [Fail(item.id, self.owner, error, status="broken"),
                  *(self.notices.item_broken(item, error) if self.notices else [])]
                 if item.attempts >= MAX_CRASHES
-                else [Release(item.id, self.owner, time.time() + CRASH_BACKOFF_S, error=error)]
+                else [Release(item.id, self.owner, time.time() + CRASH_BACKOFF_S, error=error,
+                               after_calls=self.lease_s)]
             ))
         finally:
             del self._running[item.id]

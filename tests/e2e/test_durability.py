@@ -22,7 +22,9 @@ async def test_sigkill_of_serve_loses_no_run(tmp_path: Path) -> None:
     async with Upstream() as up:
         up.route("/orders", delay=0.2)
         write_project(tmp_path, {
-            "connectors/wh.yaml": f"name: wh\nbase_url: {up.url}\n"
+            # A short timeout too: a call in flight at the kill is taken over once its
+            # timeout and the lease have passed (decision 0021).
+            "connectors/wh.yaml": f"name: wh\nbase_url: {up.url}\ntimeout: 3s\n"
                                   "endpoints: {create: {method: POST, path: /orders}}\n",
             "flows/push.yaml": "name: push\ntrigger: {type: webhook, path: /hooks/orders}\n"
                                "steps:\n  - {id: push, type: connector, connector: wh,"

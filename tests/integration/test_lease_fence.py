@@ -11,14 +11,19 @@ while the call is in flight, and a worker that lost the item sends nothing more.
 from __future__ import annotations
 
 import asyncio
+import time
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.projects import push_to, write_project
 from tests.upstream import Upstream
 
+from interlink import worker as worker_module
 from interlink.engine import Engine
 from interlink.errors import StoreUnavailable
+from interlink.store import SaveAttempt
 
 #: a lease far shorter than the calls and backoffs below; polls often, so takeovers are quick
 CONFIG = "name: test\nstore: sqlite:///.interlink/test.db\nworker: {lease: 200ms, poll: 20ms}\n"
@@ -94,3 +99,148 @@ async def test_a_worker_that_lost_its_lease_sends_nothing_more(
     assert ended.status == "succeeded"
     # The 503 (from the first worker) and the 200 (from the second); never a third.
     assert len(up.requests_to("/orders")) == 2
+
+
+async def test_a_call_waiting_for_its_connectors_slot_is_fenced_when_it_goes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`concurrency: 1`: four runs' calls queue behind each other for longer than their
+    hold. The attempt is saved (and the lease held) once its call has the slot, not before
+    the wait: none is sent twice, none beside another copy (found by review: 3 of 4 keys
+    were sent twice, overlapping, when the hold began before the wait)."""
+    async with Upstream() as up:
+        up.route("/orders", delay=1.0)
+        files = push_to(up.url, retry="{max_attempts: 2}")
+        files["connectors/wh.yaml"] = files["connectors/wh.yaml"].replace(
+            "timeout: 5s", "timeout: 1500ms\n            concurrency: 1")
+        project = write_project(tmp_path, {**files, "interlink.yaml": CONFIG})
+        async with Engine(project) as first, Engine(project) as second:
+            renewals_fail(first, monkeypatch)
+            stop = asyncio.Event()
+            workers = [asyncio.create_task(first.worker().run(stop))]
+            ids = [await first.runner.start("push", {"id": n}) for n in range(4)]
+            await sent(up, 1)
+            workers.append(asyncio.create_task(second.worker().run(stop)))
+            ended = [await second.runner.wait_for(run_id, 30) for run_id in ids]
+            await asyncio.sleep(1.2)  # a copy still queued behind the slot would go now
+            stop.set()
+            await asyncio.gather(*workers)
+    assert [run.status for run in ended] == ["succeeded"] * 4
+    keys = [r.request_id for r in up.requests_to("/orders")]
+    # Each sent once (the second worker sends those whose leases lapsed while they waited:
+    # the first one's fence then refuses them).
+    assert len(keys) == len(set(keys)) == 4
+
+
+@pytest.mark.parametrize("failing", ["once", "always"])
+async def test_a_run_executed_here_is_not_run_again_by_this_process_worker(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    """A service's run executed at once (`run_now`) holds its item under the process's
+    owner, the one its worker claims with. Its lease lapsing (one renewal failed and the
+    renewals stopped for good; or they keep failing) let the worker claim it back and run
+    it a second time beside the first, both passing the fence (same owner): 4 calls where
+    `max_attempts: 3` allows 3 (found by review)."""
+    async with Upstream() as up:
+        up.route("/orders", statuses=[503, 503, 503, 503, 200])
+        files = push_to(up.url, retry="{max_attempts: 3, initial: 900ms, jitter: none, "
+                                      "multiplier: 1}")
+        files["connectors/wh.yaml"] = files["connectors/wh.yaml"].replace("timeout: 5s",
+                                                                          "timeout: 100ms")
+        project = write_project(tmp_path, {**files, "interlink.yaml": CONFIG})
+        async with Engine(project) as engine:
+            renew = engine.store.extend_leases
+            renewals: list[str] = []
+
+            async def renewal(*args: Any, **kwargs: Any) -> set[str]:
+                renewals.append(failing)
+                if failing == "always" or len(renewals) == 1:
+                    raise StoreUnavailable("the store is away")
+                return await renew(*args, **kwargs)
+
+            monkeypatch.setattr(engine.store, "extend_leases", renewal)
+            stop = asyncio.Event()
+            worker = asyncio.create_task(engine.worker().run(stop))
+            await asyncio.sleep(0.05)
+            run = await engine.runner.run_now("push", {"id": 9}, trigger="test")
+            await asyncio.sleep(1.0)  # a second execution's next attempt would go meanwhile
+            stop.set()
+            await worker
+    assert run.status == "failed"
+    assert "no attempts left" in (run.error or "")
+    assert len(up.requests_to("/orders")) == 3
+
+
+async def test_payloads_beside_one_the_store_failed_under_stop_before_the_item_is_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two payloads at once; the store fails under the second one's attempt. The worker
+    gives the item back to be tried again shortly — the first payload's call, in flight,
+    must be stopped and its hold kept, or the item is claimed again and the call sent again
+    beside itself (found by review: two copies 0.3 s apart with a 1.5 s call)."""
+    monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.1)
+    async with Upstream() as up:
+        up.route("/orders", delay=1.5)
+        files = push_to(up.url, retry="{max_attempts: 2}")
+        files["flows/push.yaml"] = """
+            name: push
+            steps:
+              - {id: each, type: split, items: payload}
+              - {id: push, type: connector, connector: wh, endpoint: create_order,
+                 concurrency: 2}
+            """
+        project = write_project(tmp_path, {**files, "interlink.yaml": CONFIG})
+        async with Engine(project) as engine:
+            write = engine.store.write
+            failed: list[bool] = []
+
+            async def blip(*ops: Any) -> list[Any]:
+                if not failed and any(isinstance(op, SaveAttempt) and op.attempt.item == 1
+                                      for op in ops):
+                    failed.append(True)
+                    await asyncio.sleep(0.2)  # the first payload's call is out by now
+                    raise StoreUnavailable("the store is away")
+                return await write(*ops)
+
+            monkeypatch.setattr(engine.store, "write", blip)
+            stop = asyncio.Event()
+            worker = asyncio.create_task(engine.worker().run(stop))
+            run_id = await engine.runner.start("push", [{"id": 0}, {"id": 1}])
+            ended = await engine.runner.wait_for(run_id, 20)
+            stop.set()
+            await worker
+    assert ended.status == "succeeded"
+    assert up.max_in_flight <= 2  # the two payloads, never a copy beside one of them
+    by_key: dict[str | None, list[float]] = {}
+    for request in up.requests_to("/orders"):
+        by_key.setdefault(request.request_id, []).append(request.at)
+    for key, times in by_key.items():
+        assert all(b - a >= 1.5 for a, b in pairwise(times)), (key, times)
+
+
+async def test_the_hold_gives_way_to_the_lease_once_the_call_has_ended(tmp_path: Path) -> None:
+    """The hold lasts while a call may be in flight, not after: the step's next write sets
+    the usual lease again, so a crash after the call is taken over after the lease, not
+    after the call's 10 s timeout (else every crash within a timeout of a call waits for it)."""
+    async with Upstream() as up:
+        up.route("/orders")
+        files = push_to(up.url)
+        files["connectors/wh.yaml"] = files["connectors/wh.yaml"].replace("timeout: 5s",
+                                                                          "timeout: 10s")
+        files["flows/push.yaml"] = """
+            name: push
+            steps:
+              - {id: push, type: connector, connector: wh, endpoint: create_order}
+              - {id: pause, type: delay, for: 600ms}
+            """
+        project = write_project(tmp_path, {**files, "interlink.yaml": CONFIG})
+        async with Engine(project) as engine:
+            stop = asyncio.Event()
+            worker = asyncio.create_task(engine.worker().run(stop))
+            run_id = await engine.runner.start("push", {"id": 3})
+            await sent(up, 1)
+            await asyncio.sleep(0.2)  # the connector step's outcome is written: in the delay
+            leased = await engine.store.list_items(status="leased")
+            ended = await engine.runner.wait_for(run_id, 10)
+            stop.set()
+            await worker
+    assert ended.status == "succeeded"
+    assert len(leased) == 1 and leased[0].lease_expires_at is not None
+    assert leased[0].lease_expires_at < time.time() + 2  # the 0.2 s lease, not 10 s

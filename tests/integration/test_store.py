@@ -241,7 +241,8 @@ async def test_extend_leases_renews_only_leases_still_held(store: Store) -> None
 
 async def test_hold_lease_fences_and_only_lengthens(store: Store) -> None:
     """`HoldLease` fails `LeaseLost` (applying nothing) for anybody but the lease's holder,
-    and makes the lease last at least its time; neither it nor a renewal shortens one."""
+    and makes the lease last at least its time; neither it nor a renewal shortens one, but
+    an `exact` one does."""
     await store.enqueue("k", None, item_id="q1")
     await store.claim("w1", lease_s=0.05)
     attempt = SaveStep(StepRecord("r1", 0, "s1", "running", 1.0))
@@ -256,6 +257,25 @@ async def test_hold_lease_fences_and_only_lengthens(store: Store) -> None:
     item = await store.get_item("q1")
     assert item is not None and item.lease_owner == "w1"
     assert item.lease_expires_at is not None and item.lease_expires_at > time.time() + 25
+    # `exact` (the calls have ended): the usual lease again, shorter than the hold.
+    await store.write(HoldLease("q1", "w1", 0.01, exact=True))
+    await asyncio.sleep(0.05)
+    assert [i.id for i in await store.claim("w2")] == ["q1"]
+
+
+async def test_a_release_after_calls_waits_out_a_hold_only(store: Store) -> None:
+    """`Release(after_calls=lease)`: not claimable before a call's hold is over (the lease's
+    expiry less the lease); an item without a hold is claimable at `run_at` as asked."""
+    await store.write(Enqueue("held", "k", None), Enqueue("plain", "k", None))
+    await store.claim("w1", limit=2, lease_s=10)
+    await store.write(HoldLease("held", "w1", 10 + 60))  # a 60 s call and the lease after
+    now = time.time()
+    await store.write(Release("held", "w1", now + 1, after_calls=10),
+                      Release("plain", "w1", now + 1, after_calls=10))
+    held, plain = await store.get_item("held"), await store.get_item("plain")
+    assert held is not None and plain is not None
+    assert now + 59 < held.run_at < now + 61
+    assert plain.run_at == pytest.approx(now + 1)
 
 
 async def test_lease_lost_rolls_back_the_whole_write(store: Store) -> None:

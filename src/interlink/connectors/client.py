@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,9 @@ from interlink.store import Store
 __all__ = ["ConnectorClient", "PreparedRequest"]
 
 _NO_STRINGS: Mapping[str, str] = {}
+
+#: awaited right before a request goes (`ConnectorClient.transmit`)
+BeforeSend = Callable[[], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,15 +190,26 @@ class ConnectorClient:
             credential_version=version, error=error,
         )
 
-    async def transmit(self, prepared: PreparedRequest) -> Exchange:
-        """Send a prepared request (waiting for the concurrency cap and the rate limit)."""
+    async def transmit(self, prepared: PreparedRequest,
+                       before_send: BeforeSend | None = None) -> Exchange:
+        """Send a prepared request (waiting for the concurrency cap and the rate limit).
+
+        `before_send` is awaited once the request has its place under both, right before it
+        goes (or is refused unsent): the attempt's save, which fences the call and holds
+        the run's lease for the call's timeout — the waits must come before it, or the hold
+        could run out before the call has even started. What it raises propagates."""
         endpoint, request = prepared.endpoint, prepared.record
         if prepared.error is not None:
+            if before_send is not None:
+                await before_send()
             return Exchange(self.name, endpoint, request, error=prepared.error, error_type="auth")
         async with self._semaphore:
             waited_start = time.monotonic()
             if self._limiter is not None:
                 await self._limiter.acquire()
+            waited = time.monotonic() - waited_start
+            if before_send is not None:
+                await before_send()
             started = time.monotonic()
             try:
                 answer = await self.pool.request(
@@ -204,7 +218,7 @@ class ConnectorClient:
             except CallFailed as exc:
                 return Exchange(
                     self.name, endpoint, request, error=exc.message, error_type=exc.kind,
-                    elapsed=time.monotonic() - started, waited=started - waited_start,
+                    elapsed=time.monotonic() - started, waited=waited,
                     credential_version=prepared.credential_version,
                 )
             text = answer.text()
@@ -214,7 +228,7 @@ class ConnectorClient:
         response = _response(status, response_headers, text)
         return Exchange(
             self.name, endpoint, request, response=response, elapsed=elapsed,
-            waited=started - waited_start, credential_version=prepared.credential_version,
+            waited=waited, credential_version=prepared.credential_version,
             response_record={
                 "status": status,
                 "headers": self.redactor.headers(response_headers),

@@ -308,10 +308,14 @@ class FlowRunner:
         """Execute a run whose queue item this process holds, renewing its lease meanwhile."""
         item = _leased_item(item_id, run, self.owner, self.lease_s)
         renewal = asyncio.create_task(self._renew(item_id))
+        for worker in self.workers:  # its claims may take the item back, not run it again
+            worker.held_beside.add(item_id)
         try:
             await self._execute(run, item, self.owner, first)
         finally:
             renewal.cancel()
+            for worker in self.workers:
+                worker.held_beside.discard(item_id)
 
     async def close(self) -> None:
         """Let the runs executing here (`run_now`) finish their current step and write it;
@@ -320,9 +324,14 @@ class FlowRunner:
             await asyncio.gather(*self._executing, return_exceptions=True)
 
     async def _renew(self, item_id: str) -> None:
+        # As the worker's renewals: a failed one is retried at the next (ending here would
+        # let the lease lapse for good).
         while True:
             await asyncio.sleep(self.lease_s / 3)
-            await self.store.extend_leases(self.owner, [item_id], self.lease_s)
+            try:
+                await self.store.extend_leases(self.owner, [item_id], self.lease_s)
+            except StoreError as exc:
+                log.warning("renewing the lease of %s failed (%s); retrying", item_id, exc)
 
     async def retry(self, run_id: str) -> str:
         """Queue the retry of a run: a new run of the same flow version with the same input,

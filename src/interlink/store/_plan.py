@@ -121,13 +121,14 @@ class Planner:
                     return [Statement(q["complete_keep"], params, must_change=lost)]
                 return [Statement(q["complete_delete"], {"id": item_id, "owner": owner},
                                   must_change=lost)]
-            case HoldLease(item_id, owner, for_s):
+            case HoldLease(item_id, owner, for_s, exact):
                 return [Statement(q["hold_lease"], {
-                    "id": item_id, "owner": owner, "expires_at": now + for_s,
+                    "id": item_id, "owner": owner, "expires_at": now + for_s, "exact": exact,
                 }, must_change=LeaseLost(item_id, owner))]
-            case Release(item_id, owner, run_at, error, payload, replace_payload, count):
+            case Release(item_id, owner, run_at, error, payload, replace_payload, count,
+                         after_calls):
                 return [Statement(q["release"], {
-                    "id": item_id, "owner": owner, "run_at": run_at,
+                    "id": item_id, "owner": owner, "run_at": run_at, "after_calls": after_calls,
                     "error": enc.text(error), "now": now, "replace_payload": replace_payload,
                     "payload": enc.json(payload) if replace_payload else None,
                     "count_attempt": count,

@@ -131,11 +131,13 @@ class HoldLease:
 
     Written with an attempt before it is sent, it makes the write fail `LeaseLost` (and
     apply nothing) once another worker has taken the item over, and keeps the item from
-    being taken over while the call may still be in flight, whatever the renewals do."""
+    being taken over while the call may still be in flight, whatever the renewals do.
+    `exact`: the lease lasts `for_s` from now, shorter or not (the calls have ended)."""
 
     id: str
     owner: str
     for_s: float
+    exact: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,11 @@ class Release:
 
     `count_attempt=False` takes back the attempt its claim counted: the item was not worked
     on (what it waits for is still in progress elsewhere).
+
+    `after_calls`, the lease its owner renews with (`worker.lease`), is for an item given
+    back while a call it made may still be in flight (its handler crashed, the store failed
+    under it): not claimable before that call's hold is over either — the lease's expiry
+    less `after_calls` (a renewal sets `now + lease`, so without a hold that is past).
     """
 
     item_id: str
@@ -153,6 +160,7 @@ class Release:
     payload: Any = field(default=None)
     replace_payload: bool = False
     count_attempt: bool = True
+    after_calls: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

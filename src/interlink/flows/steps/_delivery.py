@@ -21,6 +21,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from interlink.errors import ExpressionError, ScriptError, StoreError, ValueRefused
@@ -152,12 +153,14 @@ class Delivery:
             except ExpressionError as exc:
                 return Failed(f"step {step.id}: {self.where}: building the request: {exc}")
             started = time.time()
-            # Its fence too: sent only while the run is still ours, never beside a takeover.
-            await ctx.flush(SaveAttempt(AttemptRecord(
+            # Saved, and fenced (sent only while the run is still ours, never beside a
+            # takeover), once the call has its slot: the hold is for the call, not the wait.
+            save = (SaveAttempt(AttemptRecord(
                 ctx.run.id, step.id, tally.last_n, prepared.record.record(), None, _NO_CODE,
                 UNKNOWN_DECISION, started, item=self.index, redrive=ctx.run.redrive,
                 page=self.page)), *ctx.hold_lease(prepared.timeout))
-            exchange = await self.client.transmit(prepared)
+            exchange = await self.client.transmit(prepared, partial(ctx.flush, *save))
+            ctx.call_ended()
             outcome = await self._act(data, exchange, started)
             if outcome is not None:
                 return outcome
@@ -240,17 +243,24 @@ class Delivery:
             # Only the call that logs in counts it, durably before the login: a crash during
             # the login still counts it, and the calls that waited for it count nothing.
             nonlocal flushed
-            await self.ctx.flush(SaveAttempt(counted))
+            # Fenced like a call: a worker that lost the run does not log in (a login may
+            # end the session another's calls use, or rotate a refresh token).
+            await self.ctx.flush(SaveAttempt(counted),
+                                 *self.ctx.hold_lease(self.client.spec.timeout))
             flushed = True
 
         try:
             logged_in = await self.client.reauthenticate(exchange.credential_version, count_it)
         except Exception as exc:
+            if flushed:
+                self.ctx.call_ended()
             if isinstance(exc, StoreError) and not isinstance(exc, ValueRefused):
                 raise  # the store, not the login, failed: the run resumes later (FlowRunner)
             if not flushed:
                 self.ctx.defer(SaveAttempt(attempt))
             return Failed(f"{self.where}: re-authenticating failed: {exc}")
+        if flushed:
+            self.ctx.call_ended()
         if logged_in:
             self.tally.reauths += 1
         if not flushed:  # static credentials count without a login; a replaced one does not

@@ -133,6 +133,14 @@ class StepServices(Protocol):
 
 
 @dataclass(slots=True)
+class _Calls:
+    """Calls of one step's execution that hold the lease (`StepContext.hold_lease`) and have
+    not ended: its nested steps and concurrent payloads share the count."""
+
+    in_flight: int = 0
+
+
+@dataclass(slots=True)
 class StepContext:
     """Everything a step needs: the run, the flow it runs, the engine's services, a cursor."""
 
@@ -156,6 +164,7 @@ class StepContext:
     #: more names for expressions and scripts (`error` in a `try` step's `catch`)
     extra: dict[str, Any] = field(default_factory=dict)
     _logs: list[LogLine] = field(default_factory=list)
+    _calls: _Calls = field(default_factory=_Calls)
     #: the queue item this execution of the run holds (a child run wakes it), and who holds
     #: it (empty outside a worker: nothing to fence)
     item_id: str = ""
@@ -206,10 +215,21 @@ class StepContext:
         """The op fencing a call of up to `call_s` seconds, to write with its attempt before
         it is sent: the write fails `LeaseLost` if another worker has taken the run over,
         and no other worker can take it over until the call has ended and the usual lease
-        has run out after it (renewed or not)."""
+        has run out after it (renewed or not). Say `call_ended` when it has."""
         if not self.owner:
             return []
+        self._calls.in_flight += 1
         return [HoldLease(self.item_id, self.owner, call_s + self.services.lease_s)]
+
+    def call_ended(self) -> None:
+        """A call `hold_lease` was for has ended: once none is in flight, the hold gives way
+        to the usual lease with the step's next write (a crash from then on is taken over
+        after the lease, not after the calls' timeouts)."""
+        if not self.owner:
+            return
+        self._calls.in_flight -= 1
+        if not self._calls.in_flight:
+            self.defer(HoldLease(self.item_id, self.owner, self.services.lease_s, exact=True))
 
     def defer(self, *ops: WriteOp) -> None:
         """Write `ops` with the step's next write (they must not be needed durably before)."""

@@ -170,7 +170,17 @@ class _Sender:
                     self.stopped = True
                 return result
 
-        return list(await asyncio.gather(*(one(i) for i in range(len(self.bucket)))))
+        tasks = [asyncio.ensure_future(one(i)) for i in range(len(self.bucket))]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            # The store failed under one (or the run is another's now): the others stop
+            # before the worker gives the item back, so none is still sending once it can
+            # be claimed again.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
 
     async def payload(self, index: int) -> _Result:
         """Deliver one payload (or answer it from the cache, or from the retried run)."""

@@ -57,12 +57,16 @@ WHERE id = %(id)s AND status = 'leased' AND lease_owner = %(owner)s
 DELETE FROM queue WHERE id = %(id)s AND status = 'leased' AND lease_owner = %(owner)s
 
 -- name: hold_lease
-UPDATE queue SET lease_expires_at = GREATEST(lease_expires_at, %(expires_at)s)
+UPDATE queue SET lease_expires_at = CASE WHEN %(exact)s::boolean THEN %(expires_at)s
+                                         ELSE GREATEST(lease_expires_at, %(expires_at)s) END
 WHERE id = %(id)s AND status = 'leased' AND lease_owner = %(owner)s
 
 -- name: release
 UPDATE queue
-SET status = 'ready', run_at = %(run_at)s, last_error = %(error)s, lease_owner = NULL,
+SET status = 'ready', last_error = %(error)s, lease_owner = NULL,
+    run_at = CASE WHEN %(after_calls)s::double precision IS NULL THEN %(run_at)s
+                  ELSE GREATEST(%(run_at)s, lease_expires_at - %(after_calls)s::double precision)
+             END,
     lease_expires_at = NULL, updated_at = %(now)s,
     payload = CASE WHEN %(replace_payload)s::boolean THEN %(payload)s ELSE payload END,
     attempts = CASE WHEN %(count_attempt)s::boolean THEN attempts ELSE attempts - 1 END

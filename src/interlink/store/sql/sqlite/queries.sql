@@ -57,12 +57,15 @@ WHERE id = :id AND status = 'leased' AND lease_owner = :owner
 DELETE FROM queue WHERE id = :id AND status = 'leased' AND lease_owner = :owner
 
 -- name: hold_lease
-UPDATE queue SET lease_expires_at = MAX(COALESCE(lease_expires_at, 0), :expires_at)
+UPDATE queue SET lease_expires_at = CASE WHEN :exact THEN :expires_at
+                                         ELSE MAX(COALESCE(lease_expires_at, 0), :expires_at) END
 WHERE id = :id AND status = 'leased' AND lease_owner = :owner
 
 -- name: release
 UPDATE queue
-SET status = 'ready', run_at = :run_at, last_error = :error, lease_owner = NULL,
+SET status = 'ready', last_error = :error, lease_owner = NULL,
+    run_at = CASE WHEN :after_calls IS NULL THEN :run_at
+                  ELSE MAX(:run_at, COALESCE(lease_expires_at, 0) - :after_calls) END,
     lease_expires_at = NULL, updated_at = :now,
     payload = CASE WHEN :replace_payload THEN :payload ELSE payload END,
     attempts = CASE WHEN :count_attempt THEN attempts ELSE attempts - 1 END
