@@ -229,7 +229,7 @@ class Worker:
                         "%.0fs", item.id, item.kind, exc, CRASH_BACKOFF_S)
             await self._record(item, [Release(item.id, self.owner, time.time() + CRASH_BACKOFF_S,
                                               error=f"the store was unavailable: {exc}",
-                                              count_attempt=False, after_calls=self.lease_s)])
+                                              count_attempt=False)])
         except Exception as exc:
             log.exception("queue item %s (%s): handler crashed", item.id, item.kind)
             error = f"handler crashed: {type(exc).__name__}: {exc}"
@@ -239,8 +239,7 @@ class Worker:
                 [Fail(item.id, self.owner, error, status="broken"),
                  *(self.notices.item_broken(item, error) if self.notices else [])]
                 if item.attempts >= MAX_CRASHES
-                else [Release(item.id, self.owner, time.time() + CRASH_BACKOFF_S, error=error,
-                               after_calls=self.lease_s)]
+                else [Release(item.id, self.owner, time.time() + CRASH_BACKOFF_S, error=error)]
             ))
         finally:
             del self._running[item.id]

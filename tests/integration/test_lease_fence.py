@@ -22,8 +22,8 @@ from tests.upstream import Upstream
 
 from interlink import worker as worker_module
 from interlink.engine import Engine
-from interlink.errors import StoreUnavailable
-from interlink.store import SaveAttempt
+from interlink.errors import StoreUnavailable, ValueRefused
+from interlink.store import UNKNOWN_DECISION, SaveAttempt, SaveStep
 
 #: a lease far shorter than the calls and backoffs below; polls often, so takeovers are quick
 CONFIG = "name: test\nstore: sqlite:///.interlink/test.db\nworker: {lease: 200ms, poll: 20ms}\n"
@@ -244,3 +244,126 @@ async def test_the_hold_gives_way_to_the_lease_once_the_call_has_ended(tmp_path:
     assert ended.status == "succeeded"
     assert len(leased) == 1 and leased[0].lease_expires_at is not None
     assert leased[0].lease_expires_at < time.time() + 2  # the 0.2 s lease, not 10 s
+
+
+async def test_a_store_failure_after_the_calls_does_not_wait_for_their_timeout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The call is over in milliseconds and the step's outcome write fails (the store away a
+    moment): the item is given back due after the usual pause, not after the call's 10 s
+    timeout (found by review, when the give-back waited out the hold)."""
+    monkeypatch.setattr(worker_module, "CRASH_BACKOFF_S", 0.1)
+    async with Upstream() as up:
+        up.route("/orders")
+        files = push_to(up.url, retry="{max_attempts: 2}")
+        files["connectors/wh.yaml"] = files["connectors/wh.yaml"].replace("timeout: 5s",
+                                                                          "timeout: 10s")
+        project = write_project(tmp_path, {**files, "interlink.yaml": CONFIG})
+        async with Engine(project) as engine:
+            write = engine.store.write
+            failed: list[float] = []
+
+            async def blip(*ops: Any) -> list[Any]:
+                if not failed and any(isinstance(op, SaveStep) for op in ops):
+                    failed.append(time.time())
+                    raise StoreUnavailable("the store is away")
+                return await write(*ops)
+
+            monkeypatch.setattr(engine.store, "write", blip)
+            stop = asyncio.Event()
+            worker = asyncio.create_task(engine.worker().run(stop))
+            run_id = await engine.runner.start("push", {"id": 1})
+            ended = await engine.runner.wait_for(run_id, 20)
+            stop.set()
+            await worker
+    assert failed and ended.status == "succeeded"
+    assert ended.finished_at is not None and ended.finished_at - failed[0] < 5  # not 10 s
+
+
+async def test_a_refused_attempt_save_does_not_keep_the_hold_for_the_rest_of_the_step(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `try`'s call whose save the store refuses was never sent: it is not left counted
+    as in flight, so once the `catch`'s call has ended the usual lease is back (found by
+    review: 10 s of hold left during the next step)."""
+    async with Upstream() as up:
+        up.route("/orders")
+        files = push_to(up.url)
+        files["connectors/wh.yaml"] = files["connectors/wh.yaml"].replace("timeout: 5s",
+                                                                          "timeout: 10s")
+        files["flows/push.yaml"] = """
+            name: push
+            steps:
+              - id: attempt
+                type: try
+                steps:
+                  - {id: push, type: connector, connector: wh, endpoint: create_order}
+                catch:
+                  - {id: park, type: connector, connector: wh, endpoint: create_order}
+              - {id: pause, type: delay, for: 600ms}
+            """
+        project = write_project(tmp_path, {**files, "interlink.yaml": CONFIG})
+        async with Engine(project) as engine:
+            write = engine.store.write
+            refused: list[bool] = []
+
+            async def refuse(*ops: Any) -> list[Any]:
+                if not refused and any(isinstance(op, SaveAttempt)
+                                       and op.attempt.step_id == "push" for op in ops):
+                    refused.append(True)
+                    raise ValueRefused("a value the store cannot hold")
+                return await write(*ops)
+
+            monkeypatch.setattr(engine.store, "write", refuse)
+            stop = asyncio.Event()
+            worker = asyncio.create_task(engine.worker().run(stop))
+            run_id = await engine.runner.start("push", {"id": 3})
+            await sent(up, 1)  # the catch's call
+            await asyncio.sleep(0.2)  # its step's outcome is written: in the delay
+            leased = await engine.store.list_items(status="leased")
+            ended = await engine.runner.wait_for(run_id, 10)
+            stop.set()
+            await worker
+    assert ended.status == "succeeded", ended.error
+    assert len(leased) == 1 and leased[0].lease_expires_at is not None
+    assert leased[0].lease_expires_at < time.time() + 2  # the 0.2 s lease, not 10 s
+
+
+async def test_the_rate_limit_counts_a_call_from_when_it_goes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rate_limit: {requests: 1, per: 1s}` with the attempt's save between the slot and the
+    send: the first save slower than the second must not bring the two calls closer than
+    the window (found by review: 0.6 s apart)."""
+    async with Upstream() as up:
+        up.route("/orders")
+        files = push_to(up.url, retry="{max_attempts: 2}")
+        files["connectors/wh.yaml"] = files["connectors/wh.yaml"].replace(
+            "timeout: 5s", "timeout: 5s\n            rate_limit: {requests: 1, per: 1s}")
+        files["flows/push.yaml"] = """
+            name: push
+            steps:
+              - {id: each, type: split, items: payload}
+              - {id: push, type: connector, connector: wh, endpoint: create_order,
+                 concurrency: 2}
+            """
+        project = write_project(tmp_path, {**files, "interlink.yaml": CONFIG})
+        async with Engine(project) as engine:
+            write = engine.store.write
+            saves: list[bool] = []
+
+            async def slow_first(*ops: Any) -> list[Any]:
+                if any(isinstance(op, SaveAttempt) and op.attempt.decision == UNKNOWN_DECISION
+                       for op in ops):
+                    saves.append(True)
+                    if len(saves) == 1:
+                        await asyncio.sleep(0.4)  # a slow batch (the store busy)
+                return await write(*ops)
+
+            monkeypatch.setattr(engine.store, "write", slow_first)
+            stop = asyncio.Event()
+            worker = asyncio.create_task(engine.worker().run(stop))
+            run_id = await engine.runner.start("push", [{"id": 0}, {"id": 1}])
+            ended = await engine.runner.wait_for(run_id, 20)
+            stop.set()
+            await worker
+    assert ended.status == "succeeded"
+    first, second = sorted(r.at for r in up.requests_to("/orders"))
+    assert second - first >= 0.95

@@ -263,21 +263,6 @@ async def test_hold_lease_fences_and_only_lengthens(store: Store) -> None:
     assert [i.id for i in await store.claim("w2")] == ["q1"]
 
 
-async def test_a_release_after_calls_waits_out_a_hold_only(store: Store) -> None:
-    """`Release(after_calls=lease)`: not claimable before a call's hold is over (the lease's
-    expiry less the lease); an item without a hold is claimable at `run_at` as asked."""
-    await store.write(Enqueue("held", "k", None), Enqueue("plain", "k", None))
-    await store.claim("w1", limit=2, lease_s=10)
-    await store.write(HoldLease("held", "w1", 10 + 60))  # a 60 s call and the lease after
-    now = time.time()
-    await store.write(Release("held", "w1", now + 1, after_calls=10),
-                      Release("plain", "w1", now + 1, after_calls=10))
-    held, plain = await store.get_item("held"), await store.get_item("plain")
-    assert held is not None and plain is not None
-    assert now + 59 < held.run_at < now + 61
-    assert plain.run_at == pytest.approx(now + 1)
-
-
 async def test_lease_lost_rolls_back_the_whole_write(store: Store) -> None:
     """[SaveStep, Complete] with a lost lease leaves no step behind."""
     await store.enqueue("k", None, item_id="q1")

@@ -208,8 +208,15 @@ class ConnectorClient:
             if self._limiter is not None:
                 await self._limiter.acquire()
             waited = time.monotonic() - waited_start
-            if before_send is not None:
-                await before_send()
+            try:
+                if before_send is not None:
+                    await before_send()
+            except BaseException:
+                if self._limiter is not None:
+                    self._limiter.unused()
+                raise
+            if self._limiter is not None:
+                self._limiter.sent()  # the window counts it from now, after the save
             started = time.monotonic()
             try:
                 answer = await self.pool.request(

@@ -125,10 +125,9 @@ class Planner:
                 return [Statement(q["hold_lease"], {
                     "id": item_id, "owner": owner, "expires_at": now + for_s, "exact": exact,
                 }, must_change=LeaseLost(item_id, owner))]
-            case Release(item_id, owner, run_at, error, payload, replace_payload, count,
-                         after_calls):
+            case Release(item_id, owner, run_at, error, payload, replace_payload, count):
                 return [Statement(q["release"], {
-                    "id": item_id, "owner": owner, "run_at": run_at, "after_calls": after_calls,
+                    "id": item_id, "owner": owner, "run_at": run_at,
                     "error": enc.text(error), "now": now, "replace_payload": replace_payload,
                     "payload": enc.json(payload) if replace_payload else None,
                     "count_attempt": count,

@@ -146,11 +146,6 @@ class Release:
 
     `count_attempt=False` takes back the attempt its claim counted: the item was not worked
     on (what it waits for is still in progress elsewhere).
-
-    `after_calls`, the lease its owner renews with (`worker.lease`), is for an item given
-    back while a call it made may still be in flight (its handler crashed, the store failed
-    under it): not claimable before that call's hold is over either — the lease's expiry
-    less `after_calls` (a renewal sets `now + lease`, so without a hold that is past).
     """
 
     item_id: str
@@ -160,7 +155,6 @@ class Release:
     payload: Any = field(default=None)
     replace_payload: bool = False
     count_attempt: bool = True
-    after_calls: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,8 +159,10 @@ class Delivery:
                 ctx.run.id, step.id, tally.last_n, prepared.record.record(), None, _NO_CODE,
                 UNKNOWN_DECISION, started, item=self.index, redrive=ctx.run.redrive,
                 page=self.page)), *ctx.hold_lease(prepared.timeout))
-            exchange = await self.client.transmit(prepared, partial(ctx.flush, *save))
-            ctx.call_ended()
+            try:
+                exchange = await self.client.transmit(prepared, partial(ctx.flush, *save))
+            finally:  # answered, failed, or never sent (its save refused)
+                ctx.call_ended()
             outcome = await self._act(data, exchange, started)
             if outcome is not None:
                 return outcome
@@ -245,8 +247,12 @@ class Delivery:
             nonlocal flushed
             # Fenced like a call: a worker that lost the run does not log in (a login may
             # end the session another's calls use, or rotate a refresh token).
-            await self.ctx.flush(SaveAttempt(counted),
-                                 *self.ctx.hold_lease(self.client.spec.timeout))
+            fence = self.ctx.hold_lease(self.client.spec.timeout)
+            try:
+                await self.ctx.flush(SaveAttempt(counted), *fence)
+            except BaseException:
+                self.ctx.call_ended()  # not written, no login
+                raise
             flushed = True
 
         try:

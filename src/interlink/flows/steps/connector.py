@@ -173,10 +173,15 @@ class _Sender:
         tasks = [asyncio.ensure_future(one(i)) for i in range(len(self.bucket))]
         try:
             return list(await asyncio.gather(*tasks))
-        except BaseException:
-            # The store failed under one (or the run is another's now): the others stop
-            # before the worker gives the item back, so none is still sending once it can
-            # be claimed again.
+        except Exception:
+            # The store failed under one (or the run is another's now). The others end what
+            # they are doing before the worker gives the item back — a call cut off in
+            # flight could be sent again beside itself once the item is claimed again —
+            # and none starts (their next saves fail the same way, or fail fenced).
+            self.stopped = True
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        except BaseException:  # cancelled: so are they
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -63,10 +63,7 @@ WHERE id = %(id)s AND status = 'leased' AND lease_owner = %(owner)s
 
 -- name: release
 UPDATE queue
-SET status = 'ready', last_error = %(error)s, lease_owner = NULL,
-    run_at = CASE WHEN %(after_calls)s::double precision IS NULL THEN %(run_at)s
-                  ELSE GREATEST(%(run_at)s, lease_expires_at - %(after_calls)s::double precision)
-             END,
+SET status = 'ready', run_at = %(run_at)s, last_error = %(error)s, lease_owner = NULL,
     lease_expires_at = NULL, updated_at = %(now)s,
     payload = CASE WHEN %(replace_payload)s::boolean THEN %(payload)s ELSE payload END,
     attempts = CASE WHEN %(count_attempt)s::boolean THEN attempts ELSE attempts - 1 END

@@ -63,9 +63,7 @@ WHERE id = :id AND status = 'leased' AND lease_owner = :owner
 
 -- name: release
 UPDATE queue
-SET status = 'ready', last_error = :error, lease_owner = NULL,
-    run_at = CASE WHEN :after_calls IS NULL THEN :run_at
-                  ELSE MAX(:run_at, COALESCE(lease_expires_at, 0) - :after_calls) END,
+SET status = 'ready', run_at = :run_at, last_error = :error, lease_owner = NULL,
     lease_expires_at = NULL, updated_at = :now,
     payload = CASE WHEN :replace_payload THEN :payload ELSE payload END,
     attempts = CASE WHEN :count_attempt THEN attempts ELSE attempts - 1 END
