@@ -25,6 +25,13 @@ from interlink.engine import Engine
 from interlink.errors import StoreUnavailable, ValueRefused
 from interlink.store import UNKNOWN_DECISION, SaveAttempt, SaveStep
 
+#: a flow sending each item of its input, two at once
+TWO_AT_ONCE = """
+    name: push
+    steps:
+      - {id: each, type: split, items: payload}
+      - {id: push, type: connector, connector: wh, endpoint: create_order, concurrency: 2}
+    """
 #: a lease far shorter than the calls and backoffs below; polls often, so takeovers are quick
 CONFIG = "name: test\nstore: sqlite:///.interlink/test.db\nworker: {lease: 200ms, poll: 20ms}\n"
 
@@ -179,13 +186,7 @@ async def test_payloads_beside_one_the_store_failed_under_stop_before_the_item_i
     async with Upstream() as up:
         up.route("/orders", delay=1.5)
         files = push_to(up.url, retry="{max_attempts: 2}")
-        files["flows/push.yaml"] = """
-            name: push
-            steps:
-              - {id: each, type: split, items: payload}
-              - {id: push, type: connector, connector: wh, endpoint: create_order,
-                 concurrency: 2}
-            """
+        files["flows/push.yaml"] = TWO_AT_ONCE
         project = write_project(tmp_path, {**files, "interlink.yaml": CONFIG})
         async with Engine(project) as engine:
             write = engine.store.write
@@ -337,13 +338,7 @@ async def test_the_rate_limit_counts_a_call_from_when_it_goes(
         files = push_to(up.url, retry="{max_attempts: 2}")
         files["connectors/wh.yaml"] = files["connectors/wh.yaml"].replace(
             "timeout: 5s", "timeout: 5s\n            rate_limit: {requests: 1, per: 1s}")
-        files["flows/push.yaml"] = """
-            name: push
-            steps:
-              - {id: each, type: split, items: payload}
-              - {id: push, type: connector, connector: wh, endpoint: create_order,
-                 concurrency: 2}
-            """
+        files["flows/push.yaml"] = TWO_AT_ONCE
         project = write_project(tmp_path, {**files, "interlink.yaml": CONFIG})
         async with Engine(project) as engine:
             write = engine.store.write

@@ -176,8 +176,8 @@ class _Sender:
         except Exception:
             # The store failed under one (or the run is another's now). The others end what
             # they are doing before the worker gives the item back — a call cut off in
-            # flight could be sent again beside itself once the item is claimed again —
-            # and none starts (their next saves fail the same way, or fail fenced).
+            # flight could be sent again beside itself once the item is claimed again; no
+            # payload starts meanwhile, and a fenced save stops one that lost the run.
             self.stopped = True
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
