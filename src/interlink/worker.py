@@ -220,7 +220,9 @@ class Worker:
         try:
             await self.handlers[item.kind](item, self.owner)
         except LeaseLost:
-            log.warning("queue item %s: lease lost; another worker has it", item.id)
+            log.warning("queue item %s%s: lease lost; another worker has it (it sends nothing "
+                        "more; what this one did since its last write is redone there)",
+                        item.id, _of_run(item))
         except Conflict as exc:
             log.warning("queue item %s: %s; another process has it", item.id, exc)
         except StoreUnavailable as exc:
@@ -276,3 +278,10 @@ async def _first(*aws: Awaitable[object]) -> None:
     finally:
         for task in tasks:
             task.cancel()
+
+
+def _of_run(item: QueueItem) -> str:
+    """` (run r_…)` for an item that runs a run, so its log line names it."""
+    payload = item.payload
+    run_id = payload.get("run_id") if isinstance(payload, dict) else None
+    return f" (run {run_id})" if isinstance(run_id, str) else ""

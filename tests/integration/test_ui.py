@@ -17,6 +17,7 @@ from tests.ui_client import UiClient, csrf_of
 from tests.upstream import Upstream
 
 from interlink.engine import Engine
+from interlink.flows.report import run_json
 from interlink.server import build_app
 from interlink.store import Enqueue, Fail, InsertRun, Requeue, RunRecord
 
@@ -198,6 +199,26 @@ async def test_the_run_page_shows_every_attempt_with_the_secret_masked(tmp_path:
                      f"{UI}/queue/{item.id}", f"{UI}/runs/{run_id}/download/attempt-0-request"):
             body = (await ui.get(path)).body
             assert SECRET.encode() not in body and TOKEN.encode() not in body, path
+
+
+async def test_a_call_in_flight_shows_on_the_run_page_and_in_its_json(tmp_path: Path) -> None:
+    """A step's record is written with its outcome; until then the step is shown `running`
+    with its attempt `unknown` (a newcomer watching a slow call saw no step at all)."""
+    async with served(tmp_path) as (engine, up, ui):
+        up.route("/orders", delay=1.0)
+        run_id = await engine.runner.start("push", {"order": "A-2"})
+        await wait_until("the call", lambda: bool(up.requests_to("/orders")))
+        run = await engine.store.get_run(run_id)
+        assert run is not None
+        shown = await run_json(engine.store, run)
+        await ui.sign_in(TOKEN)
+        html = (await ui.get(f"{UI}/runs/{run_id}")).body.decode()
+        assert await ended(engine, run_id) == "succeeded"
+    assert [(s["id"], s["status"], s["finished_at"]) for s in shown["steps"]] == \
+        [("push", "running", None)]
+    assert [a["decision"] for a in shown["steps"][0]["attempts"]] == ["unknown"]
+    assert "Step push" in html and "s-running" in html
+    assert html.count("<details class=\"attempt") == 1
 
 
 async def test_retry_from_the_page_starts_a_run_that_succeeds(tmp_path: Path) -> None:

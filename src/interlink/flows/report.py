@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from interlink.store import UNKNOWN_DECISION, AttemptRecord, LogLine, QueueItem, RunRecord, Store
+from interlink.store import (
+    ENDED,
+    UNKNOWN_DECISION,
+    AttemptRecord,
+    LogLine,
+    QueueItem,
+    RunRecord,
+    StepRecord,
+    Store,
+)
 
 __all__ = [
     "enclosing_steps",
@@ -98,6 +107,9 @@ async def run_json(store: Store, run: RunRecord) -> dict[str, Any]:
 
     A step nested in another (in a `route`, a `try`, …) has no step record of its own: its
     attempts are listed under the top-level step it is part of, each naming its own `step`.
+    A step under way has no record yet either; one with attempts is listed all the same
+    (`steps_under_way`), so a call in flight, or one whose answer was never recorded, is
+    seen while it matters.
     """
     steps = await store.get_steps(run.id)
     attempts = await store.get_attempts(run.id)
@@ -115,10 +127,27 @@ async def run_json(store: Store, run: RunRecord) -> dict[str, Any]:
             {"id": s.step_id, "index": s.index, "status": s.status,
              "started_at": iso(s.started_at), "finished_at": iso(s.finished_at),
              "error": s.error, "attempts": by_step.get(s.step_id, [])}
-            for s in steps
+            for s in [*steps, *steps_under_way(run, steps, attempts)]
         ],
         "logs": [_log_json(line) for line in logs],
     }
+
+
+def steps_under_way(run: RunRecord, steps: list[StepRecord],
+                    attempts: list[AttemptRecord]) -> list[StepRecord]:
+    """The top-level steps with attempts but no record yet (a step's record is written with
+    its outcome): `running`, or `unfinished` when the run ended first (stopped mid-step)."""
+    outer = enclosing_steps(run.flow_spec)
+    recorded = {s.step_id for s in steps}
+    order = [s.get("id") for s in run.flow_spec.get("steps") or [] if isinstance(s, dict)]
+    status = "unfinished" if run.status in ENDED else "running"
+    found: dict[str, StepRecord] = {}
+    for attempt in attempts:
+        home = outer.get(attempt.step_id, attempt.step_id)
+        if home not in recorded and home not in found:
+            index = order.index(home) if home in order else run.step_index
+            found[home] = StepRecord(run.id, index, home, status, attempt.created_at)
+    return list(found.values())
 
 
 def item_json(item: QueueItem) -> dict[str, Any]:

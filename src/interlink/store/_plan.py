@@ -188,7 +188,8 @@ class Planner:
             params["expect_" + name] = self._column(name, value)
         conflict = None
         if expect:
-            conflict = Conflict(f"updating run {run_id}: it is no longer {dict(expect)}")
+            state = ", ".join(f"{name} {value}" for name, value in expect.items())
+            conflict = Conflict(f"updating run {run_id}: its {state} changed meanwhile")
         return Statement(f"UPDATE runs SET {assignments} WHERE {' AND '.join(where)}", params,
                          must_change=conflict)
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from interlink.flows.report import enclosing_steps
+from interlink.flows.report import enclosing_steps, steps_under_way
 from interlink.flows.runner import FlowRunner
 from interlink.store import AttemptRecord, LogLine, QueueItem, RunRecord, StepRecord, Store
 from interlink.web.filters import STATUSES, RunFilter
@@ -97,6 +97,7 @@ async def run_detail(store: Store, run: RunRecord, current_spec: dict[str, Any] 
     steps = await store.get_steps(run.id)
     attempts = await store.get_attempts(run.id)
     logs = await store.get_logs(run.id)
+    steps = [*steps, *steps_under_way(run, steps, attempts)]
     views: list[StepView] = []
     previous: list[Any] | None = [run.input]
     for step in steps:
