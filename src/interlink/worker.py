@@ -220,8 +220,8 @@ class Worker:
         try:
             await self.handlers[item.kind](item, self.owner)
         except LeaseLost:
-            log.warning("queue item %s%s: lease lost; another worker has it (it sends nothing "
-                        "more; what this one did since its last write is redone there)",
+            log.warning("queue item %s%s: lease lost; another worker has it and redoes what "
+                        "was done here since the last write; nothing more is sent from here",
                         item.id, _of_run(item))
         except Conflict as exc:
             log.warning("queue item %s: %s; another process has it", item.id, exc)
