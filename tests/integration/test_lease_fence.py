@@ -23,7 +23,7 @@ from tests.upstream import Upstream
 from interlink import worker as worker_module
 from interlink.engine import Engine
 from interlink.errors import StoreUnavailable, ValueRefused
-from interlink.store import UNKNOWN_DECISION, SaveAttempt, SaveStep
+from interlink.store import UNKNOWN_DECISION, RunRecord, SaveAttempt, SaveStep
 
 #: a flow sending each item of its input, two at once
 TWO_AT_ONCE = """
@@ -46,6 +46,35 @@ def renewals_fail(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine.store, "extend_leases", failing)
 
 
+def with_connector(files: dict[str, str], settings: str) -> dict[str, str]:
+    """`files` (from `push_to`) with the connector's `timeout: 5s` line replaced by
+    `settings` (its indentation: 12 spaces)."""
+    wh = files["connectors/wh.yaml"]
+    return {**files, "connectors/wh.yaml": wh.replace("timeout: 5s", settings)}
+
+
+async def taken_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, up: Upstream,
+                     files: dict[str, str], inputs: list[object], settle_s: float,
+                     ) -> list[RunRecord]:
+    """Two engines on one store: the first starts a run per input and its worker sends the
+    first call, its renewals failing; then the second one's worker starts and takes over
+    what lapses. Waits until every run ended and `settle_s` more (for a copy that might
+    still go); returns the runs as they ended."""
+    project = write_project(tmp_path, {**files, "interlink.yaml": CONFIG})
+    async with Engine(project) as first, Engine(project) as second:
+        renewals_fail(first, monkeypatch)
+        stop = asyncio.Event()
+        workers = [asyncio.create_task(first.worker().run(stop))]
+        ids = [await first.runner.start("push", value) for value in inputs]
+        await sent(up, 1)  # by the first worker: the second starts only now
+        workers.append(asyncio.create_task(second.worker().run(stop)))
+        ended = [await second.runner.wait_for(run_id, 30) for run_id in ids]
+        await asyncio.sleep(settle_s)
+        stop.set()
+        await asyncio.gather(*workers)
+    return ended
+
+
 async def sent(up: Upstream, n: int) -> None:
     """Wait until the upstream has received `n` calls."""
     for _ in range(500):
@@ -61,21 +90,9 @@ async def test_no_worker_takes_over_a_call_in_flight(
     timeout keeps the second worker from sending it again meanwhile."""
     async with Upstream() as up:
         up.route("/orders", delay=1.0)
-        files = push_to(up.url, retry="{max_attempts: 2}")
-        files["connectors/wh.yaml"] = files["connectors/wh.yaml"].replace("timeout: 5s",
-                                                                          "timeout: 3s")
-        project = write_project(tmp_path, {**files, "interlink.yaml": CONFIG})
-        async with Engine(project) as first, Engine(project) as second:
-            renewals_fail(first, monkeypatch)
-            stop = asyncio.Event()
-            workers = [asyncio.create_task(first.worker().run(stop))]
-            run_id = await first.runner.start("push", {"id": 1})
-            await sent(up, 1)  # by the first worker: the second starts only now
-            workers.append(asyncio.create_task(second.worker().run(stop)))
-            ended = await second.runner.wait_for(run_id, 20)
-            await asyncio.sleep(0.3)  # a second call, had one gone, would have arrived
-            stop.set()
-            await asyncio.gather(*workers)
+        files = with_connector(push_to(up.url, retry="{max_attempts: 2}"), "timeout: 3s")
+        # 0.3 s more: a second call, had one gone, would have arrived
+        [ended] = await taken_over(tmp_path, monkeypatch, up, files, [{"id": 1}], 0.3)
     assert ended.status == "succeeded"
     assert len(up.requests_to("/orders")) == 1
     assert up.max_in_flight == 1
@@ -88,21 +105,11 @@ async def test_a_worker_that_lost_its_lease_sends_nothing_more(
     go: its pre-send write finds the item is no longer its own."""
     async with Upstream() as up:
         up.route("/orders", statuses=[503, 200])
-        files = push_to(up.url, retry="{max_attempts: 3, initial: 900ms, jitter: none}")
-        files["connectors/wh.yaml"] = files["connectors/wh.yaml"].replace("timeout: 5s",
-                                                                          "timeout: 100ms")
-        project = write_project(tmp_path, {**files, "interlink.yaml": CONFIG})
-        async with Engine(project) as first, Engine(project) as second:
-            renewals_fail(first, monkeypatch)
-            stop = asyncio.Event()
-            workers = [asyncio.create_task(first.worker().run(stop))]
-            run_id = await first.runner.start("push", {"id": 2})
-            await sent(up, 1)  # by the first worker: the second starts only now
-            workers.append(asyncio.create_task(second.worker().run(stop)))
-            ended = await second.runner.wait_for(run_id, 20)
-            await asyncio.sleep(1.2)  # past the first worker's backoff
-            stop.set()
-            await asyncio.gather(*workers)
+        files = with_connector(
+            push_to(up.url, retry="{max_attempts: 3, initial: 900ms, jitter: none}"),
+            "timeout: 100ms")
+        # 1.2 s more: past the first worker's backoff
+        [ended] = await taken_over(tmp_path, monkeypatch, up, files, [{"id": 2}], 1.2)
     assert ended.status == "succeeded"
     # The 503 (from the first worker) and the 200 (from the second); never a third.
     assert len(up.requests_to("/orders")) == 2
@@ -116,21 +123,11 @@ async def test_a_call_waiting_for_its_connectors_slot_is_fenced_when_it_goes(
     were sent twice, overlapping, when the hold began before the wait)."""
     async with Upstream() as up:
         up.route("/orders", delay=1.0)
-        files = push_to(up.url, retry="{max_attempts: 2}")
-        files["connectors/wh.yaml"] = files["connectors/wh.yaml"].replace(
-            "timeout: 5s", "timeout: 1500ms\n            concurrency: 1")
-        project = write_project(tmp_path, {**files, "interlink.yaml": CONFIG})
-        async with Engine(project) as first, Engine(project) as second:
-            renewals_fail(first, monkeypatch)
-            stop = asyncio.Event()
-            workers = [asyncio.create_task(first.worker().run(stop))]
-            ids = [await first.runner.start("push", {"id": n}) for n in range(4)]
-            await sent(up, 1)
-            workers.append(asyncio.create_task(second.worker().run(stop)))
-            ended = [await second.runner.wait_for(run_id, 30) for run_id in ids]
-            await asyncio.sleep(1.2)  # a copy still queued behind the slot would go now
-            stop.set()
-            await asyncio.gather(*workers)
+        files = with_connector(push_to(up.url, retry="{max_attempts: 2}"),
+                               "timeout: 1500ms\n            concurrency: 1")
+        # 1.2 s more: a copy still queued behind the slot would go then
+        ended = await taken_over(tmp_path, monkeypatch, up, files,
+                                 [{"id": n} for n in range(4)], 1.2)
     assert [run.status for run in ended] == ["succeeded"] * 4
     keys = [r.request_id for r in up.requests_to("/orders")]
     # Each sent once (the second worker sends those whose leases lapsed while they waited:
@@ -150,8 +147,7 @@ async def test_a_run_executed_here_is_not_run_again_by_this_process_worker(
         up.route("/orders", statuses=[503, 503, 503, 503, 200])
         files = push_to(up.url, retry="{max_attempts: 3, initial: 900ms, jitter: none, "
                                       "multiplier: 1}")
-        files["connectors/wh.yaml"] = files["connectors/wh.yaml"].replace("timeout: 5s",
-                                                                          "timeout: 100ms")
+        files = with_connector(files, "timeout: 100ms")
         project = write_project(tmp_path, {**files, "interlink.yaml": CONFIG})
         async with Engine(project) as engine:
             renew = engine.store.extend_leases
@@ -223,8 +219,7 @@ async def test_the_hold_gives_way_to_the_lease_once_the_call_has_ended(tmp_path:
     async with Upstream() as up:
         up.route("/orders")
         files = push_to(up.url)
-        files["connectors/wh.yaml"] = files["connectors/wh.yaml"].replace("timeout: 5s",
-                                                                          "timeout: 10s")
+        files = with_connector(files, "timeout: 10s")
         files["flows/push.yaml"] = """
             name: push
             steps:
@@ -256,8 +251,7 @@ async def test_a_store_failure_after_the_calls_does_not_wait_for_their_timeout(
     async with Upstream() as up:
         up.route("/orders")
         files = push_to(up.url, retry="{max_attempts: 2}")
-        files["connectors/wh.yaml"] = files["connectors/wh.yaml"].replace("timeout: 5s",
-                                                                          "timeout: 10s")
+        files = with_connector(files, "timeout: 10s")
         project = write_project(tmp_path, {**files, "interlink.yaml": CONFIG})
         async with Engine(project) as engine:
             write = engine.store.write
@@ -288,8 +282,7 @@ async def test_a_refused_attempt_save_does_not_keep_the_hold_for_the_rest_of_the
     async with Upstream() as up:
         up.route("/orders")
         files = push_to(up.url)
-        files["connectors/wh.yaml"] = files["connectors/wh.yaml"].replace("timeout: 5s",
-                                                                          "timeout: 10s")
+        files = with_connector(files, "timeout: 10s")
         files["flows/push.yaml"] = """
             name: push
             steps:
@@ -336,8 +329,7 @@ async def test_the_rate_limit_counts_a_call_from_when_it_goes(
     async with Upstream() as up:
         up.route("/orders")
         files = push_to(up.url, retry="{max_attempts: 2}")
-        files["connectors/wh.yaml"] = files["connectors/wh.yaml"].replace(
-            "timeout: 5s", "timeout: 5s\n            rate_limit: {requests: 1, per: 1s}")
+        files = with_connector(files, "timeout: 5s\n            rate_limit: {requests: 1, per: 1s}")
         files["flows/push.yaml"] = TWO_AT_ONCE
         project = write_project(tmp_path, {**files, "interlink.yaml": CONFIG})
         async with Engine(project) as engine:

@@ -258,15 +258,14 @@ class Delivery:
         try:
             logged_in = await self.client.reauthenticate(exchange.credential_version, count_it)
         except Exception as exc:
-            if flushed:
-                self.ctx.call_ended()
             if isinstance(exc, StoreError) and not isinstance(exc, ValueRefused):
                 raise  # the store, not the login, failed: the run resumes later (FlowRunner)
             if not flushed:
                 self.ctx.defer(SaveAttempt(attempt))
             return Failed(f"{self.where}: re-authenticating failed: {exc}")
-        if flushed:
-            self.ctx.call_ended()
+        finally:
+            if flushed:  # the login it was fenced for has ended
+                self.ctx.call_ended()
         if logged_in:
             self.tally.reauths += 1
         if not flushed:  # static credentials count without a login; a replaced one does not
